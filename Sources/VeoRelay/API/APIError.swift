@@ -1,0 +1,89 @@
+import Foundation
+import Hummingbird
+
+/// The error envelope shared with the upstream: `{"code":400,"error":{"message","type","param"}}`.
+public struct APIError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var type: String
+    public var param: String?
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, type: String, message: String, param: String? = nil) {
+        self.status = status
+        self.type = type
+        self.message = message
+        self.param = param
+    }
+
+    public static func invalidRequest(_ message: String, param: String? = nil) -> APIError {
+        APIError(.badRequest, type: "invalid_request_error", message: message, param: param)
+    }
+
+    public static func validation(_ failure: ValidationFailure) -> APIError {
+        invalidRequest(failure.message, param: failure.param)
+    }
+
+    public static let unauthorized = APIError(
+        .unauthorized, type: "authentication_error",
+        message: "Missing or invalid API key. Send 'Authorization: Bearer <relay API key>'.")
+
+    public static func notFound(_ message: String) -> APIError {
+        APIError(.notFound, type: "not_found_error", message: message)
+    }
+
+    public static let internalError = APIError(
+        .internalServerError, type: "api_error", message: "The relay failed to handle the request; it has been logged.")
+
+    struct Envelope: Codable {
+        struct Body: Codable {
+            var message: String
+            var type: String
+            var param: String?
+        }
+
+        var code: Int
+        var error: Body
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try JSONResponse.make(status, Envelope(code: status.code, error: .init(message: message, type: type, param: param)))
+        response.headers.append(contentsOf: headers)
+        return response
+    }
+}
+
+/// JSON responses written with the relay's encoder (stable key order, explicit nulls omitted).
+public enum JSONResponse {
+    public static func make(_ status: HTTPResponse.Status = .ok, _ value: some Encodable) throws -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: try JSONCoding.encode(value))))
+    }
+}
+
+/// Turns every failure into the JSON envelope: framework errors (unknown route, body too large)
+/// keep their status; anything unexpected becomes a logged 500 that reveals nothing.
+public struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            let type = switch error.status {
+            case .notFound: "not_found_error"
+            case .unauthorized: "authentication_error"
+            default: "invalid_request_error"
+            }
+            let message = error.body ?? (error.status == .notFound ? "No such endpoint: \(request.method) \(request.uri.path)" : error.status.reasonPhrase)
+            var apiError = APIError(error.status, type: type, message: message)
+            apiError.headers = error.headers
+            throw apiError
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw APIError.internalError
+        }
+    }
+}

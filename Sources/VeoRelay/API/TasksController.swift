@@ -1,0 +1,74 @@
+import Foundation
+import Hummingbird
+
+/// `GET /v1/tasks/{id}`: the relay's stored view in the upstream's task envelope. It never calls the
+/// upstream, so clients may poll the relay as often as they like.
+public struct TasksController: Sendable {
+    let store: any Store
+
+    public func addRoutes(to group: RouterGroup<RelayRequestContext>) {
+        group.get("/tasks/:id", use: show)
+    }
+
+    @Sendable func show(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        let client = try context.requireClient()
+        let id = try context.parameters.require("id")
+        guard let task = try await store.task(id: id, clientID: client.id) else {
+            throw APIError.notFound("No task '\(id)'.")
+        }
+        let callback = try await store.callbackSummary(taskID: task.id)
+            ?? CallbackSummary(state: "waiting", attempts: 0, lastStatusCode: nil, lastError: nil, nextAttemptAt: nil)
+        return try JSONResponse.make(.ok, Envelope(code: 200, data: TaskResource(task: task, callback: callback)))
+    }
+}
+
+/// A task in the upstream's shape, plus the relay's own fields (`upstream_task_id`, `callback`).
+struct TaskResource: Encodable {
+    var id: String
+    var status: String
+    var progress: Int
+    var result: JSONValue?
+    var error: TaskError?
+    var created: Int
+    var completed: Int?
+    var estimatedTime: Double?
+    var actualTime: Double?
+    var model: String
+    var upstreamTaskID: String?
+    var callback: Callback
+
+    struct Callback: Encodable {
+        var url: String
+        var summary: CallbackSummary
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(url, forKey: .url)
+            try summary.encode(to: encoder)
+        }
+
+        enum CodingKeys: String, CodingKey { case url }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, progress, result, error, created, completed, model, callback
+        case estimatedTime = "estimated_time"
+        case actualTime = "actual_time"
+        case upstreamTaskID = "upstream_task_id"
+    }
+
+    init(task: RelayTask, callback: CallbackSummary) {
+        id = task.id
+        status = task.publicStatus
+        progress = task.progress
+        result = task.upstream?.result
+        error = task.error
+        created = Int(task.createdAt.timeIntervalSince1970)
+        completed = task.upstream?.completed ?? task.completedAt.map { Int($0.timeIntervalSince1970) }
+        estimatedTime = task.upstream?.estimatedTime
+        actualTime = task.upstream?.actualTime
+        model = task.request.model.rawValue
+        upstreamTaskID = task.upstreamTaskID
+        self.callback = Callback(url: task.callbackURL, summary: callback)
+    }
+}

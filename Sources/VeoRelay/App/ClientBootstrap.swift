@@ -1,0 +1,35 @@
+import Foundation
+
+/// Makes sure someone can call the relay: keys from configuration are written to the client table
+/// (hashed); with none configured and an empty table, one client is created and its key and
+/// secret are shown once.
+public enum ClientBootstrap {
+    public enum Outcome: Sendable, Equatable {
+        case configured(count: Int)
+        case created(name: String, apiKey: String, signingSecret: String)
+        case stored(count: Int)
+    }
+
+    public static func run(store: any Store, apiKeys: [String], webhookSecret: String?, now: Date) async throws -> Outcome {
+        if !apiKeys.isEmpty {
+            guard let webhookSecret else {
+                throw ConfigurationError("VEO_RELAY_WEBHOOK_SECRET (--webhook-secret) is required with VEO_RELAY_API_KEYS; create one with `veo-relay secret`")
+            }
+            let secret: WebhookSecret
+            do { secret = try WebhookSecret(webhookSecret) } catch { throw ConfigurationError("webhook secret: \(error)") }
+            for key in apiKeys {
+                let hash = APIKey.hash(key)
+                let id = "env_" + hash.prefix(12)
+                try await store.upsertClient(Client(id: id, name: "configured key \(hash.prefix(6))", signingSecret: secret.encoded),
+                                             keyHash: hash, now: now)
+            }
+            return .configured(count: apiKeys.count)
+        }
+        let count = try await store.clientCount()
+        if count > 0 { return .stored(count: count) }
+        let key = APIKey.generate()
+        let secret = WebhookSecret.generate().encoded
+        try await store.upsertClient(Client(id: "default", name: "default", signingSecret: secret), keyHash: APIKey.hash(key), now: now)
+        return .created(name: "default", apiKey: key, signingSecret: secret)
+    }
+}

@@ -1,0 +1,141 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// The assembled relay: one HTTP application whose service group also runs the submitter, poller
+/// and dispatcher. The executable and the tests both build it here.
+public struct Relay: Sendable {
+    public var application: Application<RouterResponder<RelayRequestContext>>
+    public var clients: ClientBootstrap.Outcome
+    public var upstreamDescription: String
+}
+
+/// The wake-up signals that connect the stages.
+struct Wakeups {
+    let submitter = WakeSignal()
+    let poller = WakeSignal()
+    let dispatcher = WakeSignal()
+}
+
+public func buildRelay(
+    _ configuration: RelayConfiguration,
+    store: (any Store)? = nil,
+    clock: any WallClock = SystemClock(),
+    logger: Logger = Logger(label: "veo-relay"),
+    metrics: PrometheusCollectorRegistry? = nil,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws -> Relay {
+    let store = try store ?? SQLiteStore(path: configuration.databasePath)
+    let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys,
+                                                webhookSecret: configuration.webhookSecret, now: clock.now())
+    let engine = configuration.engine
+    let wakeups = Wakeups()
+    let http = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout)
+
+    let router = Router(context: RelayRequestContext.self)
+    router.middlewares.add(ErrorEnvelopeMiddleware())
+    router.get("/healthz") { _, _ in try JSONResponse.make(.ok, ["status": "ok"]) }
+    if let metrics {
+        router.get("/metrics") { _, _ in
+            var text: [UInt8] = []
+            metrics.emit(into: &text)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
+        }
+    }
+    let api = router.group("v1").add(middleware: BearerAuthenticator(store: store))
+    GenerationsController(store: store, validator: RequestValidator(limits: configuration.limits), clock: clock,
+                          submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes).addRoutes(to: api)
+    TasksController(store: store).addRoutes(to: api)
+
+    let upstream: UpstreamClient
+    let upstreamDescription: String
+    switch configuration.upstream {
+    case .remote(let url, let apiKey):
+        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)))
+        upstreamDescription = url
+    case .simulated(var simulatorConfiguration):
+        // The simulator is mounted on the relay's own server; a random key keeps outsiders out of it.
+        let internalKey = APIKey.generate()
+        simulatorConfiguration.apiKey = internalKey
+        UpstreamSimulator(configuration: simulatorConfiguration, clock: clock).addRoutes(to: router.group("simulator"))
+        let url = configuration.loopbackBaseURL + "/simulator"
+        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)))
+        upstreamDescription = "built-in simulator at \(url) (time scale \(simulatorConfiguration.timeScale))"
+    }
+
+    let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher)
+    let leases = LeaseIssuer(owner: configuration.instanceID, duration: engine.leaseDuration, clock: clock)
+    let release: @Sendable () async throws -> Void = { try await store.releaseLeases(owner: leases.owner) }
+
+    let submitter = Submitter(store: store, upstream: upstream, clock: clock, configuration: engine, events: events,
+                              logger: logger)
+    let poller = Poller(store: store, upstream: upstream, clock: clock, configuration: engine, events: events, logger: logger)
+    let dispatcher = Dispatcher(store: store, http: http, clock: clock, configuration: engine, logger: logger)
+
+    let workers: [any Service] = [
+        WorkerLoop<Dispatcher.Claim>(
+            name: "dispatcher", concurrency: engine.deliveryConcurrency, idleInterval: engine.idleInterval,
+            wake: wakeups.dispatcher, logger: logger,
+            claim: { limit in
+                let lease = leases.next()
+                return try await store.claimDeliveries(now: clock.now(), limit: limit, lease: lease)
+                    .map { Dispatcher.Claim(delivery: $0, lease: lease) }
+            },
+            process: dispatcher.process, releaseLeases: release),
+        WorkerLoop<Claimed>(
+            name: "poller", concurrency: engine.pollConcurrency, idleInterval: engine.idleInterval,
+            wake: wakeups.poller, logger: logger,
+            claim: { limit in
+                let lease = leases.next()
+                return try await store.claimTasks(.poll, now: clock.now(), limit: limit, lease: lease).map { Claimed(task: $0, lease: lease) }
+            },
+            process: poller.process, releaseLeases: release),
+        WorkerLoop<Claimed>(
+            name: "submitter", concurrency: engine.submitConcurrency, idleInterval: engine.idleInterval,
+            wake: wakeups.submitter, logger: logger,
+            claim: { limit in
+                let lease = leases.next()
+                return try await store.claimTasks(.submission, now: clock.now(), limit: limit, lease: lease)
+                    .map { Claimed(task: $0, lease: lease) }
+            },
+            process: { claimed in
+                await submitter.process(claimed)
+                wakeups.poller.signal()
+            },
+            releaseLeases: release),
+    ]
+
+    // Services stop in reverse order: the server stops accepting first, then the submitter, poller
+    // and dispatcher finish what they hold, and the HTTP client they share closes last.
+    let application = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veo-relay"),
+        services: [HTTPClientService(client: http)] + workers,
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: logger)
+    return Relay(application: application, clients: clients, upstreamDescription: upstreamDescription)
+}
+
+/// Owns an `HTTPClient` for the life of a service group and shuts it down at the end.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}
+
+/// Leases for one relay instance: its name and a fixed duration from now.
+struct LeaseIssuer: Sendable {
+    let owner: String
+    let duration: TimeInterval
+    let clock: any WallClock
+
+    func next() -> Lease {
+        Lease(owner: owner, expiresAt: clock.now().addingTimeInterval(duration))
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// Where the relay sends generations.
+public enum UpstreamMode: Sendable {
+    /// The real gateway.
+    case remote(url: String, apiKey: String)
+    /// The built-in simulator, served by the relay itself under `/simulator`.
+    case simulated(SimulatorConfiguration)
+}
+
+/// Everything `serve` can be told. Defaults are the embedded setup: loopback, a SQLite file in the
+/// working directory, and the simulator when no upstream key is configured.
+public struct RelayConfiguration: Sendable {
+    public static let defaultUpstreamURL = "https://xcompute.us"
+
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var databasePath = "veo-relay.sqlite"
+    public var upstream: UpstreamMode = .simulated(SimulatorConfiguration(timeScale: 0.1))
+    /// Relay API keys; empty means "use (or create) the clients stored in the database".
+    public var apiKeys: [String] = []
+    /// Signs webhooks for `apiKeys`; required when they are set.
+    public var webhookSecret: String?
+    public var engine = EngineConfiguration()
+    public var limits = RequestLimits()
+    public var maxBodyBytes = 64 * 1024
+    /// Names this process in leases, so several relays can share one database.
+    public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(Identifier.make(prefix: "").suffix(6))"
+
+    public init() {}
+
+    /// The address the relay reaches itself on, for the in-process simulator.
+    var loopbackBaseURL: String {
+        let host = switch self.host {
+        case "0.0.0.0", "": "127.0.0.1"
+        case "::": "[::1]"
+        case let host where host.contains(":"): "[\(host)]"
+        case let host: host
+        }
+        return "http://\(host):\(port)"
+    }
+}

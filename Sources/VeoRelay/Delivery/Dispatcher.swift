@@ -1,0 +1,112 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+
+/// Delivers webhook events: signs each attempt, POSTs it, and decides from the answer whether the
+/// event is delivered, to be retried later (per the stored schedule), exhausted, or gone.
+public struct Dispatcher: Sendable {
+    let store: any Store
+    let http: HTTPClient
+    let clock: any WallClock
+    let configuration: EngineConfiguration
+    let logger: Logger
+
+    public static let userAgent = "veo-relay-webhooks/1"
+    static let excerptBytes = 1_024
+
+    public init(store: any Store, http: HTTPClient, clock: any WallClock, configuration: EngineConfiguration, logger: Logger) {
+        self.store = store
+        self.http = http
+        self.clock = clock
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public struct Claim: Sendable {
+        public var delivery: PendingDelivery
+        public var lease: Lease
+    }
+
+    public func process(_ claim: Claim) async {
+        let delivery = claim.delivery
+        let started = clock.now()
+        let outcome = await attempt(delivery, at: started)
+        let attempt = DeliveryAttempt(eventID: delivery.eventID, attemptedAt: started, statusCode: outcome.statusCode,
+                                      latency: outcome.latency, error: outcome.error, responseExcerpt: outcome.excerpt)
+        let resolution = resolve(outcome, attemptsMade: delivery.attempts + 1, now: clock.now())
+        Counter(label: "veo_relay_delivery_attempts_total", dimensions: [("result", Self.label(resolution))]).increment()
+        Timer(label: "veo_relay_delivery_latency_seconds").recordSeconds(outcome.latency)
+        logger.info("delivery attempt", metadata: [
+            "event": "\(delivery.eventID)", "task": "\(delivery.taskID)", "attempt": "\(delivery.attempts + 1)",
+            "status": "\(outcome.statusCode.map(String.init) ?? "-")", "result": "\(Self.label(resolution))",
+        ])
+        do {
+            try await store.recordAttempt(attempt, resolution: resolution, lease: claim.lease)
+        } catch {
+            logger.error("could not record delivery attempt", metadata: ["event": "\(delivery.eventID)", "error": "\(error)"])
+        }
+    }
+
+    struct Outcome {
+        var statusCode: Int?
+        var retryAfter: TimeInterval?
+        var latency: TimeInterval
+        var error: String?
+        var excerpt: String?
+    }
+
+    func attempt(_ delivery: PendingDelivery, at now: Date) async -> Outcome {
+        let timestamp = Int(now.timeIntervalSince1970)
+        let secrets = delivery.signingSecrets.compactMap { try? WebhookSecret($0) }
+        var request = HTTPClientRequest(url: delivery.callbackURL)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: Self.userAgent)
+        request.headers.add(name: "webhook-id", value: delivery.eventID)
+        request.headers.add(name: "webhook-timestamp", value: String(timestamp))
+        request.headers.add(name: "webhook-signature",
+                            value: WebhookSignature.header(id: delivery.eventID, timestamp: timestamp, body: delivery.payload, secrets: secrets))
+        request.body = .bytes(ByteBuffer(bytes: delivery.payload))
+        let started = ContinuousClock.now
+        func elapsed() -> TimeInterval {
+            let duration = ContinuousClock.now - started
+            return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        }
+        do {
+            let response = try await http.execute(request, timeout: .milliseconds(Int64(configuration.deliveryTimeout * 1000)))
+            let body = try? await response.body.collect(upTo: Self.excerptBytes * 64)
+            let excerpt = body.map { String(decoding: Data(buffer: $0).prefix(Self.excerptBytes), as: UTF8.self) }
+            return Outcome(statusCode: Int(response.status.code),
+                           retryAfter: response.headers.first(name: "Retry-After").flatMap(TimeInterval.init),
+                           latency: elapsed(), error: nil, excerpt: excerpt)
+        } catch {
+            return Outcome(statusCode: nil, retryAfter: nil, latency: elapsed(), error: "\(error)", excerpt: nil)
+        }
+    }
+
+    /// 2xx delivered; 410 gone; anything else (3xx included: redirects are never followed) retried
+    /// per the schedule, waiting at least `Retry-After` on 429 and 503.
+    func resolve(_ outcome: Outcome, attemptsMade: Int, now: Date) -> DeliveryResolution {
+        switch outcome.statusCode {
+        case (200..<300)?: return .delivered
+        case 410?: return .gone
+        default:
+            let honoured = [429, 503].contains(outcome.statusCode ?? 0) ? outcome.retryAfter : nil
+            guard let next = configuration.retrySchedule.nextAttempt(after: attemptsMade, now: now, retryAfter: honoured) else {
+                return .exhausted
+            }
+            return .retry(at: next)
+        }
+    }
+
+    static func label(_ resolution: DeliveryResolution) -> String {
+        switch resolution {
+        case .delivered: "delivered"
+        case .retry: "retry"
+        case .exhausted: "exhausted"
+        case .gone: "gone"
+        }
+    }
+}

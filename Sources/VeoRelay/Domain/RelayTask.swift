@@ -1,0 +1,211 @@
+import Foundation
+
+/// Where a task is in the relay's life cycle. Every change is one store transaction.
+///
+///     queued ──▶ submitting ──▶ running ──▶ succeeded | failed | cancelled
+///        │            └────────────────────▶ failed (outcome unknown, rejected)
+///        └── retried while the upstream cannot be reached
+public enum TaskState: String, Sendable, Codable, CaseIterable {
+    /// Accepted and committed; not yet sent upstream.
+    case queued
+    /// The submission is on the wire. Finding a task here after its lease expired means the
+    /// relay died mid-request: it may have been paid for, so it is never resent automatically.
+    case submitting
+    /// The upstream has it; the poller follows it.
+    case running
+    case succeeded
+    case failed
+    case cancelled
+
+    public var isTerminal: Bool {
+        switch self {
+        case .succeeded, .failed, .cancelled: true
+        case .queued, .submitting, .running: false
+        }
+    }
+}
+
+/// Why a task failed: a stable machine code plus a human message (the upstream's, when it gave one).
+public struct TaskError: Codable, Sendable, Equatable {
+    public var code: String
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.init(code: code.rawValue, message: message)
+    }
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public enum Code: String, Sendable {
+        /// The upstream reported the generation as failed.
+        case upstreamFailed = "upstream_failed"
+        /// The upstream refused the submission (400/401/402/403).
+        case upstreamRejected = "upstream_rejected"
+        /// The submission may have reached the upstream; resending could pay twice.
+        case submissionOutcomeUnknown = "submission_outcome_unknown"
+        /// The upstream no longer knows the task.
+        case upstreamTaskNotFound = "upstream_task_not_found"
+        case cancelled
+    }
+}
+
+/// The upstream's view of a task as last polled (stored as this JSON).
+public struct UpstreamTaskView: Sendable, Equatable, Codable {
+    public var status: String
+    public var progress: Int?
+    public var result: JSONValue?
+    public var error: JSONValue?
+    public var created: Int?
+    public var completed: Int?
+    public var estimatedTime: Double?
+    public var actualTime: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case status, progress, result, error, created, completed
+        case estimatedTime = "estimated_time"
+        case actualTime = "actual_time"
+    }
+
+    public init(status: String, progress: Int? = nil, result: JSONValue? = nil, error: JSONValue? = nil,
+                created: Int? = nil, completed: Int? = nil, estimatedTime: Double? = nil, actualTime: Double? = nil) {
+        self.status = status
+        self.progress = progress
+        self.result = result
+        self.error = error
+        self.created = created
+        self.completed = completed
+        self.estimatedTime = estimatedTime
+        self.actualTime = actualTime
+    }
+
+    /// The relay state an upstream status maps to; `nil` while the upstream is still working.
+    public var terminalState: TaskState? {
+        switch status {
+        case "completed", "succeeded": .succeeded
+        case "failed": .failed
+        case "cancelled", "canceled": .cancelled
+        default: nil
+        }
+    }
+
+    /// The upstream's error message, wherever in its loosely specified error object it put one.
+    public var errorMessage: String? {
+        error.flatMap(Self.message(in:))
+    }
+
+    /// Finds a human message in an upstream error object or error response body, whose shape the
+    /// upstream does not fix (`message`, `msg`, `error.message`, or a bare string).
+    public static func message(in value: JSONValue) -> String? {
+        if let text = value.stringValue { return text }
+        for key in ["message", "msg", "error", "reason", "detail"] {
+            if let found = value[key].flatMap(message(in:)) { return found }
+        }
+        return nil
+    }
+}
+
+/// One accepted generation and everything the relay knows about it.
+public struct RelayTask: Sendable, Equatable {
+    public var id: String
+    public var clientID: String
+    public var request: GenerationRequest
+    public var callbackURL: String
+    public var metadata: JSONValue?
+    public var state: TaskState
+    public var upstreamTaskID: String?
+    public var upstream: UpstreamTaskView?
+    public var error: TaskError?
+    public var createdAt: Date
+    public var submittedAt: Date?
+    public var completedAt: Date?
+    /// When the submitter or poller should next look at this task; nil once terminal.
+    public var nextRunAt: Date?
+    /// Consecutive failed attempts at the current step (submission or poll); drives backoff.
+    public var failures: Int
+
+    public init(id: String = Identifier.task(), clientID: String, request: RelayRequest, now: Date) {
+        self.id = id
+        self.clientID = clientID
+        self.request = request.generation
+        self.callbackURL = request.callbackURL
+        self.metadata = request.metadata
+        self.state = .queued
+        self.createdAt = now
+        self.nextRunAt = now
+        self.failures = 0
+    }
+
+    // MARK: Transitions
+
+    public mutating func beginSubmission() {
+        precondition(state == .queued, "only a queued task can be submitted")
+        state = .submitting
+    }
+
+    public mutating func submitted(upstreamTaskID: String, at now: Date, firstPollAt: Date) {
+        state = .running
+        self.upstreamTaskID = upstreamTaskID
+        submittedAt = now
+        nextRunAt = firstPollAt
+        failures = 0
+    }
+
+    /// A step failed in a way worth retrying: count it and come back later.
+    public mutating func retry(at date: Date) {
+        if state == .submitting { state = .queued }
+        failures += 1
+        nextRunAt = date
+    }
+
+    /// Ends the task as failed, returning the event to announce.
+    public mutating func fail(_ code: TaskError.Code, message: String, at now: Date) -> WebhookEventType {
+        state = .failed
+        error = TaskError(code: code, message: message)
+        finish(at: now)
+        return .taskFailed
+    }
+
+    /// Records a poll. Returns the event to announce when the poll shows the task has ended.
+    public mutating func observe(_ view: UpstreamTaskView, at now: Date, nextPollAt: Date) -> WebhookEventType? {
+        upstream = view
+        failures = 0
+        guard let terminal = view.terminalState else {
+            nextRunAt = nextPollAt
+            return nil
+        }
+        state = terminal
+        switch terminal {
+        case .failed:
+            error = TaskError(code: .upstreamFailed, message: view.errorMessage ?? "The upstream reported the generation as failed.")
+        case .cancelled:
+            error = TaskError(code: .cancelled, message: view.errorMessage ?? "The upstream cancelled the generation.")
+        default:
+            break
+        }
+        finish(at: now)
+        return terminal == .succeeded ? .taskSucceeded : .taskFailed
+    }
+
+    private mutating func finish(at now: Date) {
+        completedAt = now
+        nextRunAt = nil
+    }
+
+    /// The status in the upstream's vocabulary, which is what drop-in clients understand.
+    public var publicStatus: String {
+        switch state {
+        case .queued, .submitting: "pending"
+        case .running: upstream?.status ?? "pending"
+        case .succeeded: "completed"
+        case .failed: "failed"
+        case .cancelled: "cancelled"
+        }
+    }
+
+    public var progress: Int {
+        state == .succeeded ? 100 : (upstream?.progress ?? 0)
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+
+public enum WebhookEventType: String, Sendable, Codable, CaseIterable {
+    case taskSucceeded = "task.succeeded"
+    case taskFailed = "task.failed"
+}
+
+/// A generated video as subscribers see it: one URL and when it stops working.
+public struct VideoLink: Codable, Sendable, Equatable {
+    public var url: String
+    public var expiresAt: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case url
+        case expiresAt = "expires_at"
+    }
+
+    /// Flattens the upstream's result, whose `url` is a string or an array depending on the model.
+    public static func links(from result: JSONValue?) -> [VideoLink] {
+        guard case .array(let videos)? = result?["videos"] else { return [] }
+        return videos.flatMap { video -> [VideoLink] in
+            let expiresAt = video["expires_at"]?.numberValue.map { Int($0) }
+            switch video["url"] {
+            case .string(let url)?: return [VideoLink(url: url, expiresAt: expiresAt)]
+            case .array(let urls)?: return urls.compactMap(\.stringValue).map { VideoLink(url: $0, expiresAt: expiresAt) }
+            default: return []
+            }
+        }
+    }
+}
+
+/// The Standard Webhooks envelope `{type, timestamp, data}` the relay POSTs to a callback URL.
+/// Built once when the event is created; retries send the same bytes.
+public struct WebhookPayload: Codable, Sendable, Equatable {
+    public var type: String
+    public var timestamp: String
+    public var data: TaskEventData
+
+    public init(type: WebhookEventType, task: RelayTask, at now: Date) {
+        self.type = type.rawValue
+        self.timestamp = now.formatted(.iso8601)
+        self.data = TaskEventData(task: task)
+    }
+}
+
+public struct TaskEventData: Codable, Sendable, Equatable {
+    public var taskID: String
+    public var upstreamTaskID: String?
+    public var status: String
+    public var progress: Int
+    public var videos: [VideoLink]
+    public var error: TaskError?
+    public var request: GenerationRequest
+    public var metadata: JSONValue?
+    public var createdAt: Int
+    public var completedAt: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case status, progress, videos, error, request, metadata
+        case taskID = "task_id"
+        case upstreamTaskID = "upstream_task_id"
+        case createdAt = "created_at"
+        case completedAt = "completed_at"
+    }
+
+    public init(task: RelayTask) {
+        taskID = task.id
+        upstreamTaskID = task.upstreamTaskID
+        status = task.publicStatus
+        progress = task.progress
+        videos = VideoLink.links(from: task.upstream?.result)
+        error = task.error
+        request = task.request
+        metadata = task.metadata
+        createdAt = Int(task.createdAt.timeIntervalSince1970)
+        completedAt = task.completedAt.map { Int($0.timeIntervalSince1970) }
+    }
+}

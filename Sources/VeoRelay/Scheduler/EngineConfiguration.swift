@@ -1,0 +1,63 @@
+import Foundation
+
+/// Tunables of the submit → poll → deliver pipeline.
+public struct EngineConfiguration: Sendable {
+    /// Poll interval once a task is past its expected completion.
+    public var pollInterval: TimeInterval = 5
+    /// How long a claimed row stays owned; must exceed the longest HTTP call.
+    public var leaseDuration: TimeInterval = 60
+    /// How long an idle worker sleeps before looking for due work again.
+    public var idleInterval: Duration = .seconds(1)
+    public var submitConcurrency = 4
+    public var pollConcurrency = 16
+    public var deliveryConcurrency = 32
+    /// Backoff for upstream failures worth retrying (submissions and polls).
+    public var upstreamBackoff = Backoff(base: 2, maximum: 300)
+    /// Consecutive 404s for a known upstream task before it is declared lost.
+    public var notFoundLimit = 5
+    public var retrySchedule = RetrySchedule.standard
+    public var deliveryConnectTimeout: TimeInterval = 5
+    public var deliveryTimeout: TimeInterval = 15
+    public var upstreamTimeout: TimeInterval = 30
+
+    public init() {}
+}
+
+/// Exponential backoff with full jitter in its upper half, capped.
+public struct Backoff: Sendable, Equatable {
+    public var base: TimeInterval
+    public var maximum: TimeInterval
+
+    public init(base: TimeInterval, maximum: TimeInterval) {
+        self.base = base
+        self.maximum = maximum
+    }
+
+    /// The delay after `failures` consecutive failures (1 = the first), at least `retryAfter`.
+    public func delay(failures: Int, retryAfter: TimeInterval? = nil) -> TimeInterval {
+        let exponential = min(maximum, base * pow(2, Double(max(0, failures - 1))))
+        return max(exponential * Double.random(in: 0.5...1), retryAfter ?? 0)
+    }
+}
+
+/// When to poll a running task next: at the upstream's `estimated_time` while the task is not yet
+/// due, then every `interval` once it is.
+public struct PollSchedule: Sendable {
+    public var interval: TimeInterval
+
+    public init(interval: TimeInterval) {
+        self.interval = interval
+    }
+
+    /// The first poll comes one interval after submission: the submit answer carries no estimate.
+    public func firstPoll(submittedAt: Date) -> Date {
+        submittedAt.addingTimeInterval(interval)
+    }
+
+    public func nextPoll(for task: RelayTask, observed view: UpstreamTaskView, now: Date) -> Date {
+        let regular = now.addingTimeInterval(interval)
+        guard let estimate = view.estimatedTime, let submittedAt = task.submittedAt else { return regular }
+        let expectedEnd = submittedAt.addingTimeInterval(estimate)
+        return expectedEnd > regular ? expectedEnd : regular
+    }
+}

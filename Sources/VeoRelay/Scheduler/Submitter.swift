@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+import Metrics
+
+/// Sends queued tasks upstream, exactly once. The task is marked `submitting` in its own transaction
+/// before the request leaves, so a relay that dies mid-request leaves a trace: the next claim finds
+/// the task `submitting` with an expired lease and fails it as `submission_outcome_unknown`
+/// instead of paying for it twice.
+public struct Submitter: Sendable {
+    let store: any Store
+    let upstream: UpstreamClient
+    let clock: any WallClock
+    let configuration: EngineConfiguration
+    let events: EventAnnouncer
+    let logger: Logger
+
+    public init(store: any Store, upstream: UpstreamClient, clock: any WallClock, configuration: EngineConfiguration,
+                events: EventAnnouncer, logger: Logger) {
+        self.store = store
+        self.upstream = upstream
+        self.clock = clock
+        self.configuration = configuration
+        self.events = events
+        self.logger = logger
+    }
+
+    public func process(_ claimed: Claimed) async {
+        var task = claimed.task
+        let lease = claimed.lease
+        do {
+            if task.state == .submitting {
+                let type = task.fail(.submissionOutcomeUnknown,
+                                     message: "The relay stopped while submitting; the upstream may have accepted the task. Resubmit deliberately if needed.",
+                                     at: clock.now())
+                try await events.save(task, lease: lease, announcing: type)
+                return
+            }
+            task.beginSubmission()
+            try await store.save(task, lease: lease, keepLease: true, event: nil)
+            let upstreamID: String
+            do {
+                upstreamID = try await upstream.submit(task.request)
+            } catch {
+                try await handle(error, task: &task, lease: lease)
+                return
+            }
+            let now = clock.now()
+            task.submitted(upstreamTaskID: upstreamID, at: now,
+                           firstPollAt: PollSchedule(interval: configuration.pollInterval).firstPoll(submittedAt: now))
+            try await store.save(task, lease: lease, keepLease: false, event: nil)
+            Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "submitted")]).increment()
+            logger.info("submitted", metadata: ["task": "\(task.id)", "upstream_task": "\(upstreamID)"])
+        } catch {
+            logger.error("submission step failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+        }
+    }
+
+    private func handle(_ error: UpstreamError, task: inout RelayTask, lease: Lease) async throws {
+        Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", Self.outcome(error))]).increment()
+        logger.warning("submission failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+        let now = clock.now()
+        switch error {
+        case .transient(_, _, let retryAfter):
+            task.retry(at: now.addingTimeInterval(configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)))
+            try await store.save(task, lease: lease, keepLease: false, event: nil)
+        case .rejected(let status, let message):
+            let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP \(status)): \(message)", at: now)
+            try await events.save(task, lease: lease, announcing: type)
+        case .notFound(let message):
+            let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP 404): \(message)", at: now)
+            try await events.save(task, lease: lease, announcing: type)
+        case .outcomeUnknown(let message):
+            let type = task.fail(.submissionOutcomeUnknown,
+                                 message: "No answer from the upstream after the request was sent (\(message)); it may have been accepted.",
+                                 at: now)
+            try await events.save(task, lease: lease, announcing: type)
+        }
+    }
+
+    private static func outcome(_ error: UpstreamError) -> String {
+        switch error {
+        case .transient: "retried"
+        case .rejected, .notFound: "rejected"
+        case .outcomeUnknown: "outcome_unknown"
+        }
+    }
+}
+
+/// A task together with the lease under which a worker may change it.
+public struct Claimed: Sendable {
+    public var task: RelayTask
+    public var lease: Lease
+}
+
+/// Saves a task's terminal transition together with its webhook event, then wakes the dispatcher.
+public struct EventAnnouncer: Sendable {
+    let store: any Store
+    let clock: any WallClock
+    let dispatcherWake: WakeSignal
+
+    public init(store: any Store, clock: any WallClock, dispatcherWake: WakeSignal) {
+        self.store = store
+        self.clock = clock
+        self.dispatcherWake = dispatcherWake
+    }
+
+    public func save(_ task: RelayTask, lease: Lease, announcing type: WebhookEventType) async throws {
+        let payload = try JSONCoding.encode(WebhookPayload(type: type, task: task, at: clock.now()))
+        try await store.save(task, lease: lease, keepLease: false, event: NewEvent(type: type, payload: payload))
+        Counter(label: "veo_relay_tasks_finished_total", dimensions: [("type", type.rawValue)]).increment()
+        dispatcherWake.signal()
+    }
+}

@@ -1,0 +1,80 @@
+import GRDB
+
+/// The SQLite schema as small numbered steps; GRDB records which ran in `grdb_migrations`.
+/// Times are unix seconds (REAL), the same representation the PostgreSQL store uses.
+enum SQLiteMigrations {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("001-clients") { db in
+            try db.execute(sql: """
+                CREATE TABLE clients (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    key_hash TEXT NOT NULL UNIQUE,
+                    signing_secret TEXT NOT NULL,
+                    created_at REAL NOT NULL
+                )
+                """)
+        }
+        migrator.registerMigration("002-tasks") { db in
+            try db.execute(sql: """
+                CREATE TABLE tasks (
+                    id TEXT PRIMARY KEY,
+                    client_id TEXT NOT NULL,
+                    request_json TEXT NOT NULL,
+                    callback_url TEXT NOT NULL,
+                    metadata_json TEXT,
+                    state TEXT NOT NULL,
+                    upstream_task_id TEXT,
+                    upstream_json TEXT,
+                    error_code TEXT,
+                    error_message TEXT,
+                    created_at REAL NOT NULL,
+                    submitted_at REAL,
+                    completed_at REAL,
+                    next_run_at REAL,
+                    failures INTEGER NOT NULL DEFAULT 0,
+                    lease_owner TEXT,
+                    lease_expires_at REAL
+                );
+                CREATE INDEX tasks_due ON tasks (state, next_run_at);
+                CREATE INDEX tasks_client ON tasks (client_id, created_at);
+                """)
+        }
+        migrator.registerMigration("003-events") { db in
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    id TEXT PRIMARY KEY,
+                    task_id TEXT NOT NULL REFERENCES tasks(id),
+                    seq INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    callback_url TEXT NOT NULL,
+                    client_id TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL,
+                    last_status_code INTEGER,
+                    last_error TEXT,
+                    delivered_at REAL,
+                    lease_owner TEXT,
+                    lease_expires_at REAL,
+                    UNIQUE (task_id, seq)
+                );
+                CREATE INDEX events_due ON events (state, next_attempt_at);
+                CREATE TABLE delivery_attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL REFERENCES events(id),
+                    attempted_at REAL NOT NULL,
+                    status_code INTEGER,
+                    latency REAL NOT NULL,
+                    error TEXT,
+                    response_excerpt TEXT
+                );
+                CREATE INDEX delivery_attempts_event ON delivery_attempts (event_id, attempted_at);
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import GRDB
+
+/// The embedded store: one SQLite file in WAL mode through GRDB. Writes are serialised by SQLite,
+/// so a claim (an `UPDATE … RETURNING`) is atomic across every process that opens the file.
+public final class SQLiteStore: Store {
+    private let pool: DatabasePool
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        // Another relay process may hold the write lock for a moment; wait instead of failing.
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try SQLiteMigrations.migrator.migrate(pool)
+    }
+
+    // MARK: Tasks
+
+    public func insert(_ task: RelayTask) async throws {
+        let columns = try TaskColumns(task)
+        try await pool.write { db in
+            do {
+                try db.execute(sql: """
+                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, state, created_at, next_run_at, failures)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [task.id, task.clientID, columns.requestJSON, task.callbackURL, columns.metadataJSON,
+                                     task.state.rawValue, task.createdAt.timeIntervalSince1970,
+                                     task.nextRunAt?.timeIntervalSince1970, task.failures])
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                throw StoreError.duplicateTask(task.id)
+            }
+        }
+    }
+
+    public func task(id: String, clientID: String) async throws -> RelayTask? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ? AND client_id = ?", arguments: [id, clientID])
+                .map(TaskColumns.task(from:))
+        }
+    }
+
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+        let condition = switch work {
+        case .submission:
+            "(state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now))"
+                + " OR (state = 'submitting' AND lease_expires_at < :now)"
+        case .poll:
+            "state = 'running' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)"
+        }
+        return try await pool.write { db in
+            try Row.fetchAll(db, sql: """
+                UPDATE tasks SET lease_owner = :owner, lease_expires_at = :expires
+                WHERE id IN (SELECT id FROM tasks WHERE \(condition) ORDER BY next_run_at LIMIT :limit)
+                RETURNING *
+                """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
+                                 "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
+                .map(TaskColumns.task(from:))
+                .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
+        }
+    }
+
+    public func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws {
+        let columns = try TaskColumns(task)
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE tasks SET state = ?, upstream_task_id = ?, upstream_json = ?, error_code = ?, error_message = ?,
+                    submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?,
+                    lease_owner = ?, lease_expires_at = ?
+                WHERE id = ? AND lease_owner = ?
+                """, arguments: [task.state.rawValue, task.upstreamTaskID, columns.upstreamJSON, task.error?.code, task.error?.message,
+                                 task.submittedAt?.timeIntervalSince1970, task.completedAt?.timeIntervalSince1970,
+                                 task.nextRunAt?.timeIntervalSince1970, task.failures,
+                                 keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
+                                 task.id, lease.owner])
+            guard db.changesCount == 1 else { throw StoreError.leaseLost(task.id) }
+            guard let event else { return }
+            let now = (task.completedAt ?? Date()).timeIntervalSince1970
+            try db.execute(sql: """
+                INSERT INTO events (id, task_id, seq, type, payload, callback_url, client_id, created_at, state, next_attempt_at)
+                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, 'pending', ?)
+                """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, task.callbackURL, task.clientID, now, now])
+        }
+    }
+
+    // MARK: Deliveries
+
+    public func claimDeliveries(now: Date, limit: Int, lease: Lease) async throws -> [PendingDelivery] {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                UPDATE events SET lease_owner = :owner, lease_expires_at = :expires
+                WHERE id IN (
+                    SELECT e.id FROM events e
+                    WHERE e.state = 'pending' AND e.next_attempt_at <= :now
+                      AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
+                      AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
+                    ORDER BY e.next_attempt_at LIMIT :limit)
+                RETURNING id, task_id, type, payload, callback_url, client_id, attempts
+                """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
+                                 "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
+            return try rows.map { row in
+                let clientID: String = row["client_id"]
+                let secret = try String.fetchOne(db, sql: "SELECT signing_secret FROM clients WHERE id = ?", arguments: [clientID])
+                return PendingDelivery(eventID: row["id"], taskID: row["task_id"], type: row["type"], payload: row["payload"],
+                                       callbackURL: row["callback_url"], attempts: row["attempts"],
+                                       signingSecrets: secret.map { [$0] } ?? [])
+            }
+        }
+    }
+
+    public func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws {
+        let (state, nextAttempt, deliveredAt): (DeliveryState, Date?, Date?) = switch resolution {
+        case .delivered: (.delivered, nil, attempt.attemptedAt)
+        case .retry(let date): (.pending, date, nil)
+        case .exhausted: (.failed, nil, nil)
+        case .gone: (.gone, nil, nil)
+        }
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_status_code = ?, last_error = ?,
+                    delivered_at = ?, lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = ? AND lease_owner = ?
+                """, arguments: [state.rawValue, nextAttempt?.timeIntervalSince1970, attempt.statusCode, attempt.error,
+                                 deliveredAt?.timeIntervalSince1970, attempt.eventID, lease.owner])
+            guard db.changesCount == 1 else { throw StoreError.leaseLost(attempt.eventID) }
+            try db.execute(sql: """
+                INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [attempt.eventID, attempt.attemptedAt.timeIntervalSince1970, attempt.statusCode,
+                                 attempt.latency, attempt.error, attempt.responseExcerpt])
+        }
+    }
+
+    public func callbackSummary(taskID: String) async throws -> CallbackSummary? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events
+                WHERE task_id = ? ORDER BY seq DESC LIMIT 1
+                """, arguments: [taskID]).map { row in
+                CallbackSummary(state: row["state"], attempts: row["attempts"], lastStatusCode: row["last_status_code"],
+                                lastError: row["last_error"], nextAttemptAt: (row["next_attempt_at"] as Double?).map { Int($0) })
+            }
+        }
+    }
+
+    public func releaseLeases(owner: String) async throws {
+        try await pool.write { db in
+            // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
+            try db.execute(sql: "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ? AND state <> 'submitting'",
+                           arguments: [owner])
+            try db.execute(sql: "UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?", arguments: [owner])
+        }
+    }
+
+    // MARK: Clients
+
+    public func client(keyHash: String) async throws -> Client? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, name, signing_secret FROM clients WHERE key_hash = ?", arguments: [keyHash])
+                .map { Client(id: $0["id"], name: $0["name"], signingSecret: $0["signing_secret"]) }
+        }
+    }
+
+    public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO clients (id, name, key_hash, signing_secret, created_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash, signing_secret = excluded.signing_secret
+                """, arguments: [client.id, client.name, keyHash, client.signingSecret, now.timeIntervalSince1970])
+        }
+    }
+
+    public func clientCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM clients") ?? 0 }
+    }
+}
+
+/// The task's structured fields as stored JSON text, shared by both directions of the mapping.
+struct TaskColumns {
+    var requestJSON: String
+    var metadataJSON: String?
+    var upstreamJSON: String?
+
+    init(_ task: RelayTask) throws {
+        requestJSON = try Self.text(task.request)
+        metadataJSON = try task.metadata.map(Self.text)
+        upstreamJSON = try task.upstream.map(Self.text)
+    }
+
+    static func text(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONCoding.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try JSONCoding.decode(type, from: Data(text.utf8))
+    }
+
+    static func task(from row: Row) throws -> RelayTask {
+        let request = try decode(GenerationRequest.self, row["request_json"])
+        let relayRequest = RelayRequest(
+            generation: request, callbackURL: row["callback_url"],
+            metadata: try (row["metadata_json"] as String?).map { try decode(JSONValue.self, $0) })
+        var task = RelayTask(id: row["id"], clientID: row["client_id"], request: relayRequest,
+                             now: Date(timeIntervalSince1970: row["created_at"]))
+        task.state = TaskState(rawValue: row["state"]) ?? .failed
+        task.upstreamTaskID = row["upstream_task_id"]
+        task.upstream = try (row["upstream_json"] as String?).map { try decode(UpstreamTaskView.self, $0) }
+        if let code: String = row["error_code"] {
+            task.error = TaskError(code: code, message: row["error_message"] ?? "")
+        }
+        task.submittedAt = (row["submitted_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        task.completedAt = (row["completed_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        task.nextRunAt = (row["next_run_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+        task.failures = row["failures"]
+        return task
+    }
+}
+

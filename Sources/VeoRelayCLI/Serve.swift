@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Metrics
+import Prometheus
+import VeoRelay
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the relay: HTTP API, submitter, poller and webhook dispatcher in one process.",
+        discussion: """
+            With no configuration it listens on 127.0.0.1:8080, keeps its state in ./veo-relay.sqlite and, \
+            without an upstream key, runs the built-in upstream simulator. SIGTERM or SIGINT stop it gracefully.
+            """)
+
+    @Option(help: "Address to listen on. [env: VEO_RELAY_HOST] (default: 127.0.0.1)")
+    var host: String?
+
+    @Option(help: "Port to listen on. [env: VEO_RELAY_PORT] (default: 8080)")
+    var port: Int?
+
+    @Option(help: "SQLite database file. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
+    var database: String?
+
+    @Option(help: "Upstream base URL. [env: VEO_RELAY_UPSTREAM_URL] (default: \(RelayConfiguration.defaultUpstreamURL))")
+    var upstreamURL: String?
+
+    @Option(help: "Upstream API key; without one the built-in simulator is used. Prefer the variable: flags show in `ps`. [env: VEO_RELAY_UPSTREAM_API_KEY]")
+    var upstreamAPIKey: String?
+
+    @Option(name: .customLong("api-key"), help: "A relay API key clients must send as a Bearer token; repeatable. [env: VEO_RELAY_API_KEYS, comma-separated] (default: a generated key stored in the database)")
+    var apiKeys: [String] = []
+
+    @Option(help: "Webhook signing secret (whsec_…) for the configured API keys. [env: VEO_RELAY_WEBHOOK_SECRET]")
+    var webhookSecret: String?
+
+    @Option(help: "Seconds between polls of a task past its estimated completion. [env: VEO_RELAY_POLL_INTERVAL] (default: 5s)")
+    var pollInterval: String?
+
+    @Option(help: "Webhook retry delays, e.g. 0,5s,5m,30m,2h,5h,10h,10h. [env: VEO_RELAY_RETRY_SCHEDULE] (default: that one)")
+    var retrySchedule: String?
+
+    @Option(help: "Total timeout of one webhook attempt. [env: VEO_RELAY_DELIVERY_TIMEOUT] (default: 15s)")
+    var deliveryTimeout: String?
+
+    @Option(help: "Simulator only: multiply job durations by this factor. [env: VEO_RELAY_SIMULATOR_TIME_SCALE] (default: 0.1)")
+    var simulatorTimeScale: Double?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func configuration() throws -> RelayConfiguration {
+        var configuration = RelayConfiguration()
+        configuration.host = host ?? Env.string("VEO_RELAY_HOST") ?? configuration.host
+        configuration.port = try port ?? Env.value("VEO_RELAY_PORT") ?? configuration.port
+        configuration.databasePath = database ?? Env.string("VEO_RELAY_DATABASE") ?? configuration.databasePath
+        let upstreamURL = upstreamURL ?? Env.string("VEO_RELAY_UPSTREAM_URL") ?? RelayConfiguration.defaultUpstreamURL
+        if let key = upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY") {
+            configuration.upstream = .remote(url: upstreamURL, apiKey: key)
+        } else {
+            let scale = try simulatorTimeScale ?? Env.value("VEO_RELAY_SIMULATOR_TIME_SCALE") ?? 0.1
+            configuration.upstream = .simulated(SimulatorConfiguration(timeScale: scale))
+        }
+        configuration.apiKeys = apiKeys.isEmpty ? Env.list("VEO_RELAY_API_KEYS") : apiKeys
+        configuration.webhookSecret = webhookSecret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
+        if let text = pollInterval ?? Env.string("VEO_RELAY_POLL_INTERVAL") {
+            configuration.engine.pollInterval = try DurationText.seconds(text)
+        }
+        if let text = retrySchedule ?? Env.string("VEO_RELAY_RETRY_SCHEDULE") {
+            configuration.engine.retrySchedule = try RetrySchedule(parsing: text)
+        }
+        if let text = deliveryTimeout ?? Env.string("VEO_RELAY_DELIVERY_TIMEOUT") {
+            configuration.engine.deliveryTimeout = try DurationText.seconds(text)
+        }
+        return configuration
+    }
+
+    func run() async throws {
+        let logger = try logging.bootstrap(label: "veo-relay")
+        let configuration = try configuration()
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let relay = try await buildRelay(configuration, logger: logger, metrics: registry)
+        Console.line(Banner(configuration: configuration, relay: relay).text)
+        try await relay.application.runService()
+    }
+}
+
+/// What `serve` prints at start: where it listens, where state lives, and — loudly — when the
+/// upstream is the simulator.
+struct Banner {
+    let configuration: RelayConfiguration
+    let relay: Relay
+
+    var text: String {
+        let rule = String(repeating: "=", count: 78)
+        var lines = [rule, "veo-relay listening on http://\(configuration.host):\(configuration.port)",
+                     "database: \(URL(fileURLWithPath: configuration.databasePath).path)"]
+        switch configuration.upstream {
+        case .remote:
+            lines.append("upstream: \(relay.upstreamDescription)")
+        case .simulated:
+            lines += ["",
+                      "!!! SIMULATED UPSTREAM — no VEO_RELAY_UPSTREAM_API_KEY is set. !!!",
+                      "!!! Videos are fake and nothing is billed. Set the key to talk to the real API. !!!",
+                      "upstream: \(relay.upstreamDescription)", ""]
+        }
+        switch relay.clients {
+        case .configured(let count):
+            lines.append("clients: \(count) API key(s) from configuration, signing with VEO_RELAY_WEBHOOK_SECRET")
+        case .stored(let count):
+            lines.append("clients: \(count) stored in the database (their keys were shown when created)")
+        case .created(let name, let apiKey, let secret):
+            lines += ["created client '\(name)' — save these now, they are not shown again:",
+                      "  API key (Authorization: Bearer …): \(apiKey)",
+                      "  webhook signing secret:            \(secret)"]
+        }
+        lines.append(rule)
+        return lines.joined(separator: "\n")
+    }
+}

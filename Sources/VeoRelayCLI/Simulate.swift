@@ -1,0 +1,38 @@
+import ArgumentParser
+import Hummingbird
+import VeoRelay
+
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a standalone upstream simulator (POST /v1/videos/generations, GET /v1/tasks/{id}).",
+        discussion: "Put `[simulate:fail]` in a prompt to get a failed task.")
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on.")
+    var port = 8090
+
+    @Option(help: "The Bearer key to require; without it any non-empty key is accepted.")
+    var apiKey: String?
+
+    @Option(help: "Multiply job durations by this factor (0.01 makes a 90 s job take 0.9 s).")
+    var timeScale: Double = 1
+
+    @Option(help: "Share of jobs that fail (0…1).")
+    var failureRate: Double = 0
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = try logging.bootstrap(label: "veo-relay.simulator")
+        var configuration = SimulatorConfiguration(apiKey: apiKey, timeScale: timeScale)
+        configuration.failureRate = failureRate
+        let router = Router()
+        router.middlewares.add(ErrorEnvelopeMiddleware())
+        UpstreamSimulator(configuration: configuration).addRoutes(to: router)
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
+        Console.line("upstream simulator on http://\(host):\(port) (time scale \(timeScale), failure rate \(failureRate))")
+        try await app.runService()
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct VeoRelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "veo-relay",
+        abstract: "A webhook relay for the Veo 3.1 video API: submit, poll, and get a signed callback.",
+        subcommands: [Serve.self, Simulate.self, Sink.self, Submit.self, Secret.self])
+}
+
+/// Reads `VEO_RELAY_*` variables: a flag always wins over its variable.
+enum Env {
+    static func string(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    static func list(_ name: String) -> [String] {
+        string(name).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
+    }
+
+    static func value<T: LosslessStringConvertible>(_ name: String, as type: T.Type = T.self) throws -> T? {
+        guard let text = string(name) else { return nil }
+        guard let value = T(text) else { throw ValidationError("\(name)=\(text) is not a valid \(T.self)") }
+        return value
+    }
+}
+
+/// Logging to standard error at the level asked for (`--log-level` or `LOG_LEVEL`).
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [env: LOG_LEVEL] (default: info)")
+    var logLevel: String?
+
+    func bootstrap(label: String) throws -> Logger {
+        let text = logLevel ?? Env.string("LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: text) else { throw ValidationError("unknown log level '\(text)'") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+}
+
+/// Unbuffered standard output, so lines show up at once even when piped to a file or `tee`.
+enum Console {
+    static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+}
