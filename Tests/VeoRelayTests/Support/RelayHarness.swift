@@ -1,0 +1,127 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+@testable import VeoRelay
+
+/// Relay + upstream simulator + webhook receiver, each a real HTTP server on loopback.
+struct RelayHarness: Sendable {
+    static let apiKey = "relay-test-key"
+    static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    static let upstreamKey = "upstream-test-key"
+
+    let simulator: UpstreamSimulator
+    let simulatorServer: RunningServer
+    let receiver: WebhookReceiver
+    let receiverServer: RunningServer
+    let databasePath: String
+    let configuration: RelayConfiguration
+    let clock: any WallClock
+
+    var callbackURL: String { receiverServer.baseURL + "/hooks/veo" }
+
+    /// Jobs take 0.12–0.36 s (the real 60–360 s compressed 500×); polls and retries are fast.
+    static func start(
+        simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(apiKey: upstreamKey, timeScale: 0.002),
+        receiverAnswer: @escaping @Sendable (Int) -> WebhookReceiver.Answer = { _ in .init(status: .noContent) },
+        clock: any WallClock = SystemClock(),
+        tune: (inout RelayConfiguration) -> Void = { _ in }
+    ) async throws -> RelayHarness {
+        let simulator = UpstreamSimulator(configuration: simulatorConfiguration)
+        let router = Router()
+        router.middlewares.add(ErrorEnvelopeMiddleware())
+        simulator.addRoutes(to: router)
+        let simulatorServer = try await RunningServer.start(router: router)
+        let receiver = WebhookReceiver(answer: receiverAnswer)
+        let receiverServer = try await receiver.start()
+
+        var configuration = RelayConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.upstream = .remote(url: simulatorServer.baseURL, apiKey: upstreamKey)
+        configuration.apiKeys = [apiKey]
+        configuration.webhookSecret = secret
+        configuration.engine.pollInterval = 0.05
+        configuration.engine.idleInterval = .milliseconds(20)
+        configuration.engine.upstreamBackoff = Backoff(base: 0.02, maximum: 0.1)
+        configuration.engine.retrySchedule = RetrySchedule(delays: [0, 0.05, 0.1, 0.2], jitter: 0)
+        tune(&configuration)
+        let databasePath = FileManager.default.temporaryDirectory
+            .appendingPathComponent("veo-relay-test-\(UUID().uuidString).sqlite").path
+        return RelayHarness(simulator: simulator, simulatorServer: simulatorServer, receiver: receiver,
+                            receiverServer: receiverServer, databasePath: databasePath, configuration: configuration, clock: clock)
+    }
+
+    /// Starts a relay instance on the harness's database; several may run one after another.
+    func startRelay(instance: String = UUID().uuidString) async throws -> RunningServer {
+        var configuration = self.configuration
+        configuration.databasePath = databasePath
+        configuration.instanceID = instance
+        let clock = self.clock
+        return try await RunningServer.start { onRunning in
+            try await buildRelay(configuration, clock: clock, logger: TestLog.logger, onServerRunning: onRunning).application
+        }
+    }
+
+    func stop(_ relays: RunningServer...) async throws {
+        for relay in relays { try await relay.stop() }
+        try await simulatorServer.stop()
+        try await receiverServer.stop()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
+    }
+
+    /// A valid request body with the receiver as callback.
+    func request(prompt: String = "a golden retriever running on the beach, sunset, cinematic",
+                 extra: [String: JSONValue] = [:]) -> JSONValue {
+        var fields: [String: JSONValue] = ["model": .string("veo3.1-fast-official"), "prompt": .string(prompt),
+                                           "callback_url": .string(callbackURL)]
+        fields.merge(extra) { $1 }
+        return .object(fields)
+    }
+}
+
+/// Calls the relay's API over HTTP, as a client would.
+struct APIClient: Sendable {
+    let baseURL: String
+    var key: String? = RelayHarness.apiKey
+
+    struct Answer: Sendable {
+        var status: Int
+        var json: JSONValue
+    }
+
+    func post(_ path: String, json: JSONValue) async throws -> Answer {
+        try await post(path, body: try JSONCoding.encode(json))
+    }
+
+    func post(_ path: String, body: Data) async throws -> Answer {
+        try await send(.POST, path, body: body)
+    }
+
+    func get(_ path: String) async throws -> Answer {
+        try await send(.GET, path, body: nil)
+    }
+
+    func send(_ method: HTTPMethod, _ path: String, body: Data?) async throws -> Answer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return Answer(status: Int(response.status.code), json: (try? JSONValue.parse(Data(buffer: bytes))) ?? .null)
+    }
+
+    /// Submits and returns the relay task id.
+    func submit(_ json: JSONValue) async throws -> String {
+        let answer = try await post("/v1/videos/generations", json: json)
+        guard answer.status == 200, case .array(let entries)? = answer.json["data"], let id = entries.first?["task_id"]?.stringValue else {
+            throw TestFailure("submission refused: \(answer.status) \(answer.json)")
+        }
+        return id
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Synchronization
+@testable import VeoRelay
+
+/// A real HTTP server standing in for a subscriber: records every delivery and answers as the
+/// test scripts it (status per attempt, headers).
+final class WebhookReceiver: Sendable {
+    struct Received: Sendable {
+        var id: String
+        var timestamp: Int
+        var signature: String
+        var body: Data
+        var path: String
+
+        var json: JSONValue { (try? JSONValue.parse(body)) ?? .null }
+
+        func verifies(with secret: String) -> Bool {
+            guard let secret = try? WebhookSecret(secret) else { return false }
+            return (try? WebhookSignature.verify(id: id, timestamp: timestamp, body: body, header: signature, secret: secret)) != nil
+        }
+    }
+
+    struct Answer: Sendable {
+        var status: HTTPResponse.Status
+        var headers: HTTPFields = [:]
+    }
+
+    private let received = Mutex<[Received]>([])
+    private let stream: AsyncStream<Received>
+    private let continuation: AsyncStream<Received>.Continuation
+    private let answer: @Sendable (_ attempt: Int) -> Answer
+
+    /// `answer` gets the 1-based number of the delivery to this receiver.
+    init(answer: @escaping @Sendable (Int) -> Answer = { _ in Answer(status: .noContent) }) {
+        (stream, continuation) = AsyncStream.makeStream(of: Received.self)
+        self.answer = answer
+    }
+
+    var all: [Received] { received.withLock { $0 } }
+
+    func start() async throws -> RunningServer {
+        let router = Router()
+        router.post("**") { request, _ in
+            var request = request
+            let body = Data(buffer: try await request.collectBody(upTo: 1 << 20))
+            func header(_ name: String) -> String { HTTPField.Name(name).flatMap { request.headers[$0] } ?? "" }
+            let delivery = Received(id: header("webhook-id"), timestamp: Int(header("webhook-timestamp")) ?? 0,
+                                    signature: header("webhook-signature"), body: body, path: request.uri.path)
+            let count = self.received.withLock { list in
+                list.append(delivery)
+                return list.count
+            }
+            self.continuation.yield(delivery)
+            let answer = self.answer(count)
+            return Response(status: answer.status, headers: answer.headers)
+        }
+        return try await RunningServer.start(router: router)
+    }
+
+    /// The next `count` deliveries, in arrival order.
+    func next(_ count: Int = 1, within limit: Duration = .seconds(20)) async throws -> [Received] {
+        let stream = self.stream
+        return try await VeoRelayTests.within(limit, "\(count) webhook deliveries") {
+            var collected: [Received] = []
+            for await delivery in stream {
+                collected.append(delivery)
+                if collected.count == count { break }
+            }
+            return collected
+        }
+    }
+}
