@@ -42,6 +42,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Total timeout of one webhook attempt. [env: VEO_RELAY_DELIVERY_TIMEOUT] (default: 15s)")
     var deliveryTimeout: String?
 
+    @Option(help: "How long a claimed task or event stays owned by this instance before another may take it over. [env: VEO_RELAY_LEASE_DURATION] (default: 60s)")
+    var leaseDuration: String?
+
     @Option(help: "Simulator only: multiply job durations by this factor. [env: VEO_RELAY_SIMULATOR_TIME_SCALE] (default: 0.1)")
     var simulatorTimeScale: Double?
 
@@ -69,6 +72,9 @@ struct Serve: AsyncParsableCommand {
         }
         if let text = deliveryTimeout ?? Env.string("VEO_RELAY_DELIVERY_TIMEOUT") {
             configuration.engine.deliveryTimeout = try DurationText.seconds(text)
+        }
+        if let text = leaseDuration ?? Env.string("VEO_RELAY_LEASE_DURATION") {
+            configuration.engine.leaseDuration = try DurationText.seconds(text)
         }
         return configuration
     }

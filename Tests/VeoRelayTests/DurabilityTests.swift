@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+@testable import VeoRelay
+
+@Suite("Durability and paid-submission safety")
+struct DurabilityTests {
+    @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {
+        // Jobs take 0.6–1.8 s, so the first relay stops long before any finishes.
+        let harness = try await RelayHarness.start(simulator: SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.01))
+        let first = try await harness.startRelay(instance: "relay-a")
+        let api = APIClient(baseURL: first.baseURL)
+        var accepted: Set<String> = []
+        for index in 0..<6 {
+            accepted.insert(try await api.submit(harness.request(prompt: "durability \(index)")))
+        }
+        try await first.stop()
+        #expect(harness.receiver.all.isEmpty, "no task may have finished before the restart")
+
+        let second = try await harness.startRelay(instance: "relay-b")
+        let deliveries = try await harness.receiver.next(accepted.count)
+        #expect(Set(deliveries.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == accepted)
+        #expect(deliveries.allSatisfy { $0.json["type"] == .string("task.succeeded") && $0.verifies(with: RelayHarness.secret) })
+        #expect(harness.simulator.maxSubmissionsOfOneRequest == 1, "a restart must not resubmit")
+        #expect(harness.simulator.totalSubmissions == accepted.count)
+        try await harness.stop(second)
+    }
+
+    @Test func aSubmissionCutOffMidFlightIsFailedAndNeverResent() async throws {
+        let clock = ManualClock(Date())
+        let harness = try await RelayHarness.start(clock: clock)
+        // A relay that died with the request on the wire: the task is `submitting` under its lease.
+        let store = try SQLiteStore(path: harness.databasePath)
+        _ = try await ClientBootstrap.run(store: store, apiKeys: [RelayHarness.apiKey], webhookSecret: RelayHarness.secret, now: clock.now())
+        let clientID = "env_" + APIKey.hash(RelayHarness.apiKey).prefix(12)
+        let request = try RequestValidator().validate(harness.request())
+        try await store.insert(RelayTask(clientID: clientID, request: request, now: clock.now()))
+        let lease = Lease(owner: "crashed-relay", expiresAt: clock.now().addingTimeInterval(60))
+        var task = try #require(try await store.claimTasks(.submission, now: clock.now(), limit: 1, lease: lease).first)
+        task.beginSubmission()
+        try await store.save(task, lease: lease, keepLease: true, event: nil)
+
+        let relay = try await harness.startRelay()
+        let api = APIClient(baseURL: relay.baseURL)
+        // While the dead relay's lease runs, nobody touches the task.
+        #expect(try await api.get("/v1/tasks/\(task.id)").json["data"]?["status"] == .string("pending"))
+        clock.advance(by: 61)
+
+        let delivery = try #require(try await harness.receiver.next().first)
+        #expect(delivery.json["type"] == .string("task.failed"))
+        #expect(delivery.json["data"]?["task_id"] == .string(task.id))
+        #expect(delivery.json["data"]?["error"]?["code"] == .string("submission_outcome_unknown"))
+        #expect(harness.simulator.totalSubmissions == 0)
+        try await harness.stop(relay)
+    }
+
+    @Test func anUpstreamThatCannotBeReachedIsRetriedNotFailed() async throws {
+        // Nothing listens on the upstream address at first: the request never left, so retry.
+        let harness = try await RelayHarness.start()
+        var configuration = harness.configuration
+        configuration.upstream = .remote(url: "http://127.0.0.1:1", apiKey: RelayHarness.upstreamKey)
+        configuration.engine.deliveryConnectTimeout = 0.2
+        let unreachable = RelayHarness(simulator: harness.simulator, simulatorServer: harness.simulatorServer, receiver: harness.receiver,
+                                       receiverServer: harness.receiverServer, databasePath: harness.databasePath,
+                                       configuration: configuration, clock: harness.clock)
+        let relay = try await unreachable.startRelay()
+        let api = APIClient(baseURL: relay.baseURL)
+        let taskID = try await api.submit(harness.request())
+        let store = try SQLiteStore(path: harness.databasePath)
+        let clientID = "env_" + APIKey.hash(RelayHarness.apiKey).prefix(12)
+        try await eventually("a failed submission attempt") {
+            (try await store.task(id: taskID, clientID: clientID)?.failures ?? 0) >= 2
+        }
+        let task = try #require(try await store.task(id: taskID, clientID: clientID))
+        #expect(task.state == .queued)
+        #expect(harness.receiver.all.isEmpty)
+        try await relay.stop()
+
+        // The upstream comes back (here: the relay is pointed at it); the same task goes through.
+        let healed = try await harness.startRelay()
+        let delivery = try #require(try await harness.receiver.next().first)
+        #expect(delivery.json["data"]?["task_id"] == .string(taskID))
+        #expect(delivery.json["type"] == .string("task.succeeded"))
+        try await harness.stop(healed)
+    }
+}
