@@ -49,6 +49,7 @@ public func buildRelay(
     GenerationsController(store: store, validator: RequestValidator(limits: configuration.limits), clock: clock,
                           submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes).addRoutes(to: api)
     TasksController(store: store).addRoutes(to: api)
+    DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
 
     let upstream: UpstreamClient
     let upstreamDescription: String
@@ -69,43 +70,20 @@ public func buildRelay(
     let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher)
     let leases = LeaseIssuer(owner: configuration.instanceID, duration: engine.leaseDuration, clock: clock)
     let release: @Sendable () async throws -> Void = { try await store.releaseLeases(owner: leases.owner) }
-
-    let submitter = Submitter(store: store, upstream: upstream, clock: clock, configuration: engine, events: events,
-                              logger: logger)
-    let poller = Poller(store: store, upstream: upstream, clock: clock, configuration: engine, events: events, logger: logger)
-    let dispatcher = Dispatcher(store: store, http: http, clock: clock, configuration: engine, logger: logger)
-
-    let workers: [any Service] = [
-        WorkerLoop<Dispatcher.Claim>(
-            name: "dispatcher", concurrency: engine.deliveryConcurrency, idleInterval: engine.idleInterval,
-            wake: wakeups.dispatcher, logger: logger,
-            claim: { limit in
-                let lease = leases.next()
-                return try await store.claimDeliveries(now: clock.now(), limit: limit, lease: lease)
-                    .map { Dispatcher.Claim(delivery: $0, lease: lease) }
-            },
-            process: dispatcher.process, releaseLeases: release),
-        WorkerLoop<Claimed>(
-            name: "poller", concurrency: engine.pollConcurrency, idleInterval: engine.idleInterval,
-            wake: wakeups.poller, logger: logger,
-            claim: { limit in
-                let lease = leases.next()
-                return try await store.claimTasks(.poll, now: clock.now(), limit: limit, lease: lease).map { Claimed(task: $0, lease: lease) }
-            },
-            process: poller.process, releaseLeases: release),
-        WorkerLoop<Claimed>(
-            name: "submitter", concurrency: engine.submitConcurrency, idleInterval: engine.idleInterval,
-            wake: wakeups.submitter, logger: logger,
-            claim: { limit in
-                let lease = leases.next()
-                return try await store.claimTasks(.submission, now: clock.now(), limit: limit, lease: lease)
-                    .map { Claimed(task: $0, lease: lease) }
-            },
-            process: { claimed in
-                await submitter.process(claimed)
-                wakeups.poller.signal()
-            },
-            releaseLeases: release),
+    func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
+        WorkerLoop(stage: stage, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger,
+                   releaseLeases: release)
+    }
+    let workers = [
+        worker(Dispatcher(store: store, http: http, clock: clock, leases: leases, gate: DestinationGate(policy: engine.destinations),
+                          configuration: engine, logger: logger),
+               concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
+        worker(Poller(store: store, upstream: upstream, clock: clock, leases: leases, configuration: engine, events: events, logger: logger),
+               concurrency: engine.pollConcurrency, wake: wakeups.poller),
+        worker(Submitter(store: store, upstream: upstream, clock: clock, leases: leases, configuration: engine, events: events,
+                         logger: logger),
+               concurrency: engine.submitConcurrency, wake: wakeups.submitter),
+        RetentionService(store: store, clock: clock, retention: engine.attemptRetention, logger: logger),
     ]
 
     // Services stop in reverse order: the server stops accepting first, then the submitter, poller
@@ -126,16 +104,5 @@ struct HTTPClientService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         try await client.shutdown()
-    }
-}
-
-/// Leases for one relay instance: its name and a fixed duration from now.
-struct LeaseIssuer: Sendable {
-    let owner: String
-    let duration: TimeInterval
-    let clock: any WallClock
-
-    func next() -> Lease {
-        Lease(owner: owner, expiresAt: clock.now().addingTimeInterval(duration))
     }
 }

@@ -6,33 +6,46 @@ import NIOCore
 
 /// Delivers webhook events: signs each attempt, POSTs it, and decides from the answer whether the
 /// event is delivered, to be retried later (per the stored schedule), exhausted, or gone.
-public struct Dispatcher: Sendable {
+public struct Dispatcher: PipelineStage {
     let store: any Store
     let http: HTTPClient
     let clock: any WallClock
+    let leases: LeaseIssuer
+    let gate: DestinationGate
     let configuration: EngineConfiguration
     let logger: Logger
 
     public static let userAgent = "veo-relay-webhooks/1"
     static let excerptBytes = 1_024
 
-    public init(store: any Store, http: HTTPClient, clock: any WallClock, configuration: EngineConfiguration, logger: Logger) {
-        self.store = store
-        self.http = http
-        self.clock = clock
-        self.configuration = configuration
-        self.logger = logger
-    }
+    public var name: String { "dispatcher" }
 
     public struct Claim: Sendable {
         public var delivery: PendingDelivery
         public var lease: Lease
     }
 
+    /// Claims due events for destinations that can take them; an event beyond its destination's
+    /// free slots goes straight back.
+    public func claim(limit: Int) async throws -> [Claim] {
+        let lease = leases.next()
+        let now = clock.now()
+        var admitted: [Claim] = []
+        for delivery in try await store.claimDeliveries(now: now, limit: limit, lease: lease, excluding: gate.blocked(at: now)) {
+            if gate.admit(delivery.destination, at: now) {
+                admitted.append(Claim(delivery: delivery, lease: lease))
+            } else {
+                try await store.releaseDelivery(eventID: delivery.eventID, lease: lease)
+            }
+        }
+        return admitted
+    }
+
     public func process(_ claim: Claim) async {
         let delivery = claim.delivery
         let started = clock.now()
         let outcome = await attempt(delivery, at: started)
+        gate.finish(delivery.destination, healthy: outcome.destinationHealthy, at: clock.now())
         let attempt = DeliveryAttempt(eventID: delivery.eventID, attemptedAt: started, statusCode: outcome.statusCode,
                                       latency: outcome.latency, error: outcome.error, responseExcerpt: outcome.excerpt)
         let resolution = resolve(outcome, attemptsMade: delivery.attempts + 1, now: clock.now())
@@ -55,6 +68,12 @@ public struct Dispatcher: Sendable {
         var latency: TimeInterval
         var error: String?
         var excerpt: String?
+
+        /// A destination that answers, even with a 4xx, is up; silence, 5xx and 429 count against it.
+        var destinationHealthy: Bool {
+            guard let statusCode else { return false }
+            return statusCode < 500 && statusCode != 429
+        }
     }
 
     func attempt(_ delivery: PendingDelivery, at now: Date) async -> Outcome {

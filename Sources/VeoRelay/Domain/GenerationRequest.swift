@@ -49,12 +49,16 @@ public struct RelayRequest: Sendable, Equatable {
     public var callbackURL: String
     /// Echoed verbatim in every webhook for this task.
     public var metadata: JSONValue?
+    /// Which events to deliver; terminal events only unless the client asks for more.
+    public var callbackEvents: Set<WebhookEventType>
 
-    public init(generation: GenerationRequest, callbackURL: String, metadata: JSONValue? = nil) {
+    public init(generation: GenerationRequest, callbackURL: String, metadata: JSONValue? = nil,
+                callbackEvents: Set<WebhookEventType> = WebhookEventType.defaultSubscription) {
         self.generation = generation
         self.callbackURL = callbackURL
         self.metadata = metadata
+        self.callbackEvents = callbackEvents
     }
 
-    public static let relayFieldNames: Set<String> = ["callback_url", "metadata"]
+    public static let relayFieldNames: Set<String> = ["callback_url", "metadata", "callback_events"]
 }

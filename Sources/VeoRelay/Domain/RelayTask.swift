@@ -114,6 +114,7 @@ public struct RelayTask: Sendable, Equatable {
     public var request: GenerationRequest
     public var callbackURL: String
     public var metadata: JSONValue?
+    public var callbackEvents: Set<WebhookEventType>
     public var state: TaskState
     public var upstreamTaskID: String?
     public var upstream: UpstreamTaskView?
@@ -132,6 +133,7 @@ public struct RelayTask: Sendable, Equatable {
         self.request = request.generation
         self.callbackURL = request.callbackURL
         self.metadata = request.metadata
+        self.callbackEvents = request.callbackEvents
         self.state = .queued
         self.createdAt = now
         self.nextRunAt = now
@@ -168,13 +170,16 @@ public struct RelayTask: Sendable, Equatable {
         return .taskFailed
     }
 
-    /// Records a poll. Returns the event to announce when the poll shows the task has ended.
+    /// Records a poll. Returns the event it calls for: the terminal one when the task ended,
+    /// `task.progress` when the upstream's status or progress moved, nil otherwise.
     public mutating func observe(_ view: UpstreamTaskView, at now: Date, nextPollAt: Date) -> WebhookEventType? {
+        let previous = upstream
         upstream = view
         failures = 0
         guard let terminal = view.terminalState else {
             nextRunAt = nextPollAt
-            return nil
+            let moved = previous?.status != view.status || (previous?.progress ?? 0) != (view.progress ?? 0)
+            return moved ? .taskProgress : nil
         }
         state = terminal
         switch terminal {

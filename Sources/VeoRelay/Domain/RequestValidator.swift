@@ -54,7 +54,9 @@ public struct RequestValidator: Sendable {
             throw ValidationFailure(param: "callback_url", "callback_url is required.")
         }
         let metadata = try self.metadata(reader.fields["metadata"])
-        return RelayRequest(generation: generation, callbackURL: callbackURL, metadata: metadata)
+        let events = try callbackEvents(reader.fields["callback_events"])
+        return RelayRequest(generation: generation, callbackURL: callbackURL, metadata: metadata,
+                            callbackEvents: events ?? WebhookEventType.defaultSubscription)
     }
 
     /// An upstream request alone, as the upstream itself checks it.
@@ -128,6 +130,22 @@ public struct RequestValidator: Sendable {
             throw ValidationFailure(param: "metadata", "metadata must be at most \(limits.maxMetadataBytes) bytes when encoded as JSON.")
         }
         return value
+    }
+
+    private func callbackEvents(_ value: JSONValue?) throws(ValidationFailure) -> Set<WebhookEventType>? {
+        guard let value else { return nil }
+        let names = WebhookEventType.allCases.map(\.rawValue)
+        guard case .array(let items) = value, !items.isEmpty else {
+            throw ValidationFailure(param: "callback_events", "callback_events must be a non-empty array of \(Self.list(names)).")
+        }
+        var events: Set<WebhookEventType> = []
+        for item in items {
+            guard let event = item.stringValue.flatMap(WebhookEventType.init(rawValue:)) else {
+                throw ValidationFailure(param: "callback_events", "callback_events may only contain \(Self.list(names)).")
+            }
+            events.insert(event)
+        }
+        return events
     }
 
     static func list(_ values: [String]) -> String {

@@ -1,8 +1,15 @@
 import Foundation
 
 public enum WebhookEventType: String, Sendable, Codable, CaseIterable {
+    /// The upstream accepted the task (carries `upstream_task_id`).
+    case taskSubmitted = "task.submitted"
+    /// A poll saw the upstream status or progress change.
+    case taskProgress = "task.progress"
     case taskSucceeded = "task.succeeded"
     case taskFailed = "task.failed"
+
+    /// What a task announces when the request names no `callback_events`.
+    public static let defaultSubscription: Set<WebhookEventType> = [.taskSucceeded, .taskFailed]
 }
 
 /// A generated video as subscribers see it: one URL and when it stops working.
@@ -74,5 +81,16 @@ public struct TaskEventData: Codable, Sendable, Equatable {
         metadata = task.metadata
         createdAt = Int(task.createdAt.timeIntervalSince1970)
         completedAt = task.completedAt.map { Int($0.timeIntervalSince1970) }
+    }
+}
+
+/// The unit of isolation for deliveries: a callback URL's `host:port`.
+public enum CallbackDestination {
+    public static func key(for callbackURL: String) -> String {
+        guard let components = URLComponents(string: callbackURL), let host = components.host?.lowercased() else {
+            return callbackURL
+        }
+        let port = components.port ?? (components.scheme?.lowercased() == "https" ? 443 : 80)
+        return "\(host):\(port)"
     }
 }

@@ -10,7 +10,12 @@ public struct EngineConfiguration: Sendable {
     public var idleInterval: Duration = .seconds(1)
     public var submitConcurrency = 4
     public var pollConcurrency = 16
+    /// Concurrent webhook attempts in all.
     public var deliveryConcurrency = 32
+    /// Per-destination concurrency and circuit breaker.
+    public var destinations = DestinationGate.Policy()
+    /// How long delivery attempt logs are kept.
+    public var attemptRetention: TimeInterval = 30 * 86_400
     /// Backoff for upstream failures worth retrying (submissions and polls).
     public var upstreamBackoff = Backoff(base: 2, maximum: 300)
     /// Consecutive 404s for a known upstream task before it is declared lost.

@@ -3,22 +3,20 @@ import Logging
 import Metrics
 
 /// Follows running tasks on the upstream until they end, then announces the outcome.
-public struct Poller: Sendable {
-    let upstream: UpstreamClient
+public struct Poller: PipelineStage {
     let store: any Store
+    let upstream: UpstreamClient
     let clock: any WallClock
+    let leases: LeaseIssuer
     let configuration: EngineConfiguration
     let events: EventAnnouncer
     let logger: Logger
 
-    public init(store: any Store, upstream: UpstreamClient, clock: any WallClock, configuration: EngineConfiguration,
-                events: EventAnnouncer, logger: Logger) {
-        self.store = store
-        self.upstream = upstream
-        self.clock = clock
-        self.configuration = configuration
-        self.events = events
-        self.logger = logger
+    public var name: String { "poller" }
+
+    public func claim(limit: Int) async throws -> [Claimed] {
+        let lease = leases.next()
+        return try await store.claimTasks(.poll, now: clock.now(), limit: limit, lease: lease).map { Claimed(task: $0, lease: lease) }
     }
 
     public func process(_ claimed: Claimed) async {
@@ -37,12 +35,11 @@ public struct Poller: Sendable {
             Counter(label: "veo_relay_polls_total", dimensions: [("outcome", "ok")]).increment()
             let now = clock.now()
             let next = PollSchedule(interval: configuration.pollInterval).nextPoll(for: task, observed: view, now: now)
-            if let type = task.observe(view, at: now, nextPollAt: next) {
+            let event = task.observe(view, at: now, nextPollAt: next)
+            if task.state.isTerminal {
                 logger.info("task ended", metadata: ["task": "\(task.id)", "status": "\(view.status)"])
-                try await events.save(task, lease: lease, announcing: type)
-            } else {
-                try await store.save(task, lease: lease, keepLease: false, event: nil)
             }
+            try await events.save(task, lease: lease, announcing: event)
         } catch {
             logger.error("poll step failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
         }

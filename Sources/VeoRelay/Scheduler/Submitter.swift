@@ -6,22 +6,20 @@ import Metrics
 /// before the request leaves, so a relay that dies mid-request leaves a trace: the next claim finds
 /// the task `submitting` with an expired lease and fails it as `submission_outcome_unknown`
 /// instead of paying for it twice.
-public struct Submitter: Sendable {
+public struct Submitter: PipelineStage {
     let store: any Store
     let upstream: UpstreamClient
     let clock: any WallClock
+    let leases: LeaseIssuer
     let configuration: EngineConfiguration
     let events: EventAnnouncer
     let logger: Logger
 
-    public init(store: any Store, upstream: UpstreamClient, clock: any WallClock, configuration: EngineConfiguration,
-                events: EventAnnouncer, logger: Logger) {
-        self.store = store
-        self.upstream = upstream
-        self.clock = clock
-        self.configuration = configuration
-        self.events = events
-        self.logger = logger
+    public var name: String { "submitter" }
+
+    public func claim(limit: Int) async throws -> [Claimed] {
+        let lease = leases.next()
+        return try await store.claimTasks(.submission, now: clock.now(), limit: limit, lease: lease).map { Claimed(task: $0, lease: lease) }
     }
 
     public func process(_ claimed: Claimed) async {
@@ -47,7 +45,7 @@ public struct Submitter: Sendable {
             let now = clock.now()
             task.submitted(upstreamTaskID: upstreamID, at: now,
                            firstPollAt: PollSchedule(interval: configuration.pollInterval).firstPoll(submittedAt: now))
-            try await store.save(task, lease: lease, keepLease: false, event: nil)
+            try await events.save(task, lease: lease, announcing: .taskSubmitted)
             Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "submitted")]).increment()
             logger.info("submitted", metadata: ["task": "\(task.id)", "upstream_task": "\(upstreamID)"])
         } catch {
@@ -83,31 +81,5 @@ public struct Submitter: Sendable {
         case .rejected, .notFound: "rejected"
         case .outcomeUnknown: "outcome_unknown"
         }
-    }
-}
-
-/// A task together with the lease under which a worker may change it.
-public struct Claimed: Sendable {
-    public var task: RelayTask
-    public var lease: Lease
-}
-
-/// Saves a task's terminal transition together with its webhook event, then wakes the dispatcher.
-public struct EventAnnouncer: Sendable {
-    let store: any Store
-    let clock: any WallClock
-    let dispatcherWake: WakeSignal
-
-    public init(store: any Store, clock: any WallClock, dispatcherWake: WakeSignal) {
-        self.store = store
-        self.clock = clock
-        self.dispatcherWake = dispatcherWake
-    }
-
-    public func save(_ task: RelayTask, lease: Lease, announcing type: WebhookEventType) async throws {
-        let payload = try JSONCoding.encode(WebhookPayload(type: type, task: task, at: clock.now()))
-        try await store.save(task, lease: lease, keepLease: false, event: NewEvent(type: type, payload: payload))
-        Counter(label: "veo_relay_tasks_finished_total", dimensions: [("type", type.rawValue)]).increment()
-        dispatcherWake.signal()
     }
 }

@@ -1,32 +1,36 @@
 import Logging
 import ServiceLifecycle
 
-/// One stage of the pipeline (submitter, poller, dispatcher) as a service: it keeps up to
-/// `concurrency` items in flight, claims more as slots free up, and otherwise idles until woken or
-/// until `idleInterval` passes. A slow item holds one slot, never the whole stage.
+/// One stage of the pipeline: what it claims from the store, and what it does with each item.
+public protocol PipelineStage: Sendable {
+    associatedtype Item: Sendable
+    var name: String { get }
+    /// Leases up to `limit` due items.
+    func claim(limit: Int) async throws -> [Item]
+    /// Works one item to its next durable state. Never throws: failures are recorded on the item.
+    func process(_ item: Item) async
+}
+
+/// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more as slots free
+/// up, and otherwise idles until woken or until `idleInterval` passes. A slow item holds one slot,
+/// never the whole stage.
 ///
 /// On graceful shutdown it stops claiming, lets in-flight items finish, then gives back its leases.
-public struct WorkerLoop<Item: Sendable>: Service {
-    public var name: String
-    public var concurrency: Int
-    public var idleInterval: Duration
-    public var wake: WakeSignal
-    public var logger: Logger
-    public var claim: @Sendable (_ limit: Int) async throws -> [Item]
-    public var process: @Sendable (Item) async -> Void
-    public var releaseLeases: @Sendable () async throws -> Void
+public struct WorkerLoop<Stage: PipelineStage>: Service {
+    let stage: Stage
+    let concurrency: Int
+    let idleInterval: Duration
+    let wake: WakeSignal
+    let logger: Logger
+    let releaseLeases: @Sendable () async throws -> Void
 
-    public init(name: String, concurrency: Int, idleInterval: Duration, wake: WakeSignal, logger: Logger,
-                claim: @escaping @Sendable (Int) async throws -> [Item],
-                process: @escaping @Sendable (Item) async -> Void,
+    public init(stage: Stage, concurrency: Int, idleInterval: Duration, wake: WakeSignal, logger: Logger,
                 releaseLeases: @escaping @Sendable () async throws -> Void) {
-        self.name = name
+        self.stage = stage
         self.concurrency = concurrency
         self.idleInterval = idleInterval
         self.wake = wake
         self.logger = logger
-        self.claim = claim
-        self.process = process
         self.releaseLeases = releaseLeases
     }
 
@@ -39,9 +43,9 @@ public struct WorkerLoop<Item: Sendable>: Service {
         do {
             try await releaseLeases()
         } catch {
-            logger.error("could not release leases", metadata: ["worker": "\(name)", "error": "\(error)"])
+            logger.error("could not release leases", metadata: ["worker": "\(stage.name)", "error": "\(error)"])
         }
-        logger.debug("worker stopped", metadata: ["worker": "\(name)"])
+        logger.debug("worker stopped", metadata: ["worker": "\(stage.name)"])
     }
 
     private enum Completion { case item, timer }
@@ -53,15 +57,15 @@ public struct WorkerLoop<Item: Sendable>: Service {
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 if inFlight < concurrency {
                     do {
-                        for item in try await claim(concurrency - inFlight) {
+                        for item in try await stage.claim(limit: concurrency - inFlight) {
                             inFlight += 1
                             group.addTask {
-                                await process(item)
+                                await stage.process(item)
                                 return .item
                             }
                         }
                     } catch {
-                        logger.error("claim failed", metadata: ["worker": "\(name)", "error": "\(error)"])
+                        logger.error("claim failed", metadata: ["worker": "\(stage.name)", "error": "\(error)"])
                     }
                 }
                 if !timerRunning {

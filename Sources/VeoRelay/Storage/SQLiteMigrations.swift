@@ -75,6 +75,16 @@ enum SQLiteMigrations {
                 CREATE INDEX delivery_attempts_event ON delivery_attempts (event_id, attempted_at);
                 """)
         }
+        migrator.registerMigration("004-delivery-engine") { db in
+            try db.execute(sql: """
+                ALTER TABLE tasks ADD COLUMN callback_events TEXT;
+                ALTER TABLE events ADD COLUMN destination TEXT NOT NULL DEFAULT '';
+                CREATE INDEX events_task ON events (task_id, seq);
+                ALTER TABLE clients ADD COLUMN previous_secret TEXT;
+                ALTER TABLE clients ADD COLUMN previous_secret_expires_at REAL;
+                ALTER TABLE clients ADD COLUMN revoked_at REAL;
+                """)
+        }
         return migrator
     }
 }

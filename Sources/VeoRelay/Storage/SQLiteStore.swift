@@ -5,6 +5,8 @@ import GRDB
 /// so a claim (an `UPDATE … RETURNING`) is atomic across every process that opens the file.
 public final class SQLiteStore: Store {
     private let pool: DatabasePool
+    /// When a configured secret changes between starts, the old one keeps signing this long.
+    static let rotationGrace: TimeInterval = 86_400
 
     public init(path: String) throws {
         var configuration = Configuration()
@@ -21,9 +23,9 @@ public final class SQLiteStore: Store {
         try await pool.write { db in
             do {
                 try db.execute(sql: """
-                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, state, created_at, next_run_at, failures)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [task.id, task.clientID, columns.requestJSON, task.callbackURL, columns.metadataJSON,
+                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [task.id, task.clientID, columns.requestJSON, task.callbackURL, columns.metadataJSON, columns.callbackEventsJSON,
                                      task.state.rawValue, task.createdAt.timeIntervalSince1970,
                                      task.nextRunAt?.timeIntervalSince1970, task.failures])
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
@@ -74,36 +76,48 @@ public final class SQLiteStore: Store {
                                  task.id, lease.owner])
             guard db.changesCount == 1 else { throw StoreError.leaseLost(task.id) }
             guard let event else { return }
-            let now = (task.completedAt ?? Date()).timeIntervalSince1970
+            let now = event.createdAt.timeIntervalSince1970
             try db.execute(sql: """
-                INSERT INTO events (id, task_id, seq, type, payload, callback_url, client_id, created_at, state, next_attempt_at)
-                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, 'pending', ?)
-                """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, task.callbackURL, task.clientID, now, now])
+                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at)
+                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, 'pending', ?)
+                """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, task.callbackURL,
+                                 CallbackDestination.key(for: task.callbackURL), task.clientID, now, now])
         }
     }
 
     // MARK: Deliveries
 
-    public func claimDeliveries(now: Date, limit: Int, lease: Lease) async throws -> [PendingDelivery] {
-        try await pool.write { db in
+    public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
+        let excluded = try TaskColumns.text(destinations.sorted())
+        return try await pool.write { db in
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE events SET lease_owner = :owner, lease_expires_at = :expires
                 WHERE id IN (
                     SELECT e.id FROM events e
                     WHERE e.state = 'pending' AND e.next_attempt_at <= :now
                       AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
+                      AND e.destination NOT IN (SELECT value FROM json_each(:excluded))
                       AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
                     ORDER BY e.next_attempt_at LIMIT :limit)
-                RETURNING id, task_id, type, payload, callback_url, client_id, attempts
-                """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
+                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at
+                """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
-            return try rows.map { row in
-                let clientID: String = row["client_id"]
-                let secret = try String.fetchOne(db, sql: "SELECT signing_secret FROM clients WHERE id = ?", arguments: [clientID])
+            return try rows.sorted { ($0["next_attempt_at"] as Double? ?? 0) < ($1["next_attempt_at"] as Double? ?? 0) }.map { row in
+                let secrets = try Row.fetchOne(db, sql: """
+                    SELECT signing_secret, CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
+                    FROM clients WHERE id = ?
+                    """, arguments: [now.timeIntervalSince1970, row["client_id"] as String])
                 return PendingDelivery(eventID: row["id"], taskID: row["task_id"], type: row["type"], payload: row["payload"],
-                                       callbackURL: row["callback_url"], attempts: row["attempts"],
-                                       signingSecrets: secret.map { [$0] } ?? [])
+                                       callbackURL: row["callback_url"], destination: row["destination"], attempts: row["attempts"],
+                                       signingSecrets: [secrets?["signing_secret"], secrets?["previous"]].compactMap { $0 })
             }
+        }
+    }
+
+    public func releaseDelivery(eventID: String, lease: Lease) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
+                           arguments: [eventID, lease.owner])
         }
     }
 
@@ -142,6 +156,65 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func deliveryLog(taskID: String, clientID: String) async throws -> [DeliveryRecord]? {
+        try await pool.read { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tasks WHERE id = ? AND client_id = ?", arguments: [taskID, clientID]) != nil else {
+                return nil
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM events WHERE task_id = ? ORDER BY seq", arguments: [taskID]).map { row in
+                var record = Self.deliveryRecord(row)
+                record.attemptLog = try Row.fetchAll(db, sql: """
+                    SELECT * FROM delivery_attempts WHERE event_id = ? ORDER BY attempted_at, id
+                    """, arguments: [record.eventID]).map { attempt in
+                    DeliveryAttempt(eventID: attempt["event_id"], attemptedAt: Date(timeIntervalSince1970: attempt["attempted_at"]),
+                                    statusCode: attempt["status_code"], latency: attempt["latency"], error: attempt["error"],
+                                    responseExcerpt: attempt["response_excerpt"])
+                }
+                return record
+            }
+        }
+    }
+
+    public func deliveries(clientID: String?, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM events WHERE state = ? AND (? IS NULL OR client_id = ?) ORDER BY created_at DESC, id DESC LIMIT ?
+                """, arguments: [state.rawValue, clientID, clientID, limit]).map(Self.deliveryRecord)
+        }
+    }
+
+    public func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord? {
+        try await pool.write { db in
+            guard let id = try String.fetchOne(db, sql: """
+                SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
+                WHERE e.task_id = ? AND (? IS NULL OR t.client_id = ?) ORDER BY e.seq DESC LIMIT 1
+                """, arguments: [taskID, clientID, clientID])
+            else { return nil }
+            try db.execute(sql: """
+                UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, delivered_at = NULL,
+                    lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = ?
+                """, arguments: [now.timeIntervalSince1970, id])
+            return try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(Self.deliveryRecord)
+        }
+    }
+
+    public func pruneAttempts(before cutoff: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM delivery_attempts WHERE attempted_at < ?", arguments: [cutoff.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    private static func deliveryRecord(_ row: Row) -> DeliveryRecord {
+        DeliveryRecord(eventID: row["id"], taskID: row["task_id"], type: row["type"],
+                       state: DeliveryState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
+                       nextAttemptAt: (row["next_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                       lastStatusCode: row["last_status_code"], lastError: row["last_error"], callbackURL: row["callback_url"],
+                       createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                       deliveredAt: (row["delivered_at"] as Double?).map(Date.init(timeIntervalSince1970:)), attemptLog: [])
+    }
+
     public func releaseLeases(owner: String) async throws {
         try await pool.write { db in
             // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
@@ -155,7 +228,8 @@ public final class SQLiteStore: Store {
 
     public func client(keyHash: String) async throws -> Client? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, name, signing_secret FROM clients WHERE key_hash = ?", arguments: [keyHash])
+            try Row.fetchOne(db, sql: "SELECT id, name, signing_secret FROM clients WHERE key_hash = ? AND revoked_at IS NULL",
+                             arguments: [keyHash])
                 .map { Client(id: $0["id"], name: $0["name"], signingSecret: $0["signing_secret"]) }
         }
     }
@@ -163,14 +237,47 @@ public final class SQLiteStore: Store {
     public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
         try await pool.write { db in
             try db.execute(sql: """
-                INSERT INTO clients (id, name, key_hash, signing_secret, created_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash, signing_secret = excluded.signing_secret
-                """, arguments: [client.id, client.name, keyHash, client.signingSecret, now.timeIntervalSince1970])
+                INSERT INTO clients (id, name, key_hash, signing_secret, created_at) VALUES (:id, :name, :hash, :secret, :now)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash,
+                    previous_secret = CASE WHEN signing_secret <> excluded.signing_secret THEN signing_secret ELSE previous_secret END,
+                    previous_secret_expires_at = CASE WHEN signing_secret <> excluded.signing_secret THEN :graceEnd
+                                                      ELSE previous_secret_expires_at END,
+                    signing_secret = excluded.signing_secret
+                """, arguments: ["id": client.id, "name": client.name, "hash": keyHash, "secret": client.signingSecret,
+                                 "now": now.timeIntervalSince1970, "graceEnd": now.addingTimeInterval(Self.rotationGrace).timeIntervalSince1970])
         }
     }
 
     public func clientCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM clients") ?? 0 }
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM clients WHERE revoked_at IS NULL") ?? 0 }
+    }
+
+    public func clients() async throws -> [ClientRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM clients ORDER BY created_at, id").map { row in
+                ClientRecord(id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                             revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                             rotationEndsAt: (row["previous_secret_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
+    }
+
+    public func rotateSecret(clientID: String, newSecret: String, previousValidUntil: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE clients SET previous_secret = signing_secret, previous_secret_expires_at = ?, signing_secret = ?
+                WHERE id = ? AND revoked_at IS NULL
+                """, arguments: [previousValidUntil.timeIntervalSince1970, newSecret, clientID])
+            return db.changesCount == 1
+        }
+    }
+
+    public func revokeClient(id: String, at date: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE clients SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                           arguments: [date.timeIntervalSince1970, id])
+            return db.changesCount == 1
+        }
     }
 }
 
@@ -179,9 +286,11 @@ struct TaskColumns {
     var requestJSON: String
     var metadataJSON: String?
     var upstreamJSON: String?
+    var callbackEventsJSON: String
 
     init(_ task: RelayTask) throws {
         requestJSON = try Self.text(task.request)
+        callbackEventsJSON = try Self.text(task.callbackEvents.map(\.rawValue).sorted())
         metadataJSON = try task.metadata.map(Self.text)
         upstreamJSON = try task.upstream.map(Self.text)
     }
@@ -196,9 +305,12 @@ struct TaskColumns {
 
     static func task(from row: Row) throws -> RelayTask {
         let request = try decode(GenerationRequest.self, row["request_json"])
-        let relayRequest = RelayRequest(
+        var relayRequest = RelayRequest(
             generation: request, callbackURL: row["callback_url"],
             metadata: try (row["metadata_json"] as String?).map { try decode(JSONValue.self, $0) })
+        if let events: String = row["callback_events"] {
+            relayRequest.callbackEvents = Set(try decode([String].self, events).compactMap(WebhookEventType.init(rawValue:)))
+        }
         var task = RelayTask(id: row["id"], clientID: row["client_id"], request: relayRequest,
                              now: Date(timeIntervalSince1970: row["created_at"]))
         task.state = TaskState(rawValue: row["state"]) ?? .failed

@@ -24,11 +24,14 @@ public struct NewEvent: Sendable, Equatable {
     public var id: String
     public var type: WebhookEventType
     public var payload: Data
+    /// Also when its first delivery attempt is due.
+    public var createdAt: Date
 
-    public init(id: String = Identifier.message(), type: WebhookEventType, payload: Data) {
+    public init(id: String = Identifier.message(), type: WebhookEventType, payload: Data, createdAt: Date) {
         self.id = id
         self.type = type
         self.payload = payload
+        self.createdAt = createdAt
     }
 }
 
@@ -39,9 +42,38 @@ public struct PendingDelivery: Sendable, Equatable {
     public var type: String
     public var payload: Data
     public var callbackURL: String
+    /// The callback's `host:port`, the unit of per-destination limits and circuit breaking.
+    public var destination: String
     /// Attempts made before this one.
     public var attempts: Int
+    /// The client's current secret, then its previous one while a rotation's grace period runs.
     public var signingSecrets: [String]
+}
+
+/// An event's delivery as the attempt-log and dead-letter APIs show it.
+public struct DeliveryRecord: Sendable, Equatable {
+    public var eventID: String
+    public var taskID: String
+    public var type: String
+    public var state: DeliveryState
+    public var attempts: Int
+    public var nextAttemptAt: Date?
+    public var lastStatusCode: Int?
+    public var lastError: String?
+    public var callbackURL: String
+    public var createdAt: Date
+    public var deliveredAt: Date?
+    /// Oldest first; empty where the listing does not include it.
+    public var attemptLog: [DeliveryAttempt]
+}
+
+/// A client as `keys list` shows it: never its key, never its secret.
+public struct ClientRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+    public var rotationEndsAt: Date?
 }
 
 public enum DeliveryState: String, Sendable, Codable {
@@ -129,16 +161,33 @@ public protocol Store: Sendable {
     /// `keepLease` holds on to the row (e.g. while a submission is on the wire).
     func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws
 
-    /// Leases due events, never one whose task has an earlier event still pending.
-    func claimDeliveries(now: Date, limit: Int, lease: Lease) async throws -> [PendingDelivery]
+    /// Leases due events, never one whose task has an earlier event still pending, nor one bound
+    /// for a destination in `excluding` (full or behind an open circuit).
+    func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery]
+    /// Gives a claimed event back untouched.
+    func releaseDelivery(eventID: String, lease: Lease) async throws
     func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws
     func callbackSummary(taskID: String) async throws -> CallbackSummary?
+    /// A task's events with their attempt logs; nil if the task is not the client's.
+    func deliveryLog(taskID: String, clientID: String) async throws -> [DeliveryRecord]?
+    /// Events in `state`, newest first; all clients' when `clientID` is nil (operators).
+    func deliveries(clientID: String?, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord]
+    /// Sends a task's latest event again with the same `webhook-id` and a fresh retry budget.
+    func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord?
+    /// Deletes attempt-log entries older than `cutoff`; returns how many.
+    func pruneAttempts(before cutoff: Date) async throws -> Int
 
     /// Gives back every lease `owner` holds, on graceful shutdown.
     func releaseLeases(owner: String) async throws
 
+    /// The unrevoked client holding this key.
     func client(keyHash: String) async throws -> Client?
-    /// Inserts or replaces the client with this id.
+    /// Inserts or replaces the client with this id. A changed secret is a rotation: the old one
+    /// keeps signing for a grace period.
     func upsertClient(_ client: Client, keyHash: String, now: Date) async throws
     func clientCount() async throws -> Int
+    func clients() async throws -> [ClientRecord]
+    /// Makes `newSecret` current; the old one keeps signing too until `previousValidUntil`.
+    func rotateSecret(clientID: String, newSecret: String, previousValidUntil: Date) async throws -> Bool
+    func revokeClient(id: String, at date: Date) async throws -> Bool
 }

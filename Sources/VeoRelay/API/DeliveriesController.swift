@@ -1,0 +1,115 @@
+import Foundation
+import Hummingbird
+
+/// The attempt log, dead letters and replay:
+/// `GET /v1/tasks/{id}/deliveries`, `GET /v1/deliveries?state=failed`, `POST /v1/tasks/{id}/redeliver`.
+public struct DeliveriesController: Sendable {
+    let store: any Store
+    let clock: any WallClock
+    let dispatcherWake: WakeSignal
+
+    static let maxListed = 500
+
+    public func addRoutes(to group: RouterGroup<RelayRequestContext>) {
+        group.get("/tasks/:id/deliveries", use: log)
+        group.get("/deliveries", use: list)
+        group.post("/tasks/:id/redeliver", use: redeliver)
+    }
+
+    @Sendable func log(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        let client = try context.requireClient()
+        let id = try context.parameters.require("id")
+        guard let records = try await store.deliveryLog(taskID: id, clientID: client.id) else {
+            throw APIError.notFound("No task '\(id)'.")
+        }
+        return try JSONResponse.make(.ok, Envelope(code: 200, data: records.map(DeliveryResource.init)))
+    }
+
+    @Sendable func list(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        let client = try context.requireClient()
+        let stateName = request.uri.queryParameters.get("state") ?? DeliveryState.failed.rawValue
+        guard let state = DeliveryState(rawValue: stateName) else {
+            throw APIError.invalidRequest("state must be one of 'pending', 'delivered', 'failed', 'gone'.", param: "state")
+        }
+        let limitText = request.uri.queryParameters.get("limit") ?? "100"
+        guard let limit = Int(limitText), (1...Self.maxListed).contains(limit) else {
+            throw APIError.invalidRequest("limit must be an integer from 1 to \(Self.maxListed).", param: "limit")
+        }
+        let records = try await store.deliveries(clientID: client.id, state: state, limit: limit)
+        return try JSONResponse.make(.ok, Envelope(code: 200, data: records.map(DeliveryResource.init)))
+    }
+
+    @Sendable func redeliver(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        let client = try context.requireClient()
+        let id = try context.parameters.require("id")
+        guard let record = try await store.redeliver(taskID: id, clientID: client.id, now: clock.now()) else {
+            throw APIError.notFound("No task '\(id)' with an event to deliver.")
+        }
+        dispatcherWake.signal()
+        context.logger.info("redelivery requested", metadata: ["task": "\(id)", "event": "\(record.eventID)"])
+        return try JSONResponse.make(.accepted, Envelope(code: 202, data: DeliveryResource(record)))
+    }
+}
+
+/// An event's delivery, as the API shows it (times in unix seconds, like the upstream's).
+struct DeliveryResource: Encodable {
+    var eventID: String
+    var taskID: String
+    var type: String
+    var state: String
+    var attempts: Int
+    var nextAttemptAt: Int?
+    var lastStatusCode: Int?
+    var lastError: String?
+    var callbackURL: String
+    var createdAt: Int
+    var deliveredAt: Int?
+    var attemptLog: [Attempt]?
+
+    struct Attempt: Encodable {
+        var attemptedAt: Int
+        var statusCode: Int?
+        var latencyMs: Int
+        var error: String?
+        var responseExcerpt: String?
+
+        enum CodingKeys: String, CodingKey {
+            case error
+            case attemptedAt = "attempted_at"
+            case statusCode = "status_code"
+            case latencyMs = "latency_ms"
+            case responseExcerpt = "response_excerpt"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case type, state, attempts
+        case eventID = "event_id"
+        case taskID = "task_id"
+        case nextAttemptAt = "next_attempt_at"
+        case lastStatusCode = "last_status_code"
+        case lastError = "last_error"
+        case callbackURL = "callback_url"
+        case createdAt = "created_at"
+        case deliveredAt = "delivered_at"
+        case attemptLog = "attempt_log"
+    }
+
+    init(_ record: DeliveryRecord) {
+        eventID = record.eventID
+        taskID = record.taskID
+        type = record.type
+        state = record.state.rawValue
+        attempts = record.attempts
+        nextAttemptAt = record.nextAttemptAt.map { Int($0.timeIntervalSince1970) }
+        lastStatusCode = record.lastStatusCode
+        lastError = record.lastError
+        callbackURL = record.callbackURL
+        createdAt = Int(record.createdAt.timeIntervalSince1970)
+        deliveredAt = record.deliveredAt.map { Int($0.timeIntervalSince1970) }
+        attemptLog = record.attemptLog.isEmpty ? nil : record.attemptLog.map {
+            Attempt(attemptedAt: Int($0.attemptedAt.timeIntervalSince1970), statusCode: $0.statusCode,
+                    latencyMs: Int(($0.latency * 1000).rounded()), error: $0.error, responseExcerpt: $0.responseExcerpt)
+        }
+    }
+}

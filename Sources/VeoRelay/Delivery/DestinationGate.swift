@@ -1,0 +1,89 @@
+import Foundation
+import Synchronization
+
+/// Per-destination isolation for webhook delivery: a cap on concurrent attempts to one `host:port`
+/// and a circuit breaker that stops attempting a destination after consecutive failures, probing it
+/// with a single attempt once the cool-down has passed. A destination that hangs or fails therefore
+/// holds at most its own slots and never the whole dispatcher.
+///
+/// The state is per relay instance and in memory on purpose: it is an optimisation of *when* to try,
+/// while what to deliver and every attempt stay in the database.
+public final class DestinationGate: Sendable {
+    public struct Policy: Sendable, Equatable {
+        public var maxConcurrent = 8
+        /// Consecutive failures (no answer, 5xx, 429) that open the circuit.
+        public var failureThreshold = 5
+        public var cooldown: TimeInterval = 30
+        public var maxCooldown: TimeInterval = 600
+
+        public init() {}
+    }
+
+    struct Destination {
+        var inFlight = 0
+        var consecutiveFailures = 0
+        var openUntil: Date?
+        var cooldown: TimeInterval
+        var probing = false
+    }
+
+    public let policy: Policy
+    private let destinations = Mutex<[String: Destination]>([:])
+
+    public init(policy: Policy) {
+        self.policy = policy
+    }
+
+    /// Destinations that must not be claimed now: full, open, or half-open with a probe out.
+    public func blocked(at now: Date) -> Set<String> {
+        destinations.withLock { all in
+            Set(all.compactMap { key, destination in admits(destination, now: now) ? nil : key })
+        }
+    }
+
+    /// Reserves a slot for one attempt; false when the destination cannot take it now.
+    public func admit(_ key: String, at now: Date) -> Bool {
+        destinations.withLock { all in
+            var destination = all[key] ?? Destination(cooldown: policy.cooldown)
+            guard admits(destination, now: now) else { return false }
+            if let openUntil = destination.openUntil, now >= openUntil { destination.probing = true }
+            destination.inFlight += 1
+            all[key] = destination
+            return true
+        }
+    }
+
+    /// Releases the slot and feeds the breaker.
+    public func finish(_ key: String, healthy: Bool, at now: Date) {
+        destinations.withLock { all in
+            guard var destination = all[key] else { return }
+            destination.inFlight -= 1
+            if healthy {
+                destination = Destination(inFlight: destination.inFlight, cooldown: policy.cooldown)
+            } else {
+                destination.consecutiveFailures += 1
+                if destination.probing {
+                    destination.cooldown = min(policy.maxCooldown, destination.cooldown * 2)
+                    destination.openUntil = now.addingTimeInterval(destination.cooldown)
+                } else if destination.consecutiveFailures >= policy.failureThreshold {
+                    destination.openUntil = now.addingTimeInterval(destination.cooldown)
+                }
+                destination.probing = false
+            }
+            all[key] = destination
+        }
+    }
+
+    /// Whether the circuit is open (for logs and metrics).
+    public func isOpen(_ key: String, at now: Date) -> Bool {
+        destinations.withLock { all in all[key]?.openUntil.map { now < $0 } ?? false }
+    }
+
+    private func admits(_ destination: Destination, now: Date) -> Bool {
+        if let openUntil = destination.openUntil {
+            // Open: nothing. Half-open: exactly one probe at a time.
+            return now >= openUntil && !destination.probing && destination.inFlight == 0
+        }
+        return destination.inFlight < policy.maxConcurrent
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Metrics
+
+/// Saves a task transition together with the webhook event it calls for (when the task's
+/// `callback_events` include that type) in one transaction, then wakes the dispatcher.
+public struct EventAnnouncer: Sendable {
+    let store: any Store
+    let clock: any WallClock
+    let dispatcherWake: WakeSignal
+
+    public init(store: any Store, clock: any WallClock, dispatcherWake: WakeSignal) {
+        self.store = store
+        self.clock = clock
+        self.dispatcherWake = dispatcherWake
+    }
+
+    public func save(_ task: RelayTask, lease: Lease, announcing type: WebhookEventType?) async throws {
+        guard let type, task.callbackEvents.contains(type) else {
+            try await store.save(task, lease: lease, keepLease: false, event: nil)
+            return
+        }
+        let now = clock.now()
+        let payload = try JSONCoding.encode(WebhookPayload(type: type, task: task, at: now))
+        try await store.save(task, lease: lease, keepLease: false, event: NewEvent(type: type, payload: payload, createdAt: now))
+        Counter(label: "veo_relay_events_total", dimensions: [("type", type.rawValue)]).increment()
+        dispatcherWake.signal()
+    }
+}
+
+/// A task together with the lease under which a worker may change it.
+public struct Claimed: Sendable {
+    public var task: RelayTask
+    public var lease: Lease
+}
+
+/// Leases for one relay instance: its name and a fixed duration from now.
+public struct LeaseIssuer: Sendable {
+    public let owner: String
+    let duration: TimeInterval
+    let clock: any WallClock
+
+    public init(owner: String, duration: TimeInterval, clock: any WallClock) {
+        self.owner = owner
+        self.duration = duration
+        self.clock = clock
+    }
+
+    public func next() -> Lease {
+        Lease(owner: owner, expiresAt: clock.now().addingTimeInterval(duration))
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import VeoRelay
+
+/// Where operator commands find the relay's state.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "SQLite database file. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
+    var database: String?
+
+    func open() throws -> any Store {
+        try SQLiteStore(path: database ?? Env.string("VEO_RELAY_DATABASE") ?? RelayConfiguration().databasePath)
+    }
+}
+
+struct Redeliver: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send a task's latest webhook event again (same webhook-id, fresh retry budget).",
+        discussion: "A running relay picks it up within a second.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Argument(help: "The relay task id.")
+    var taskID: String
+
+    func run() async throws {
+        guard let record = try await store.open().redeliver(taskID: taskID, clientID: nil, now: Date()) else {
+            throw ValidationError("no task '\(taskID)' with an event to deliver")
+        }
+        Console.line("queued \(record.eventID) (\(record.type)) for \(record.callbackURL)")
+    }
+}
+
+struct Deliveries: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List webhook deliveries by state (default: failed, i.e. dead letters).")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "pending, delivered, failed or gone.")
+    var state: String = DeliveryState.failed.rawValue
+
+    @Option(help: "At most this many, newest first.")
+    var limit = 100
+
+    func run() async throws {
+        guard let state = DeliveryState(rawValue: state) else { throw ValidationError("unknown state '\(state)'") }
+        for record in try await store.open().deliveries(clientID: nil, state: state, limit: limit) {
+            Console.line([record.eventID, record.taskID, record.type, record.state.rawValue, "attempts=\(record.attempts)",
+                          "last=\(record.lastStatusCode.map(String.init) ?? record.lastError ?? "-")", record.callbackURL]
+                .joined(separator: "  "))
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage relay clients: their API keys (stored hashed) and webhook signing secrets.",
+        subcommands: [Create.self, List.self, Revoke.self, RotateSecret.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a client; prints its API key and signing secret once.")
+        @OptionGroup var store: StoreOptions
+        @Option(help: "A name for the client.") var name: String
+
+        func run() async throws {
+            let key = APIKey.generate()
+            let client = Client(id: Identifier.make(prefix: "cl_"), name: name, signingSecret: WebhookSecret.generate().encoded)
+            try await store.open().upsertClient(client, keyHash: APIKey.hash(key), now: Date())
+            Console.line("client:         \(client.id) (\(name))")
+            Console.line("API key:        \(key)")
+            Console.line("signing secret: \(client.signingSecret)")
+            Console.line("Both are shown only now; the relay keeps a hash of the key.")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List clients (never their keys or secrets).")
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            for client in try await store.open().clients() {
+                var line = "\(client.id)  \(client.name)  created \(client.createdAt.formatted(.iso8601))"
+                if let revoked = client.revokedAt { line += "  REVOKED \(revoked.formatted(.iso8601))" }
+                if let rotation = client.rotationEndsAt, rotation > Date() { line += "  previous secret valid until \(rotation.formatted(.iso8601))" }
+                Console.line(line)
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a client's API key; its tasks still finish and deliver.")
+        @OptionGroup var store: StoreOptions
+        @Argument var clientID: String
+
+        func run() async throws {
+            guard try await store.open().revokeClient(id: clientID, at: Date()) else { throw ValidationError("no active client '\(clientID)'") }
+            Console.line("revoked \(clientID)")
+        }
+    }
+
+    struct RotateSecret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give a client a new signing secret; the old one keeps signing (both signatures are sent) during the grace period.")
+        @OptionGroup var store: StoreOptions
+        @Argument var clientID: String
+        @Option(help: "How long the old secret stays valid.") var grace = "24h"
+
+        func run() async throws {
+            let secret = WebhookSecret.generate().encoded
+            let until = Date().addingTimeInterval(try DurationText.seconds(grace))
+            guard try await store.open().rotateSecret(clientID: clientID, newSecret: secret, previousValidUntil: until) else {
+                throw ValidationError("no active client '\(clientID)'")
+            }
+            Console.line("new signing secret: \(secret)")
+            Console.line("the previous secret also signs until \(until.formatted(.iso8601))")
+        }
+    }
+}
