@@ -105,6 +105,9 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "How long the old secret stays valid.") var grace = "24h"
 
         func run() async throws {
+            guard !clientID.hasPrefix(ClientBootstrap.configuredPrefix) else {
+                throw ValidationError("\(clientID)'s secret comes from VEO_RELAY_WEBHOOK_SECRET: change it there; the old one keeps signing for 24 h")
+            }
             let secret = WebhookSecret.generate().encoded
             let until = Date().addingTimeInterval(try DurationText.seconds(grace))
             guard try await store.open().rotateSecret(clientID: clientID, newSecret: secret, previousValidUntil: until) else {

@@ -26,12 +26,12 @@ struct DurabilityTests {
     }
 
     @Test func aSubmissionCutOffMidFlightIsFailedAndNeverResent() async throws {
-        let clock = ManualClock(Date())
+        let clock = ManualClock.startingNow()
         let harness = try await RelayHarness.start(clock: clock)
         // A relay that died with the request on the wire: the task is `submitting` under its lease.
         let store = try SQLiteStore(path: harness.databasePath)
         _ = try await ClientBootstrap.run(store: store, apiKeys: [RelayHarness.apiKey], webhookSecret: RelayHarness.secret, now: clock.now())
-        let clientID = "env_" + APIKey.hash(RelayHarness.apiKey).prefix(12)
+        let clientID = RelayHarness.clientID
         let request = try RequestValidator().validate(harness.request())
         try await store.insert(RelayTask(clientID: clientID, request: request, now: clock.now()))
         let lease = Lease(owner: "crashed-relay", expiresAt: clock.now().addingTimeInterval(60))
@@ -66,7 +66,7 @@ struct DurabilityTests {
         let api = APIClient(baseURL: relay.baseURL)
         let taskID = try await api.submit(harness.request())
         let store = try SQLiteStore(path: harness.databasePath)
-        let clientID = "env_" + APIKey.hash(RelayHarness.apiKey).prefix(12)
+        let clientID = RelayHarness.clientID
         try await eventually("a failed submission attempt") {
             (try await store.task(id: taskID, clientID: clientID)?.failures ?? 0) >= 2
         }

@@ -10,6 +10,9 @@ public enum ClientBootstrap {
         case stored(count: Int)
     }
 
+    /// Ids of clients whose key comes from configuration.
+    public static let configuredPrefix = "env_"
+
     public static func run(store: any Store, apiKeys: [String], webhookSecret: String?, now: Date) async throws -> Outcome {
         if !apiKeys.isEmpty {
             guard let webhookSecret else {
@@ -19,7 +22,7 @@ public enum ClientBootstrap {
             do { secret = try WebhookSecret(webhookSecret) } catch { throw ConfigurationError("webhook secret: \(error)") }
             for key in apiKeys {
                 let hash = APIKey.hash(key)
-                let id = "env_" + hash.prefix(12)
+                let id = configuredPrefix + hash.prefix(12)
                 try await store.upsertClient(Client(id: id, name: "configured key \(hash.prefix(6))", signingSecret: secret.encoded),
                                              keyHash: hash, now: now)
             }

@@ -24,7 +24,7 @@ struct RelayHarness: Sendable {
     /// Jobs take 0.12–0.36 s (the real 60–360 s compressed 500×); polls and retries are fast.
     static func start(
         simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(apiKey: upstreamKey, timeScale: 0.002),
-        receiverAnswer: @escaping @Sendable (Int) -> WebhookReceiver.Answer = { _ in .init(status: .noContent) },
+        receiverAnswer: @escaping @Sendable (Int) async -> WebhookReceiver.Answer = { _ in .init(status: .noContent) },
         clock: any WallClock = SystemClock(),
         tune: (inout RelayConfiguration) -> Void = { _ in }
     ) async throws -> RelayHarness {
@@ -70,6 +70,27 @@ struct RelayHarness: Sendable {
         try await receiverServer.stop()
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: databasePath + suffix) }
     }
+
+    /// A task that has finished upstream and whose `task.succeeded` event waits for delivery,
+    /// written straight to the store (for delivery tests that drive time by hand).
+    func seedFinishedTask(callbackURL: String? = nil) async throws -> String {
+        let store = try SQLiteStore(path: databasePath)
+        let now = clock.now()
+        _ = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret, now: now)
+        var request = try RequestValidator().validate(self.request())
+        request.callbackURL = callbackURL ?? self.callbackURL
+        try await store.insert(RelayTask(clientID: Self.clientID, request: request, now: now))
+        let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(60))
+        var task = try await store.claimTasks(.submission, now: now, limit: 1, lease: lease)[0]
+        task.submitted(upstreamTaskID: "task_seeded", at: now, firstPollAt: now)
+        let completed = UpstreamTaskView(status: "completed", progress: 100, result: .object(["videos": .array([.object([
+            "url": .string("https://videos.example/seeded.mp4"), "expires_at": .int(Int(now.timeIntervalSince1970) + 86_400)])])]))
+        let type = task.observe(completed, at: now, nextPollAt: now)
+        try await EventAnnouncer(store: store, clock: clock, dispatcherWake: WakeSignal()).save(task, lease: lease, announcing: type)
+        return task.id
+    }
+
+    static let clientID = ClientBootstrap.configuredPrefix + APIKey.hash(apiKey).prefix(12)
 
     /// A valid request body with the receiver as callback.
     func request(prompt: String = "a golden retriever running on the beach, sunset, cinematic",

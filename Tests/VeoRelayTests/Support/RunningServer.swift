@@ -75,6 +75,11 @@ final class ManualClock: WallClock {
         current = Mutex(start)
     }
 
+    /// Now, truncated to whole seconds so that times a test computes compare exactly.
+    static func startingNow() -> ManualClock {
+        ManualClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)))
+    }
+
     func now() -> Date { current.withLock { $0 } }
 
     func advance(by seconds: TimeInterval) {

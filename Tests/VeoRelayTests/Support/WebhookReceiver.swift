@@ -30,10 +30,10 @@ final class WebhookReceiver: Sendable {
     private let received = Mutex<[Received]>([])
     private let stream: AsyncStream<Received>
     private let continuation: AsyncStream<Received>.Continuation
-    private let answer: @Sendable (_ attempt: Int) -> Answer
+    private let answer: @Sendable (_ attempt: Int) async -> Answer
 
     /// `answer` gets the 1-based number of the delivery to this receiver.
-    init(answer: @escaping @Sendable (Int) -> Answer = { _ in Answer(status: .noContent) }) {
+    init(answer: @escaping @Sendable (Int) async -> Answer = { _ in Answer(status: .noContent) }) {
         (stream, continuation) = AsyncStream.makeStream(of: Received.self)
         self.answer = answer
     }
@@ -53,10 +53,23 @@ final class WebhookReceiver: Sendable {
                 return list.count
             }
             self.continuation.yield(delivery)
-            let answer = self.answer(count)
+            let answer = await self.answer(count)
             return Response(status: answer.status, headers: answer.headers)
         }
         return try await RunningServer.start(router: router)
+    }
+
+    /// Deliveries in arrival order up to and including the first that satisfies `last`.
+    func next(until last: @escaping @Sendable (Received) -> Bool, within limit: Duration = .seconds(20)) async throws -> [Received] {
+        let stream = self.stream
+        return try await VeoRelayTests.within(limit, "a matching webhook delivery") {
+            var collected: [Received] = []
+            for await delivery in stream {
+                collected.append(delivery)
+                if last(delivery) { break }
+            }
+            return collected
+        }
     }
 
     /// The next `count` deliveries, in arrival order.
@@ -70,5 +83,30 @@ final class WebhookReceiver: Sendable {
             }
             return collected
         }
+    }
+}
+
+/// Holds any number of waiters until opened (a receiver that accepts the request and never answers).
+final class Latch: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let proceed = state.withLock { state -> Bool in
+                if state.open { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if proceed { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        waiters.forEach { $0.resume() }
     }
 }
