@@ -42,6 +42,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Total timeout of one webhook attempt. [env: VEO_RELAY_DELIVERY_TIMEOUT] (default: 15s)")
     var deliveryTimeout: String?
 
+    @Option(help: "Connect timeout of one webhook attempt. [env: VEO_RELAY_DELIVERY_CONNECT_TIMEOUT] (default: 5s)")
+    var deliveryConnectTimeout: String?
+
+    @Option(help: "Concurrent webhook attempts in all. [env: VEO_RELAY_DELIVERY_CONCURRENCY] (default: 32)")
+    var deliveryConcurrency: Int?
+
+    @Option(help: "Concurrent webhook attempts to one host:port. [env: VEO_RELAY_DESTINATION_CONCURRENCY] (default: 8)")
+    var destinationConcurrency: Int?
+
+    @Option(help: "Consecutive failures that open a destination's circuit. [env: VEO_RELAY_BREAKER_THRESHOLD] (default: 5)")
+    var breakerThreshold: Int?
+
+    @Option(help: "First cool-down of an open circuit; doubles per failed probe up to 10m. [env: VEO_RELAY_BREAKER_COOLDOWN] (default: 30s)")
+    var breakerCooldown: String?
+
+    @Option(help: "How long delivery attempt logs are kept. [env: VEO_RELAY_ATTEMPT_RETENTION] (default: 30d)")
+    var attemptRetention: String?
+
     @Option(help: "How long a claimed task or event stays owned by this instance before another may take it over. [env: VEO_RELAY_LEASE_DURATION] (default: 60s)")
     var leaseDuration: String?
 
@@ -64,18 +82,20 @@ struct Serve: AsyncParsableCommand {
         }
         configuration.apiKeys = apiKeys.isEmpty ? Env.list("VEO_RELAY_API_KEYS") : apiKeys
         configuration.webhookSecret = webhookSecret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
-        if let text = pollInterval ?? Env.string("VEO_RELAY_POLL_INTERVAL") {
-            configuration.engine.pollInterval = try DurationText.seconds(text)
-        }
+        var engine = configuration.engine
+        engine.pollInterval = try Env.duration(pollInterval, "VEO_RELAY_POLL_INTERVAL") ?? engine.pollInterval
         if let text = retrySchedule ?? Env.string("VEO_RELAY_RETRY_SCHEDULE") {
-            configuration.engine.retrySchedule = try RetrySchedule(parsing: text)
+            engine.retrySchedule = try RetrySchedule(parsing: text)
         }
-        if let text = deliveryTimeout ?? Env.string("VEO_RELAY_DELIVERY_TIMEOUT") {
-            configuration.engine.deliveryTimeout = try DurationText.seconds(text)
-        }
-        if let text = leaseDuration ?? Env.string("VEO_RELAY_LEASE_DURATION") {
-            configuration.engine.leaseDuration = try DurationText.seconds(text)
-        }
+        engine.deliveryTimeout = try Env.duration(deliveryTimeout, "VEO_RELAY_DELIVERY_TIMEOUT") ?? engine.deliveryTimeout
+        engine.leaseDuration = try Env.duration(leaseDuration, "VEO_RELAY_LEASE_DURATION") ?? engine.leaseDuration
+        engine.deliveryConnectTimeout = try Env.duration(deliveryConnectTimeout, "VEO_RELAY_DELIVERY_CONNECT_TIMEOUT") ?? engine.deliveryConnectTimeout
+        engine.deliveryConcurrency = try deliveryConcurrency ?? Env.value("VEO_RELAY_DELIVERY_CONCURRENCY") ?? engine.deliveryConcurrency
+        engine.destinations.maxConcurrent = try destinationConcurrency ?? Env.value("VEO_RELAY_DESTINATION_CONCURRENCY") ?? engine.destinations.maxConcurrent
+        engine.destinations.failureThreshold = try breakerThreshold ?? Env.value("VEO_RELAY_BREAKER_THRESHOLD") ?? engine.destinations.failureThreshold
+        engine.destinations.cooldown = try Env.duration(breakerCooldown, "VEO_RELAY_BREAKER_COOLDOWN") ?? engine.destinations.cooldown
+        engine.attemptRetention = try Env.duration(attemptRetention, "VEO_RELAY_ATTEMPT_RETENTION") ?? engine.attemptRetention
+        configuration.engine = engine
         return configuration
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import VeoRelay
 
 @main
 struct VeoRelayCommand: AsyncParsableCommand {
@@ -19,6 +20,11 @@ enum Env {
 
     static func list(_ name: String) -> [String] {
         string(name).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
+    }
+
+    /// A duration from its flag, else its variable (`250ms`, `5s`, `2h`, …).
+    static func duration(_ flag: String?, _ name: String) throws -> TimeInterval? {
+        try (flag ?? string(name)).map { try DurationText.seconds($0) }
     }
 
     static func value<T: LosslessStringConvertible>(_ name: String, as type: T.Type = T.self) throws -> T? {
