@@ -68,8 +68,8 @@ public func buildRelay(
     }
 
     let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher)
-    let leases = LeaseIssuer(owner: configuration.instanceID, duration: engine.leaseDuration, clock: clock)
-    let release: @Sendable () async throws -> Void = { try await store.releaseLeases(owner: leases.owner) }
+    let leases = LeaseIssuer(instance: configuration.instanceID, duration: engine.leaseDuration, clock: clock)
+    let release: @Sendable () async throws -> Void = { try await store.releaseLeases(instance: leases.instance) }
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
         WorkerLoop(stage: stage, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger,
                    releaseLeases: release)

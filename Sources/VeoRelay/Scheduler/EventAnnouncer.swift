@@ -33,19 +33,20 @@ public struct Claimed: Sendable {
     public var lease: Lease
 }
 
-/// Leases for one relay instance: its name and a fixed duration from now.
+/// Leases for one relay instance. Each claim gets its own owner token, `<instance>/<claim id>`, so a
+/// worker whose lease expired cannot write over the row even if its own instance re-claimed it.
 public struct LeaseIssuer: Sendable {
-    public let owner: String
+    public let instance: String
     let duration: TimeInterval
     let clock: any WallClock
 
-    public init(owner: String, duration: TimeInterval, clock: any WallClock) {
-        self.owner = owner
+    public init(instance: String, duration: TimeInterval, clock: any WallClock) {
+        self.instance = instance
         self.duration = duration
         self.clock = clock
     }
 
     public func next() -> Lease {
-        Lease(owner: owner, expiresAt: clock.now().addingTimeInterval(duration))
+        Lease(owner: instance + "/" + Identifier.make(prefix: ""), expiresAt: clock.now().addingTimeInterval(duration))
     }
 }

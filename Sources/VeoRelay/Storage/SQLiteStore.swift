@@ -215,12 +215,17 @@ public final class SQLiteStore: Store {
                        deliveredAt: (row["delivered_at"] as Double?).map(Date.init(timeIntervalSince1970:)), attemptLog: [])
     }
 
-    public func releaseLeases(owner: String) async throws {
+    public func releaseLeases(instance: String) async throws {
+        let prefix = instance + "/"
         try await pool.write { db in
             // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
-            try db.execute(sql: "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ? AND state <> 'submitting'",
-                           arguments: [owner])
-            try db.execute(sql: "UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?", arguments: [owner])
+            try db.execute(sql: """
+                UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL
+                WHERE substr(lease_owner, 1, length(:prefix)) = :prefix AND state <> 'submitting'
+                """, arguments: ["prefix": prefix])
+            try db.execute(sql: """
+                UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE substr(lease_owner, 1, length(:prefix)) = :prefix
+                """, arguments: ["prefix": prefix])
         }
     }
 

@@ -177,8 +177,8 @@ public protocol Store: Sendable {
     /// Deletes attempt-log entries older than `cutoff`; returns how many.
     func pruneAttempts(before cutoff: Date) async throws -> Int
 
-    /// Gives back every lease `owner` holds, on graceful shutdown.
-    func releaseLeases(owner: String) async throws
+    /// Gives back every lease an instance holds (owners `<instance>/…`), on graceful shutdown.
+    func releaseLeases(instance: String) async throws
 
     /// The unrevoked client holding this key.
     func client(keyHash: String) async throws -> Client?
