@@ -33,8 +33,23 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Webhook signing secret (whsec_…) for the configured API keys. [env: VEO_RELAY_WEBHOOK_SECRET]")
     var webhookSecret: String?
 
-    @Option(help: "Seconds between polls of a task past its estimated completion. [env: VEO_RELAY_POLL_INTERVAL] (default: 5s)")
-    var pollInterval: String?
+    @Option(help: "Shortest gap between two polls of a task. [env: VEO_RELAY_POLL_FLOOR] (default: 1s)")
+    var pollFloor: String?
+
+    @Option(help: "Longest gap between two polls of a task. [env: VEO_RELAY_POLL_CEILING] (default: 60s)")
+    var pollCeiling: String?
+
+    @Option(help: "Poll every this often instead of adaptively (for comparison). [env: VEO_RELAY_POLL_FIXED_INTERVAL]")
+    var pollFixedInterval: String?
+
+    @Option(help: "Upstream request budget in requests per second, shared by submissions and polls. [env: VEO_RELAY_UPSTREAM_RATE] (default: 10)")
+    var upstreamRate: Double?
+
+    @Option(help: "Upstream requests allowed in one burst. [env: VEO_RELAY_UPSTREAM_BURST] (default: the rate)")
+    var upstreamBurst: Double?
+
+    @Option(help: "Longest a task may take before it fails with `timeout`. [env: VEO_RELAY_TASK_DEADLINE] (default: 3h; shorter for short estimates)")
+    var taskDeadline: String?
 
     @Option(help: "Webhook retry delays, e.g. 0,5s,5m,30m,2h,5h,10h,10h. [env: VEO_RELAY_RETRY_SCHEDULE] (default: that one)")
     var retrySchedule: String?
@@ -83,7 +98,13 @@ struct Serve: AsyncParsableCommand {
         configuration.apiKeys = apiKeys.isEmpty ? Env.list("VEO_RELAY_API_KEYS") : apiKeys
         configuration.webhookSecret = webhookSecret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
         var engine = configuration.engine
-        engine.pollInterval = try Env.duration(pollInterval, "VEO_RELAY_POLL_INTERVAL") ?? engine.pollInterval
+        engine.polling.floor = try Env.duration(pollFloor, "VEO_RELAY_POLL_FLOOR") ?? engine.polling.floor
+        engine.polling.ceiling = try Env.duration(pollCeiling, "VEO_RELAY_POLL_CEILING") ?? engine.polling.ceiling
+        if let fixed = try Env.duration(pollFixedInterval, "VEO_RELAY_POLL_FIXED_INTERVAL") { engine.polling.mode = .fixed(fixed) }
+        engine.upstream.rate = try upstreamRate ?? Env.value("VEO_RELAY_UPSTREAM_RATE") ?? engine.upstream.rate
+        engine.upstream.burst = try upstreamBurst ?? Env.value("VEO_RELAY_UPSTREAM_BURST") ?? engine.upstream.rate
+        engine.deadlines.maximum = try Env.duration(taskDeadline, "VEO_RELAY_TASK_DEADLINE") ?? engine.deadlines.maximum
+        engine.deadlines.minimum = min(engine.deadlines.minimum, engine.deadlines.maximum)
         if let text = retrySchedule ?? Env.string("VEO_RELAY_RETRY_SCHEDULE") {
             engine.retrySchedule = try RetrySchedule(parsing: text)
         }

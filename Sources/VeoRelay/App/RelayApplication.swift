@@ -31,7 +31,7 @@ public func buildRelay(
     let store = try store ?? SQLiteStore(path: configuration.databasePath)
     let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys,
                                                 webhookSecret: configuration.webhookSecret, now: clock.now())
-    let engine = configuration.engine
+    var engine = configuration.engine
     let wakeups = Wakeups()
     let http = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout)
 
@@ -51,25 +51,32 @@ public func buildRelay(
     TasksController(store: store).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
 
+    let gate = UpstreamGate(policy: engine.upstream, clock: clock)
     let upstream: UpstreamClient
     let upstreamDescription: String
     switch configuration.upstream {
     case .remote(let url, let apiKey):
-        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)))
+        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)), gate: gate)
         upstreamDescription = url
     case .simulated(var simulatorConfiguration):
         // The simulator is mounted on the relay's own server; a random key keeps outsiders out of it.
         let internalKey = APIKey.generate()
         simulatorConfiguration.apiKey = internalKey
         UpstreamSimulator(configuration: simulatorConfiguration, clock: clock).addRoutes(to: router.group("simulator"))
+        // Simulated jobs run on compressed time: expect them to be as short as the simulator makes them.
+        engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * simulatorConfiguration.timeScale }
         let url = configuration.loopbackBaseURL + "/simulator"
-        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)))
+        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)), gate: gate)
         upstreamDescription = "built-in simulator at \(url) (time scale \(simulatorConfiguration.timeScale))"
     }
 
     let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher)
     let leases = LeaseIssuer(instance: configuration.instanceID, duration: engine.leaseDuration, clock: clock)
     let release: @Sendable () async throws -> Void = { try await store.releaseLeases(instance: leases.instance) }
+    let stages = UpstreamStageContext(
+        store: store, upstream: upstream, gate: gate, clock: clock, leases: leases,
+        schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
+        configuration: engine, events: events, logger: logger)
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
         WorkerLoop(stage: stage, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger,
                    releaseLeases: release)
@@ -78,11 +85,8 @@ public func buildRelay(
         worker(Dispatcher(store: store, http: http, clock: clock, leases: leases, gate: DestinationGate(policy: engine.destinations),
                           configuration: engine, logger: logger),
                concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
-        worker(Poller(store: store, upstream: upstream, clock: clock, leases: leases, configuration: engine, events: events, logger: logger),
-               concurrency: engine.pollConcurrency, wake: wakeups.poller),
-        worker(Submitter(store: store, upstream: upstream, clock: clock, leases: leases, configuration: engine, events: events,
-                         logger: logger),
-               concurrency: engine.submitConcurrency, wake: wakeups.submitter),
+        worker(Poller(context: stages), concurrency: engine.pollConcurrency, wake: wakeups.poller),
+        worker(Submitter(context: stages), concurrency: engine.submitConcurrency, wake: wakeups.submitter),
         RetentionService(store: store, clock: clock, retention: engine.attemptRetention, logger: logger),
     ]
 

@@ -17,14 +17,15 @@ public final class DestinationGate: Sendable {
         public var maxCooldown: TimeInterval = 600
 
         public init() {}
+
+        var breaker: CircuitBreaker.Policy {
+            CircuitBreaker.Policy(failureThreshold: failureThreshold, cooldown: cooldown, maxCooldown: maxCooldown)
+        }
     }
 
     struct Destination {
         var inFlight = 0
-        var consecutiveFailures = 0
-        var openUntil: Date?
-        var cooldown: TimeInterval
-        var probing = false
+        var breaker: CircuitBreaker
     }
 
     public let policy: Policy
@@ -44,9 +45,9 @@ public final class DestinationGate: Sendable {
     /// Reserves a slot for one attempt; false when the destination cannot take it now.
     public func admit(_ key: String, at now: Date) -> Bool {
         destinations.withLock { all in
-            var destination = all[key] ?? Destination(cooldown: policy.cooldown)
+            var destination = all[key] ?? Destination(breaker: CircuitBreaker(policy: policy.breaker))
             guard admits(destination, now: now) else { return false }
-            if let openUntil = destination.openUntil, now >= openUntil { destination.probing = true }
+            if destination.breaker.permission(at: now) == .probe { destination.breaker.beginProbe() }
             destination.inFlight += 1
             all[key] = destination
             return true
@@ -56,34 +57,21 @@ public final class DestinationGate: Sendable {
     /// Releases the slot and feeds the breaker.
     public func finish(_ key: String, healthy: Bool, at now: Date) {
         destinations.withLock { all in
-            guard var destination = all[key] else { return }
-            destination.inFlight -= 1
-            if healthy {
-                destination = Destination(inFlight: destination.inFlight, cooldown: policy.cooldown)
-            } else {
-                destination.consecutiveFailures += 1
-                if destination.probing {
-                    destination.cooldown = min(policy.maxCooldown, destination.cooldown * 2)
-                    destination.openUntil = now.addingTimeInterval(destination.cooldown)
-                } else if destination.consecutiveFailures >= policy.failureThreshold {
-                    destination.openUntil = now.addingTimeInterval(destination.cooldown)
-                }
-                destination.probing = false
-            }
-            all[key] = destination
+            all[key]?.inFlight -= 1
+            all[key]?.breaker.record(success: healthy, at: now)
         }
     }
 
-    /// Whether the circuit is open (for logs and metrics).
+    /// Whether the circuit is open (for logs and tests).
     public func isOpen(_ key: String, at now: Date) -> Bool {
-        destinations.withLock { all in all[key]?.openUntil.map { now < $0 } ?? false }
+        destinations.withLock { all in all[key]?.breaker.isOpen(at: now) ?? false }
     }
 
     private func admits(_ destination: Destination, now: Date) -> Bool {
-        if let openUntil = destination.openUntil {
-            // Open: nothing. Half-open: exactly one probe at a time.
-            return now >= openUntil && !destination.probing && destination.inFlight == 0
+        switch destination.breaker.permission(at: now) {
+        case .allowed: destination.inFlight < policy.maxConcurrent
+        case .probe: destination.inFlight == 0
+        case .denied: false
         }
-        return destination.inFlight < policy.maxConcurrent
     }
 }

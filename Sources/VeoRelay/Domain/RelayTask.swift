@@ -48,6 +48,8 @@ public struct TaskError: Codable, Sendable, Equatable {
         case submissionOutcomeUnknown = "submission_outcome_unknown"
         /// The upstream no longer knows the task.
         case upstreamTaskNotFound = "upstream_task_not_found"
+        /// The task did not end within its deadline.
+        case timeout
         case cancelled
     }
 }

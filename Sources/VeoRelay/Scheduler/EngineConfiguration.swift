@@ -2,8 +2,12 @@ import Foundation
 
 /// Tunables of the submit → poll → deliver pipeline.
 public struct EngineConfiguration: Sendable {
-    /// Poll interval once a task is past its expected completion.
-    public var pollInterval: TimeInterval = 5
+    /// When to poll running tasks.
+    public var polling = PollPolicy()
+    /// When an unfinished task is given up as `timeout`.
+    public var deadlines = DeadlinePolicy()
+    /// The shared upstream request budget and breaker.
+    public var upstream = UpstreamGate.Policy()
     /// How long a claimed row stays owned; must exceed the longest HTTP call.
     public var leaseDuration: TimeInterval = 60
     /// How long an idle worker sleeps before looking for due work again.
@@ -42,27 +46,5 @@ public struct Backoff: Sendable, Equatable {
     public func delay(failures: Int, retryAfter: TimeInterval? = nil) -> TimeInterval {
         let exponential = min(maximum, base * pow(2, Double(max(0, failures - 1))))
         return max(exponential * Double.random(in: 0.5...1), retryAfter ?? 0)
-    }
-}
-
-/// When to poll a running task next: at the upstream's `estimated_time` while the task is not yet
-/// due, then every `interval` once it is.
-public struct PollSchedule: Sendable {
-    public var interval: TimeInterval
-
-    public init(interval: TimeInterval) {
-        self.interval = interval
-    }
-
-    /// The first poll comes one interval after submission: the submit answer carries no estimate.
-    public func firstPoll(submittedAt: Date) -> Date {
-        submittedAt.addingTimeInterval(interval)
-    }
-
-    public func nextPoll(for task: RelayTask, observed view: UpstreamTaskView, now: Date) -> Date {
-        let regular = now.addingTimeInterval(interval)
-        guard let estimate = view.estimatedTime, let submittedAt = task.submittedAt else { return regular }
-        let expectedEnd = submittedAt.addingTimeInterval(estimate)
-        return expectedEnd > regular ? expectedEnd : regular
     }
 }

@@ -7,19 +7,16 @@ import Metrics
 /// the task `submitting` with an expired lease and fails it as `submission_outcome_unknown`
 /// instead of paying for it twice.
 public struct Submitter: PipelineStage {
-    let store: any Store
-    let upstream: UpstreamClient
-    let clock: any WallClock
-    let leases: LeaseIssuer
-    let configuration: EngineConfiguration
-    let events: EventAnnouncer
-    let logger: Logger
+    let context: UpstreamStageContext
+
+    public init(context: UpstreamStageContext) {
+        self.context = context
+    }
 
     public var name: String { "submitter" }
 
     public func claim(limit: Int) async throws -> [Claimed] {
-        let lease = leases.next()
-        return try await store.claimTasks(.submission, now: clock.now(), limit: limit, lease: lease).map { Claimed(task: $0, lease: lease) }
+        try await context.claim(.submission, limit: limit)
     }
 
     public func process(_ claimed: Claimed) async {
@@ -27,51 +24,53 @@ public struct Submitter: PipelineStage {
         let lease = claimed.lease
         do {
             if task.state == .submitting {
+                context.gate.refund(1)
                 let type = task.fail(.submissionOutcomeUnknown,
                                      message: "The relay stopped while submitting; the upstream may have accepted the task. Resubmit deliberately if needed.",
-                                     at: clock.now())
-                try await events.save(task, lease: lease, announcing: type)
+                                     at: context.clock.now())
+                try await context.events.save(task, lease: lease, announcing: type)
                 return
             }
+            if try await context.expireIfOverdue(&task, lease: lease) { return }
             task.beginSubmission()
-            try await store.save(task, lease: lease, keepLease: true, event: nil)
+            try await context.store.save(task, lease: lease, keepLease: true, event: nil)
             let upstreamID: String
             do {
-                upstreamID = try await upstream.submit(task.request)
+                upstreamID = try await context.upstream.submit(task.request)
             } catch {
                 try await handle(error, task: &task, lease: lease)
                 return
             }
-            let now = clock.now()
-            task.submitted(upstreamTaskID: upstreamID, at: now,
-                           firstPollAt: PollSchedule(interval: configuration.pollInterval).firstPoll(submittedAt: now))
-            try await events.save(task, lease: lease, announcing: .taskSubmitted)
+            let now = context.clock.now()
+            task.submitted(upstreamTaskID: upstreamID, at: now, firstPollAt: context.schedule.firstPoll(for: task, submittedAt: now))
+            try await context.events.save(task, lease: lease, announcing: .taskSubmitted)
             Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "submitted")]).increment()
-            logger.info("submitted", metadata: ["task": "\(task.id)", "upstream_task": "\(upstreamID)"])
+            context.logger.info("submitted", metadata: ["task": "\(task.id)", "upstream_task": "\(upstreamID)"])
         } catch {
-            logger.error("submission step failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+            context.logger.error("submission step failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
         }
     }
 
     private func handle(_ error: UpstreamError, task: inout RelayTask, lease: Lease) async throws {
         Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", Self.outcome(error))]).increment()
-        logger.warning("submission failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
-        let now = clock.now()
+        context.logger.warning("submission failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+        let now = context.clock.now()
         switch error {
         case .transient(_, _, let retryAfter):
-            task.retry(at: now.addingTimeInterval(configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)))
-            try await store.save(task, lease: lease, keepLease: false, event: nil)
+            let delay = context.configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)
+            task.retry(at: now.addingTimeInterval(delay))
+            try await context.store.save(task, lease: lease, keepLease: false, event: nil)
         case .rejected(let status, let message):
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP \(status)): \(message)", at: now)
-            try await events.save(task, lease: lease, announcing: type)
+            try await context.events.save(task, lease: lease, announcing: type)
         case .notFound(let message):
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP 404): \(message)", at: now)
-            try await events.save(task, lease: lease, announcing: type)
+            try await context.events.save(task, lease: lease, announcing: type)
         case .outcomeUnknown(let message):
             let type = task.fail(.submissionOutcomeUnknown,
                                  message: "No answer from the upstream after the request was sent (\(message)); it may have been accepted.",
                                  at: now)
-            try await events.save(task, lease: lease, announcing: type)
+            try await context.events.save(task, lease: lease, announcing: type)
         }
     }
 

@@ -32,12 +32,15 @@ public struct UpstreamClient: Sendable {
     private let apiKey: String
     private let http: HTTPClient
     private let timeout: TimeAmount
+    /// Told about every request's outcome, so the upstream's health is judged on all traffic.
+    let gate: UpstreamGate?
 
-    public init(baseURL: String, apiKey: String, http: HTTPClient, timeout: TimeAmount = .seconds(30)) {
+    public init(baseURL: String, apiKey: String, http: HTTPClient, timeout: TimeAmount = .seconds(30), gate: UpstreamGate? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.apiKey = apiKey
         self.http = http
         self.timeout = timeout
+        self.gate = gate
     }
 
     /// Sends a paid submission and returns the upstream task id.
@@ -96,6 +99,9 @@ public struct UpstreamClient: Sendable {
         }
         do {
             let response = try await http.execute(request, timeout: timeout)
+            let status = Int(response.status.code)
+            let retryAfter = response.headers.first(name: "Retry-After").flatMap(TimeInterval.init)
+            gate?.record(status == 429 ? .throttled(retryAfter: retryAfter) : status >= 500 ? .failed : .answered)
             let bytes = try await response.body.collect(upTo: 1 << 20)
             let json = try? JSONValue.parse(Data(buffer: bytes))
             if (200..<300).contains(Int(response.status.code)), json == nil {
@@ -103,11 +109,11 @@ public struct UpstreamClient: Sendable {
                     ? UpstreamError.transient(status: Int(response.status.code), message: "malformed JSON from the upstream", retryAfter: nil)
                     : UpstreamError.outcomeUnknown(message: "malformed JSON from the upstream")
             }
-            return Response(status: Int(response.status.code), json: json,
-                            retryAfter: response.headers.first(name: "Retry-After").flatMap(TimeInterval.init))
+            return Response(status: status, json: json, retryAfter: retryAfter)
         } catch let error as UpstreamError {
             throw error
         } catch {
+            gate?.record(.failed)
             if resendable || Self.neverSent(error) {
                 throw .transient(status: nil, message: "\(error)", retryAfter: nil)
             }

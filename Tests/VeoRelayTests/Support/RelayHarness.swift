@@ -42,7 +42,9 @@ struct RelayHarness: Sendable {
         configuration.upstream = .remote(url: simulatorServer.baseURL, apiKey: upstreamKey)
         configuration.apiKeys = [apiKey]
         configuration.webhookSecret = secret
-        configuration.engine.pollInterval = 0.05
+        configuration.engine.polling.floor = 0.01
+        configuration.engine.polling.ceiling = 0.05
+        configuration.engine.polling.defaultEstimates = [.fast: 0.12, .quality: 0.24]
         configuration.engine.idleInterval = .milliseconds(20)
         configuration.engine.upstreamBackoff = Backoff(base: 0.02, maximum: 0.1)
         configuration.engine.retrySchedule = RetrySchedule(delays: [0, 0.05, 0.1, 0.2], jitter: 0)

@@ -1,0 +1,52 @@
+import Foundation
+import Logging
+
+/// What the submitter and the poller share: the store, the upstream and its request budget, time,
+/// the poll schedule and the event announcer.
+public struct UpstreamStageContext: Sendable {
+    let store: any Store
+    let upstream: UpstreamClient
+    let gate: UpstreamGate
+    let clock: any WallClock
+    let leases: LeaseIssuer
+    let schedule: PollSchedule
+    let configuration: EngineConfiguration
+    let events: EventAnnouncer
+    let logger: Logger
+
+    public init(store: any Store, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, leases: LeaseIssuer,
+                schedule: PollSchedule, configuration: EngineConfiguration, events: EventAnnouncer, logger: Logger) {
+        self.store = store
+        self.upstream = upstream
+        self.gate = gate
+        self.clock = clock
+        self.leases = leases
+        self.schedule = schedule
+        self.configuration = configuration
+        self.events = events
+        self.logger = logger
+    }
+
+    /// Claims as many due tasks as the upstream budget allows right now, most overdue first.
+    func claim(_ work: TaskWork, limit: Int) async throws -> [Claimed] {
+        let granted = gate.take(upTo: limit)
+        guard granted > 0 else { return [] }
+        let lease = leases.next()
+        let tasks = try await store.claimTasks(work, now: clock.now(), limit: granted, lease: lease)
+        gate.refund(granted - tasks.count)
+        return tasks.map { Claimed(task: $0, lease: lease) }
+    }
+
+    /// Ends a task that ran past its deadline, without calling the upstream. True if it did.
+    func expireIfOverdue(_ task: inout RelayTask, lease: Lease) async throws -> Bool {
+        let now = clock.now()
+        let deadline = configuration.deadlines.deadline(for: task, estimates: schedule.estimates)
+        guard now > deadline else { return false }
+        gate.refund(1)
+        let type = task.fail(.timeout, message: "The task did not finish within \(Int(deadline.timeIntervalSince(task.createdAt))) s.",
+                             at: now)
+        logger.warning("task timed out", metadata: ["task": "\(task.id)"])
+        try await events.save(task, lease: lease, announcing: type)
+        return true
+    }
+}

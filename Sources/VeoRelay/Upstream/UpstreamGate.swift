@@ -1,0 +1,91 @@
+import Foundation
+import Synchronization
+
+/// Protects the upstream: one request budget (a token bucket, `rate` requests per second with bursts
+/// up to `burst`) shared by submissions and polls, and a circuit breaker that pauses all upstream
+/// traffic when the upstream is down instead of letting every task burn its retries, probing with one
+/// request after the cool-down. A `429` with `Retry-After` pauses everyone for that long: the rate
+/// limit is the account's, not the task's.
+///
+/// Tokens are taken when work is claimed, so a task waits for budget in the database (still due,
+/// most overdue first), never holding a lease.
+public final class UpstreamGate: Sendable {
+    public struct Policy: Sendable, Equatable {
+        /// Requests per second.
+        public var rate: Double = 10
+        /// Requests that may go out at once after a quiet spell.
+        public var burst: Double = 10
+        public var breaker = CircuitBreaker.Policy(failureThreshold: 5, cooldown: 5, maxCooldown: 300)
+
+        public init() {}
+    }
+
+    struct State {
+        var tokens: Double
+        var refilledAt: Date
+        var breaker: CircuitBreaker
+    }
+
+    public let policy: Policy
+    private let clock: any WallClock
+    private let state: Mutex<State>
+
+    public init(policy: Policy, clock: any WallClock) {
+        self.policy = policy
+        self.clock = clock
+        state = Mutex(State(tokens: policy.burst, refilledAt: clock.now(), breaker: CircuitBreaker(policy: policy.breaker)))
+    }
+
+    /// Takes up to `wanted` requests' worth of budget; 0 while the upstream is paused, 1 for a probe.
+    public func take(upTo wanted: Int) -> Int {
+        let now = clock.now()
+        return state.withLock { state in
+            state.tokens = min(policy.burst, state.tokens + now.timeIntervalSince(state.refilledAt) * policy.rate)
+            state.refilledAt = now
+            let allowed: Int
+            switch state.breaker.permission(at: now) {
+            case .allowed: allowed = wanted
+            case .probe: allowed = min(wanted, 1)
+            case .denied: return 0
+            }
+            let granted = min(allowed, Int(state.tokens.rounded(.down)))
+            if granted > 0, state.breaker.permission(at: now) == .probe { state.breaker.beginProbe() }
+            state.tokens -= Double(granted)
+            return granted
+        }
+    }
+
+    /// Gives back budget taken for work that turned out not to be there.
+    public func refund(_ count: Int) {
+        guard count > 0 else { return }
+        state.withLock { $0.tokens = min(policy.burst, $0.tokens + Double(count)) }
+    }
+
+    /// Feeds the breaker with one request's outcome.
+    func record(_ outcome: Outcome) {
+        let now = clock.now()
+        state.withLock { state in
+            switch outcome {
+            case .answered: state.breaker.record(success: true, at: now)
+            case .failed: state.breaker.record(success: false, at: now)
+            case .throttled(let retryAfter):
+                state.breaker.record(success: false, at: now)
+                if let retryAfter { state.breaker.pause(until: now.addingTimeInterval(retryAfter)) }
+            }
+        }
+    }
+
+    public func isOpen() -> Bool {
+        let now = clock.now()
+        return state.withLock { $0.breaker.isOpen(at: now) }
+    }
+
+    enum Outcome {
+        /// The upstream answered as a working service (2xx, or a 4xx about the request).
+        case answered
+        /// No answer, or a 5xx.
+        case failed
+        /// 429.
+        case throttled(retryAfter: TimeInterval?)
+    }
+}
