@@ -22,17 +22,29 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Share of jobs that fail (0…1).")
     var failureRate: Double = 0
 
+    @Option(help: "Share of requests that misbehave (0…1), spread evenly over 429 with Retry-After, 500, 503, slow, malformed JSON and dropped connections.")
+    var faultRate: Double = 0
+
+    @Option(help: "Seconds a slow response is held back.")
+    var slowDelay: Double = 0.5
+
+    @Option(help: "Reported estimated_time is the true duration times a factor within ±this (0 = honest).")
+    var estimateError: Double = 0
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         let logger = try logging.bootstrap(label: "veo-relay.simulator")
         var configuration = SimulatorConfiguration(apiKey: apiKey, timeScale: timeScale)
         configuration.failureRate = failureRate
+        configuration.faults = .spread(faultRate)
+        configuration.slowResponseDelay = slowDelay
+        configuration.estimateAccuracy = max(0.05, 1 - estimateError)...(1 + estimateError)
         let router = Router()
         router.middlewares.add(ErrorEnvelopeMiddleware())
         UpstreamSimulator(configuration: configuration).addRoutes(to: router)
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
-        Console.line("upstream simulator on http://\(host):\(port) (time scale \(timeScale), failure rate \(failureRate))")
+        Console.line("upstream simulator on http://\(host):\(port) (time scale \(timeScale), failure rate \(failureRate), fault rate \(faultRate))")
         try await app.runService()
     }
 }

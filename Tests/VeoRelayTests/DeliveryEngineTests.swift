@@ -195,7 +195,7 @@ struct DeliveryEngineTests {
 
     @Test func aRotationEndsWithItsGracePeriod() async throws {
         let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("rotation-\(UUID()).sqlite").path)
-        let now = Date()
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
         try await store.upsertClient(Client(id: "cl_1", name: "one", signingSecret: "whsec_old"), keyHash: "h1", now: now)
         #expect(try await store.rotateSecret(clientID: "cl_1", newSecret: "whsec_new", previousValidUntil: now.addingTimeInterval(60)))
         #expect(try await store.clients().first?.rotationEndsAt == now.addingTimeInterval(60))
@@ -215,10 +215,11 @@ struct DeliveryEngineTests {
             try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.attemptLog.count == 1
         }
         try await relay.stop()
-        let retention = RetentionService(store: store, clock: clock, retention: 86_400, logger: TestLog.logger)
-        #expect(await retention.prune() == 0)
+        let retention = RetentionService(store: store, clock: clock, attemptRetention: 86_400, idempotencyRetention: 86_400,
+                                         logger: TestLog.logger)
+        #expect(await retention.prune().attempts == 0)
         clock.advance(by: 86_401)
-        #expect(await retention.prune() == 1)
+        #expect(await retention.prune().attempts == 1)
         #expect(try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.attemptLog.isEmpty == true)
         try await harness.stop()
     }

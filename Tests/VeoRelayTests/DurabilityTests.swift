@@ -33,7 +33,7 @@ struct DurabilityTests {
         _ = try await ClientBootstrap.run(store: store, apiKeys: [RelayHarness.apiKey], webhookSecret: RelayHarness.secret, now: clock.now())
         let clientID = RelayHarness.clientID
         let request = try RequestValidator().validate(harness.request())
-        try await store.insert(RelayTask(clientID: clientID, request: request, now: clock.now()))
+        _ = try await store.insert(RelayTask(clientID: clientID, request: request, now: clock.now()), idempotency: nil)
         let lease = Lease(owner: "crashed-relay", expiresAt: clock.now().addingTimeInterval(60))
         var task = try #require(try await store.claimTasks(.submission, now: clock.now(), limit: 1, lease: lease).first)
         task.beginSubmission()

@@ -1,4 +1,6 @@
+import Crypto
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Metrics
 
@@ -30,13 +32,44 @@ public struct GenerationsController: Sendable {
         } catch {
             throw APIError.validation(error)
         }
+        let idempotency = try Self.idempotencyKey(request, body: body)
         let task = RelayTask(clientID: client.id, request: relayRequest, now: clock.now())
-        try await store.insert(task)
-        Counter(label: "veo_relay_tasks_accepted_total").increment()
-        context.logger.info("accepted", metadata: ["task": "\(task.id)", "client": "\(client.id)", "model": "\(task.request.model.rawValue)"])
-        submitterWake.signal()
-        let entry = SubmittedEntry(status: "submitted", taskID: task.id)
-        return try JSONResponse.make(.ok, Envelope(code: 200, data: [entry]))
+        let taskID: String
+        var response: Response
+        switch try await store.insert(task, idempotency: idempotency) {
+        case .created:
+            taskID = task.id
+            Counter(label: "veo_relay_tasks_accepted_total").increment()
+            context.logger.info("accepted", metadata: ["task": "\(task.id)", "client": "\(client.id)", "model": "\(task.request.model.rawValue)"])
+            submitterWake.signal()
+            response = try Self.submitted(taskID)
+        case .replayed(let existing):
+            taskID = existing
+            response = try Self.submitted(taskID)
+            response.headers[Self.replayedHeader] = "true"
+        case .conflict:
+            throw APIError(.conflict, type: "idempotency_error",
+                           message: "This Idempotency-Key was already used with a different request body.", param: "Idempotency-Key")
+        }
+        return response
+    }
+
+    static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
+    static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
+    static let maxIdempotencyKeyLength = 255
+
+    static func submitted(_ taskID: String) throws -> Response {
+        try JSONResponse.make(.ok, Envelope(code: 200, data: [SubmittedEntry(status: "submitted", taskID: taskID)]))
+    }
+
+    /// The request's `Idempotency-Key`, fingerprinted with its body (key order and spacing ignored).
+    static func idempotencyKey(_ request: Request, body: ByteBuffer) throws -> IdempotencyKey? {
+        guard let key = request.headers[idempotencyHeader] else { return nil }
+        guard (1...maxIdempotencyKeyLength).contains(key.utf8.count) else {
+            throw APIError.invalidRequest("Idempotency-Key must be 1 to \(maxIdempotencyKeyLength) characters.", param: "Idempotency-Key")
+        }
+        let canonical = try JSONValue.parse(Data(buffer: body)).canonicalData()
+        return IdempotencyKey(key: key, fingerprint: SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined())
     }
 
     struct SubmittedEntry: Codable {

@@ -56,7 +56,7 @@ public func buildRelay(
     let upstreamDescription: String
     switch configuration.upstream {
     case .remote(let url, let apiKey):
-        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)), gate: gate)
+        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: http, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
         upstreamDescription = url
     case .simulated(var simulatorConfiguration):
         // The simulator is mounted on the relay's own server; a random key keeps outsiders out of it.
@@ -66,7 +66,7 @@ public func buildRelay(
         // Simulated jobs run on compressed time: expect them to be as short as the simulator makes them.
         engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * simulatorConfiguration.timeScale }
         let url = configuration.loopbackBaseURL + "/simulator"
-        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: http, timeout: .seconds(Int64(engine.upstreamTimeout)), gate: gate)
+        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: http, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
         upstreamDescription = "built-in simulator at \(url) (time scale \(simulatorConfiguration.timeScale))"
     }
 
@@ -87,7 +87,8 @@ public func buildRelay(
                concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
         worker(Poller(context: stages), concurrency: engine.pollConcurrency, wake: wakeups.poller),
         worker(Submitter(context: stages), concurrency: engine.submitConcurrency, wake: wakeups.submitter),
-        RetentionService(store: store, clock: clock, retention: engine.attemptRetention, logger: logger),
+        RetentionService(store: store, clock: clock, attemptRetention: engine.attemptRetention,
+                         idempotencyRetention: engine.idempotencyRetention, logger: logger),
     ]
 
     // Services stop in reverse order: the server stops accepting first, then the submitter, poller

@@ -2,18 +2,21 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Enforces the retention of delivery attempt logs: hourly, and once at start.
+/// Enforces retention, hourly and once at start: delivery attempt logs after `attemptRetention`,
+/// idempotency keys after `idempotencyRetention`.
 public struct RetentionService: Service {
     let store: any Store
     let clock: any WallClock
-    let retention: TimeInterval
+    let attemptRetention: TimeInterval
+    let idempotencyRetention: TimeInterval
     let logger: Logger
     var interval: Duration = .seconds(3_600)
 
-    public init(store: any Store, clock: any WallClock, retention: TimeInterval, logger: Logger) {
+    public init(store: any Store, clock: any WallClock, attemptRetention: TimeInterval, idempotencyRetention: TimeInterval, logger: Logger) {
         self.store = store
         self.clock = clock
-        self.retention = retention
+        self.attemptRetention = attemptRetention
+        self.idempotencyRetention = idempotencyRetention
         self.logger = logger
     }
 
@@ -29,15 +32,18 @@ public struct RetentionService: Service {
         }
     }
 
+    /// Returns how many attempt-log entries and idempotency keys were removed.
     @discardableResult
-    public func prune() async -> Int {
+    public func prune() async -> (attempts: Int, idempotencyKeys: Int) {
         do {
-            let removed = try await store.pruneAttempts(before: clock.now().addingTimeInterval(-retention))
-            if removed > 0 { logger.info("pruned delivery attempt logs", metadata: ["removed": "\(removed)"]) }
-            return removed
+            let now = clock.now()
+            let attempts = try await store.pruneAttempts(before: now.addingTimeInterval(-attemptRetention))
+            let keys = try await store.pruneIdempotencyKeys(before: now.addingTimeInterval(-idempotencyRetention))
+            if attempts + keys > 0 { logger.info("pruned", metadata: ["attempt_logs": "\(attempts)", "idempotency_keys": "\(keys)"]) }
+            return (attempts, keys)
         } catch {
-            logger.error("could not prune delivery attempt logs", metadata: ["error": "\(error)"])
-            return 0
+            logger.error("could not prune", metadata: ["error": "\(error)"])
+            return (0, 0)
         }
     }
 }

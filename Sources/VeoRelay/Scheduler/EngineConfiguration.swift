@@ -20,6 +20,8 @@ public struct EngineConfiguration: Sendable {
     public var destinations = DestinationGate.Policy()
     /// How long delivery attempt logs are kept.
     public var attemptRetention: TimeInterval = 30 * 86_400
+    /// How long an `Idempotency-Key` keeps answering with its first task.
+    public var idempotencyRetention: TimeInterval = 86_400
     /// Backoff for upstream failures worth retrying (submissions and polls).
     public var upstreamBackoff = Backoff(base: 2, maximum: 300)
     /// Consecutive 404s for a known upstream task before it is declared lost.

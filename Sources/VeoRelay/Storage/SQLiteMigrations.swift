@@ -85,6 +85,19 @@ enum SQLiteMigrations {
                 ALTER TABLE clients ADD COLUMN revoked_at REAL;
                 """)
         }
+        migrator.registerMigration("005-idempotency-keys") { db in
+            try db.execute(sql: """
+                CREATE TABLE idempotency_keys (
+                    client_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    PRIMARY KEY (client_id, key)
+                );
+                CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+                """)
+        }
         return migrator
     }
 }

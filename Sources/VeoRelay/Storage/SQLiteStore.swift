@@ -18,9 +18,17 @@ public final class SQLiteStore: Store {
 
     // MARK: Tasks
 
-    public func insert(_ task: RelayTask) async throws {
+    public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {
         let columns = try TaskColumns(task)
-        try await pool.write { db in
+        return try await pool.write { db in
+            if let idempotency {
+                if let row = try Row.fetchOne(db, sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?",
+                                              arguments: [task.clientID, idempotency.key]) {
+                    return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
+                }
+                try db.execute(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
+            }
             do {
                 try db.execute(sql: """
                     INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures)
@@ -31,6 +39,7 @@ public final class SQLiteStore: Store {
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw StoreError.duplicateTask(task.id)
             }
+            return .created
         }
     }
 
@@ -203,6 +212,24 @@ public final class SQLiteStore: Store {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM delivery_attempts WHERE attempted_at < ?", arguments: [cutoff.timeIntervalSince1970])
             return db.changesCount
+        }
+    }
+
+    public func pruneIdempotencyKeys(before cutoff: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [cutoff.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    public func resubmit(taskID: String, now: Date) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
+                    submitted_at = NULL, completed_at = NULL, next_run_at = ?, failures = 0, lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = ? AND state = 'failed'
+                """, arguments: [now.timeIntervalSince1970, taskID])
+            return db.changesCount == 1
         }
     }
 

@@ -141,6 +141,25 @@ public struct Client: Sendable, Equatable {
     }
 }
 
+/// A client's `Idempotency-Key` and the fingerprint of the request body it was first used with.
+public struct IdempotencyKey: Sendable, Equatable {
+    public var key: String
+    public var fingerprint: String
+
+    public init(key: String, fingerprint: String) {
+        self.key = key
+        self.fingerprint = fingerprint
+    }
+}
+
+public enum InsertOutcome: Sendable, Equatable {
+    case created
+    /// The key was used before with the same body: that task is the answer.
+    case replayed(taskID: String)
+    /// The key was used before with a different body.
+    case conflict
+}
+
 public enum StoreError: Error, Equatable {
     /// The lease expired and another worker may own the row now; the caller's work is void.
     case leaseLost(String)
@@ -151,7 +170,9 @@ public enum StoreError: Error, Equatable {
 /// the database consistent and the next claim resumes the work. Implementations must make claims
 /// exclusive across processes that share the database.
 public protocol Store: Sendable {
-    func insert(_ task: RelayTask) async throws
+    /// Commits a new task; with an idempotency key, a repeat of the same request returns the
+    /// first task instead, in the same transaction.
+    func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome
     /// A client's task; another client's id reads as absent.
     func task(id: String, clientID: String) async throws -> RelayTask?
 
@@ -176,6 +197,10 @@ public protocol Store: Sendable {
     func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord?
     /// Deletes attempt-log entries older than `cutoff`; returns how many.
     func pruneAttempts(before cutoff: Date) async throws -> Int
+    /// Forgets idempotency keys first used before `cutoff`; returns how many.
+    func pruneIdempotencyKeys(before cutoff: Date) async throws -> Int
+    /// Puts a failed task back in the queue: the operator decided to pay for it again.
+    func resubmit(taskID: String, now: Date) async throws -> Bool
 
     /// Gives back every lease an instance holds (owners `<instance>/…`), on graceful shutdown.
     func releaseLeases(instance: String) async throws

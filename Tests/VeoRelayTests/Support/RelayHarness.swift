@@ -8,6 +8,8 @@ import NIOHTTP1
 /// Relay + upstream simulator + webhook receiver, each a real HTTP server on loopback.
 struct RelayHarness: Sendable {
     static let apiKey = "relay-test-key"
+    /// A second client, for isolation tests.
+    static let otherAPIKey = "relay-test-key-other"
     static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     static let upstreamKey = "upstream-test-key"
 
@@ -40,7 +42,7 @@ struct RelayHarness: Sendable {
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configuration.upstream = .remote(url: simulatorServer.baseURL, apiKey: upstreamKey)
-        configuration.apiKeys = [apiKey]
+        configuration.apiKeys = [apiKey, otherAPIKey]
         configuration.webhookSecret = secret
         configuration.engine.polling.floor = 0.01
         configuration.engine.polling.ceiling = 0.05
@@ -81,7 +83,7 @@ struct RelayHarness: Sendable {
         _ = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret, now: now)
         var request = try RequestValidator().validate(self.request())
         request.callbackURL = callbackURL ?? self.callbackURL
-        try await store.insert(RelayTask(clientID: Self.clientID, request: request, now: now))
+        _ = try await store.insert(RelayTask(clientID: Self.clientID, request: request, now: now), idempotency: nil)
         let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(60))
         var task = try await store.claimTasks(.submission, now: now, limit: 1, lease: lease)[0]
         task.submitted(upstreamTaskID: "task_seeded", at: now, firstPollAt: now)
@@ -112,6 +114,12 @@ struct APIClient: Sendable {
     struct Answer: Sendable {
         var status: Int
         var json: JSONValue
+        var headers: [String: String] = [:]
+
+        var taskID: String? {
+            guard case .array(let entries)? = json["data"] else { return nil }
+            return entries.first?["task_id"]?.stringValue
+        }
     }
 
     func post(_ path: String, json: JSONValue) async throws -> Answer {
@@ -126,23 +134,25 @@ struct APIClient: Sendable {
         try await send(.GET, path, body: nil)
     }
 
-    func send(_ method: HTTPMethod, _ path: String, body: Data?) async throws -> Answer {
+    func send(_ method: HTTPMethod, _ path: String, body: Data?, headers: [(String, String)] = []) async throws -> Answer {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 1 << 20)
-        return Answer(status: Int(response.status.code), json: (try? JSONValue.parse(Data(buffer: bytes))) ?? .null)
+        return Answer(status: Int(response.status.code), json: (try? JSONValue.parse(Data(buffer: bytes))) ?? .null,
+                      headers: Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }) { $1 })
     }
 
     /// Submits and returns the relay task id.
     func submit(_ json: JSONValue) async throws -> String {
         let answer = try await post("/v1/videos/generations", json: json)
-        guard answer.status == 200, case .array(let entries)? = answer.json["data"], let id = entries.first?["task_id"]?.stringValue else {
+        guard answer.status == 200, let id = answer.taskID else {
             throw TestFailure("submission refused: \(answer.status) \(answer.json)")
         }
         return id

@@ -1,0 +1,218 @@
+import Foundation
+import Testing
+@testable import VeoRelay
+
+@Suite("Upstream engine")
+struct UpstreamEngineTests {
+    @Test func underA30PercentFaultRateEveryTaskEndsWithOneWebhookAndNothingIsPaidTwice() async throws {
+        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
+        simulator.faults = .spread(0.3)
+        simulator.slowResponseDelay = 0.05
+        simulator.estimateAccuracy = 0.5...1.5
+        let rate = 40.0, burst = 10.0
+        let harness = try await RelayHarness.start(simulator: simulator, tune: { configuration in
+            configuration.engine.upstream.rate = rate
+            configuration.engine.upstream.burst = burst
+            configuration.engine.upstream.breaker = CircuitBreaker.Policy(failureThreshold: 5, cooldown: 0.1, maxCooldown: 0.4)
+        })
+        let relay = try await harness.startRelay()
+        let api = APIClient(baseURL: relay.baseURL)
+        var accepted: Set<String> = []
+        for index in 0..<30 { accepted.insert(try await api.submit(harness.request(prompt: "faulty upstream \(index)"))) }
+
+        let terminal = try await harness.receiver.next(accepted.count, within: .seconds(60))
+        let ids = terminal.compactMap { $0.json["data"]?["task_id"]?.stringValue }
+        #expect(Set(ids) == accepted, "every accepted task got a terminal webhook")
+        #expect(ids.count == Set(ids).count, "exactly one each")
+        #expect(harness.simulator.maxSubmissionsOfOneRequest == 1, "no request was submitted twice")
+        // The token bucket allows at most `burst + rate × window` requests in any window.
+        #expect(harness.simulator.maxRequests(inAnyWindowOf: 1) <= Int(burst + rate))
+        #expect(harness.simulator.maxRequests(inAnyWindowOf: 0.25) <= Int(burst + rate * 0.25))
+        let outcomes = Dictionary(grouping: terminal) { $0.json["data"]?["error"]?["code"]?.stringValue ?? "succeeded" }.mapValues(\.count)
+        #expect((outcomes["succeeded"] ?? 0) > accepted.count / 2, "\(outcomes)")
+        #expect(Set(outcomes.keys).isSubset(of: ["succeeded", "submission_outcome_unknown"]), "\(outcomes)")
+        try await harness.stop(relay)
+    }
+
+    @Test func aTimeoutAfterSendingEndsOutcomeUnknownAndOnlyAnOperatorResubmits() async throws {
+        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
+        simulator.faults.slow = 1
+        simulator.slowResponseDelay = 1
+        let harness = try await RelayHarness.start(simulator: simulator, tune: { $0.engine.upstreamTimeout = 0.2 })
+        let relay = try await harness.startRelay()
+        let taskID = try await APIClient(baseURL: relay.baseURL).submit(harness.request())
+
+        let failed = try await harness.receiver.next()[0]
+        #expect(failed.json["type"] == .string("task.failed"))
+        #expect(failed.json["data"]?["error"]?["code"] == .string("submission_outcome_unknown"))
+        #expect(harness.simulator.totalSubmissions == 1, "the upstream got it once and the relay did not resend it")
+
+        // The operator decides to pay again.
+        harness.simulator.reconfigure { $0.faults = .init() }
+        #expect(try await SQLiteStore(path: harness.databasePath).resubmit(taskID: taskID, now: Date()))
+        let succeeded = try await harness.receiver.next()[0]
+        #expect(succeeded.json["type"] == .string("task.succeeded"))
+        #expect(succeeded.json["data"]?["task_id"] == .string(taskID))
+        #expect(harness.simulator.totalSubmissions == 2)
+        try await harness.stop(relay)
+    }
+
+    @Test func anIdempotencyKeyReturnsTheSameTaskAndRefusesADifferentBody() async throws {
+        let harness = try await RelayHarness.start()
+        let relay = try await harness.startRelay()
+        let api = APIClient(baseURL: relay.baseURL)
+        let key = [("Idempotency-Key", "order-1234")]
+        let body = try JSONCoding.encode(harness.request(prompt: "once only"))
+        let first = try await api.send(.POST, "/v1/videos/generations", body: body, headers: key)
+        #expect(first.status == 200)
+        // The same request again, keys in another order: the same task.
+        var reordered = try #require(String(data: body, encoding: .utf8))
+        reordered = reordered.replacingOccurrences(of: "{", with: "{ ", options: [], range: reordered.startIndex..<reordered.index(after: reordered.startIndex))
+        let again = try await api.send(.POST, "/v1/videos/generations", body: Data(reordered.utf8), headers: key)
+        #expect(again.status == 200)
+        #expect(again.taskID == first.taskID)
+        #expect(again.headers["idempotent-replayed"] == "true")
+
+        let different = try await api.send(.POST, "/v1/videos/generations",
+                                           body: try JSONCoding.encode(harness.request(prompt: "something else")), headers: key)
+        #expect(different.status == 409)
+        #expect(different.json["error"]?["param"] == .string("Idempotency-Key"))
+
+        // Keys are per client: another client's identical key is its own task.
+        let other = try await APIClient(baseURL: relay.baseURL, key: RelayHarness.otherAPIKey)
+            .send(.POST, "/v1/videos/generations", body: body, headers: key)
+        #expect(other.status == 200)
+        #expect(other.taskID != first.taskID)
+
+        _ = try await harness.receiver.next(2)
+        #expect(harness.simulator.totalSubmissions == 2)
+        #expect(harness.simulator.maxSubmissionsOfOneRequest == 2, "the same body, once per client")
+        try await harness.stop(relay)
+    }
+
+    @Test func expiredIdempotencyKeysAreForgotten() async throws {
+        let clock = ManualClock.startingNow()
+        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("idem-\(UUID()).sqlite").path)
+        let request = try RequestValidator().validate(body: Scenarios.relayBody(Scenarios.all[0].json))
+        let key = IdempotencyKey(key: "k", fingerprint: "f")
+        #expect(try await store.insert(RelayTask(clientID: "c", request: request, now: clock.now()), idempotency: key) == .created)
+        let retention = RetentionService(store: store, clock: clock, attemptRetention: 86_400, idempotencyRetention: 86_400,
+                                         logger: TestLog.logger)
+        clock.advance(by: 86_000)
+        #expect(await retention.prune().idempotencyKeys == 0, "kept for at least 24 h")
+        clock.advance(by: 401)
+        #expect(await retention.prune().idempotencyKeys == 1)
+        #expect(try await store.insert(RelayTask(clientID: "c", request: request, now: clock.now()), idempotency: key) == .created)
+    }
+
+    @Test func aTaskPastItsDeadlineFailsWithTimeout() async throws {
+        // Jobs take 60–180 s; the deadline is a fraction of a second.
+        let harness = try await RelayHarness.start(simulator: SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 1),
+                                                   tune: {
+                                                       $0.engine.deadlines.minimum = 0.2
+                                                       $0.engine.deadlines.maximum = 0.3
+                                                   })
+        let relay = try await harness.startRelay()
+        _ = try await APIClient(baseURL: relay.baseURL).submit(harness.request())
+        let delivery = try await harness.receiver.next()[0]
+        #expect(delivery.json["type"] == .string("task.failed"))
+        #expect(delivery.json["data"]?["error"]?["code"] == .string("timeout"))
+        try await harness.stop(relay)
+    }
+
+    @Test func anUpstreamThatForgetsATaskIsAskedAFewTimesThenTheTaskEnds() async throws {
+        let harness = try await RelayHarness.start()
+        let store = try SQLiteStore(path: harness.databasePath)
+        let now = Date()
+        let request = try RequestValidator().validate(harness.request())
+        _ = try await store.insert(RelayTask(clientID: RelayHarness.clientID, request: request, now: now), idempotency: nil)
+        let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(60))
+        var task = try await store.claimTasks(.submission, now: now, limit: 1, lease: lease)[0]
+        task.submitted(upstreamTaskID: "task_the_upstream_never_heard_of", at: now, firstPollAt: now)
+        try await store.save(task, lease: lease, keepLease: false, event: nil)
+
+        let relay = try await harness.startRelay()
+        let delivery = try await harness.receiver.next()[0]
+        #expect(delivery.json["data"]?["error"]?["code"] == .string("upstream_task_not_found"))
+        #expect(harness.simulator.totalPolls == harness.configuration.engine.notFoundLimit)
+        try await harness.stop(relay)
+    }
+}
+
+@Suite("Upstream protection and poll scheduling")
+struct UpstreamGateTests {
+    @Test func theBudgetRefillsAtItsRateAndCapsBursts() {
+        let clock = ManualClock.startingNow()
+        var policy = UpstreamGate.Policy()
+        policy.rate = 4
+        policy.burst = 2
+        let gate = UpstreamGate(policy: policy, clock: clock)
+        #expect(gate.take(upTo: 10) == 2)
+        #expect(gate.take(upTo: 10) == 0)
+        clock.advance(by: 0.5)
+        #expect(gate.take(upTo: 10) == 2)
+        clock.advance(by: 10)
+        #expect(gate.take(upTo: 10) == 2, "a long quiet spell still allows only a burst")
+        gate.refund(1)
+        #expect(gate.take(upTo: 10) == 1)
+    }
+
+    @Test func theBreakerPausesAllTrafficAndProbesBeforeResuming() {
+        let clock = ManualClock.startingNow()
+        var policy = UpstreamGate.Policy()
+        policy.rate = 1_000
+        policy.burst = 1_000
+        policy.breaker = CircuitBreaker.Policy(failureThreshold: 3, cooldown: 5, maxCooldown: 60)
+        let gate = UpstreamGate(policy: policy, clock: clock)
+        for _ in 0..<3 { gate.record(.failed) }
+        #expect(gate.isOpen())
+        #expect(gate.take(upTo: 10) == 0, "paused: no task spends a retry")
+        clock.advance(by: 5)
+        #expect(gate.take(upTo: 10) == 1, "one probe")
+        #expect(gate.take(upTo: 10) == 0, "and nothing else while it is out")
+        gate.record(.answered)
+        #expect(gate.take(upTo: 10) == 10, "resumed on its own")
+        gate.record(.throttled(retryAfter: 30))
+        #expect(gate.take(upTo: 10) == 0, "a 429's Retry-After pauses everyone")
+        clock.advance(by: 30)
+        #expect(gate.take(upTo: 10) == 1)
+    }
+
+    @Test func theScheduleAimsAtThePredictedCompletionAndClosesIn() throws {
+        let estimates = DurationEstimates(defaults: [.fast: 60, .quality: 120])
+        var policy = PollPolicy()
+        policy.floor = 1
+        policy.ceiling = 60
+        policy.approach = 0.8
+        let schedule = PollSchedule(policy: policy, estimates: estimates)
+        let start = Date(timeIntervalSince1970: 1_000)
+        var task = RelayTask(clientID: "c", request: try RequestValidator().validate(body: Scenarios.relayBody(Scenarios.all[0].json)), now: start)
+        task.submitted(upstreamTaskID: "u", at: start, firstPollAt: start)
+
+        // First poll: 80 % of the model's early estimate.
+        #expect(schedule.firstPoll(for: task, submittedAt: start) == start.addingTimeInterval(48))
+        // Progress 40 % after 48 s predicts completion at ≈ 118.5 s: wait 80 % of what is left.
+        let view = UpstreamTaskView(status: "processing", progress: 40, estimatedTime: 200)
+        let now = start.addingTimeInterval(48)
+        let next = schedule.nextPoll(for: task, observed: view, now: now).timeIntervalSince(now)
+        #expect(abs(next - (48 * 100 / 40.5 - 48) * 0.8) < 0.01)
+        // Without progress the upstream's estimate decides; overdue tasks are polled at the floor.
+        let pending = UpstreamTaskView(status: "pending", progress: 0, estimatedTime: 90)
+        #expect(schedule.nextPoll(for: task, observed: pending, now: start.addingTimeInterval(40)) == start.addingTimeInterval(40 + 40))
+        #expect(schedule.nextPoll(for: task, observed: pending, now: start.addingTimeInterval(10)) == start.addingTimeInterval(10 + 60),
+                "80 % of 80 s is capped at the 60 s ceiling")
+        #expect(schedule.nextPoll(for: task, observed: pending, now: start.addingTimeInterval(100)) == start.addingTimeInterval(101))
+        // A fixed schedule ignores all of that.
+        var fixed = policy
+        fixed.mode = .fixed(5)
+        #expect(PollSchedule(policy: fixed, estimates: estimates).nextPoll(for: task, observed: view, now: now) == now.addingTimeInterval(5))
+    }
+
+    @Test func estimatesAreLearnedFromRecentCompletions() {
+        let estimates = DurationEstimates(defaults: [.fast: 60])
+        #expect(estimates.early(for: .fast) == 60)
+        for seconds in stride(from: 100.0, through: 190, by: 10) { estimates.record(seconds, for: .fast) }
+        #expect(estimates.early(for: .fast) == 110, "the 10th percentile of 100…190")
+        #expect(estimates.early(for: .quality) == 60, "no default for quality here: the fallback")
+    }
+}
