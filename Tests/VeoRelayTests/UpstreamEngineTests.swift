@@ -170,6 +170,8 @@ struct UpstreamGateTests {
         clock.advance(by: 5)
         #expect(gate.take(upTo: 10) == 1, "one probe")
         #expect(gate.take(upTo: 10) == 0, "and nothing else while it is out")
+        gate.refund(1)
+        #expect(gate.take(upTo: 10) == 1, "a probe that was never sent does not block the next one")
         gate.record(.answered)
         #expect(gate.take(upTo: 10) == 10, "resumed on its own")
         gate.record(.throttled(retryAfter: 30))
@@ -214,5 +216,21 @@ struct UpstreamGateTests {
         for seconds in stride(from: 100.0, through: 190, by: 10) { estimates.record(seconds, for: .fast) }
         #expect(estimates.early(for: .fast) == 110, "the 10th percentile of 100…190")
         #expect(estimates.early(for: .quality) == 60, "no default for quality here: the fallback")
+    }
+}
+
+@Suite("Simulator faults as the relay sees them")
+struct SimulatorFaultTests {
+    @Test(arguments: ["dropped", "malformed"])
+    func aSpoiledAnswerToASubmissionIsAnUnknownOutcome(_ name: String) async throws {
+        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
+        if name == "dropped" { simulator.faults.dropped = 1 } else { simulator.faults.malformed = 1 }
+        let harness = try await RelayHarness.start(simulator: simulator)
+        let relay = try await harness.startRelay()
+        _ = try await APIClient(baseURL: relay.baseURL).submit(harness.request())
+        let delivery = try await harness.receiver.next(within: .seconds(5))[0]
+        #expect(delivery.json["data"]?["error"]?["code"] == .string("submission_outcome_unknown"), "\(name)")
+        #expect(harness.simulator.totalSubmissions == 1)
+        try await harness.stop(relay)
     }
 }

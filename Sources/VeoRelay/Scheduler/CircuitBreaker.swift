@@ -48,6 +48,11 @@ public struct CircuitBreaker: Sendable, Equatable {
         probing = true
     }
 
+    /// The probe was granted but never sent: let the next request probe instead.
+    public mutating func cancelProbe() {
+        probing = false
+    }
+
     public mutating func record(success: Bool, at now: Date) {
         if success {
             self = CircuitBreaker(policy: policy)

@@ -55,10 +55,14 @@ public final class UpstreamGate: Sendable {
         }
     }
 
-    /// Gives back budget taken for work that turned out not to be there.
+    /// Gives back budget taken for work that turned out not to be there (or needed no request).
+    /// A refunded probe was never sent, so it must not keep the breaker waiting for its result.
     public func refund(_ count: Int) {
         guard count > 0 else { return }
-        state.withLock { $0.tokens = min(policy.burst, $0.tokens + Double(count)) }
+        state.withLock { state in
+            state.tokens = min(policy.burst, state.tokens + Double(count))
+            state.breaker.cancelProbe()
+        }
     }
 
     /// Feeds the breaker with one request's outcome.
