@@ -27,6 +27,33 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Upstream API key; without one the built-in simulator is used. Prefer the variable: flags show in `ps`. [env: VEO_RELAY_UPSTREAM_API_KEY]")
     var upstreamAPIKey: String?
 
+    @Option(help: "A file holding the upstream API key (e.g. a mounted secret). [env: VEO_RELAY_UPSTREAM_API_KEY_FILE]")
+    var upstreamAPIKeyFile: String?
+
+    @Flag(help: "Accept http:// callback URLs (default: https only). [env: VEO_RELAY_CALLBACK_ALLOW_HTTP=true]")
+    var callbackAllowHTTP = false
+
+    @Option(help: "A network callbacks may reach although it is private or loopback, e.g. 127.0.0.0/8; repeatable. [env: VEO_RELAY_CALLBACK_ALLOW_CIDRS, comma-separated]")
+    var callbackAllowCIDR: [String] = []
+
+    @Flag(help: "Apply the callback address checks to first_frame_image and last_frame_image too. [env: VEO_RELAY_CHECK_IMAGE_URLS=true]")
+    var checkImageURLs = false
+
+    @Option(help: "API requests per second per client (bursts of twice that). [env: VEO_RELAY_RATE_LIMIT] (default: 20)")
+    var rateLimit: Double?
+
+    @Option(help: "Largest request body in bytes. [env: VEO_RELAY_MAX_BODY_BYTES] (default: 65536)")
+    var maxBodyBytes: Int?
+
+    @Option(help: "Longest prompt in characters. [env: VEO_RELAY_MAX_PROMPT_CHARS] (default: 20000)")
+    var maxPromptChars: Int?
+
+    @Option(help: "Largest metadata object in bytes of JSON. [env: VEO_RELAY_MAX_METADATA_BYTES] (default: 4096)")
+    var maxMetadataBytes: Int?
+
+    @Option(help: "Longest URL in bytes. [env: VEO_RELAY_MAX_URL_LENGTH] (default: 2048)")
+    var maxURLLength: Int?
+
     @Option(name: .customLong("api-key"), help: "A relay API key clients must send as a Bearer token; repeatable. [env: VEO_RELAY_API_KEYS, comma-separated] (default: a generated key stored in the database)")
     var apiKeys: [String] = []
 
@@ -89,13 +116,28 @@ struct Serve: AsyncParsableCommand {
         configuration.port = try port ?? Env.value("VEO_RELAY_PORT") ?? configuration.port
         configuration.databasePath = database ?? Env.string("VEO_RELAY_DATABASE") ?? configuration.databasePath
         let upstreamURL = upstreamURL ?? Env.string("VEO_RELAY_UPSTREAM_URL") ?? RelayConfiguration.defaultUpstreamURL
-        if let key = upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY") {
+        if let key = try upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY") ?? upstreamKeyFromFile() {
             configuration.upstream = .remote(url: upstreamURL, apiKey: key)
         } else {
             let scale = try simulatorTimeScale ?? Env.value("VEO_RELAY_SIMULATOR_TIME_SCALE") ?? 0.1
             configuration.upstream = .simulated(SimulatorConfiguration(timeScale: scale))
         }
         configuration.apiKeys = apiKeys.isEmpty ? Env.list("VEO_RELAY_API_KEYS") : apiKeys
+        configuration.callbacks.allowHTTP = callbackAllowHTTP || Env.flag("VEO_RELAY_CALLBACK_ALLOW_HTTP")
+        configuration.callbacks.checkImageURLs = checkImageURLs || Env.flag("VEO_RELAY_CHECK_IMAGE_URLS")
+        configuration.callbacks.addresses.allowed = try (callbackAllowCIDR.isEmpty ? Env.list("VEO_RELAY_CALLBACK_ALLOW_CIDRS") : callbackAllowCIDR)
+            .map { text in
+                guard let network = IPNetwork(text) else { throw ValidationError("'\(text)' is not a CIDR network such as 127.0.0.0/8") }
+                return network
+            }
+        if let rate = try rateLimit ?? Env.value("VEO_RELAY_RATE_LIMIT", as: Double.self) {
+            configuration.rateLimit.rate = rate
+            configuration.rateLimit.burst = rate * 2
+        }
+        configuration.maxBodyBytes = try maxBodyBytes ?? Env.value("VEO_RELAY_MAX_BODY_BYTES") ?? configuration.maxBodyBytes
+        configuration.limits.maxPromptCharacters = try maxPromptChars ?? Env.value("VEO_RELAY_MAX_PROMPT_CHARS") ?? configuration.limits.maxPromptCharacters
+        configuration.limits.maxMetadataBytes = try maxMetadataBytes ?? Env.value("VEO_RELAY_MAX_METADATA_BYTES") ?? configuration.limits.maxMetadataBytes
+        configuration.limits.maxURLLength = try maxURLLength ?? Env.value("VEO_RELAY_MAX_URL_LENGTH") ?? configuration.limits.maxURLLength
         configuration.webhookSecret = webhookSecret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
         var engine = configuration.engine
         engine.polling.floor = try Env.duration(pollFloor, "VEO_RELAY_POLL_FLOOR") ?? engine.polling.floor
@@ -118,6 +160,14 @@ struct Serve: AsyncParsableCommand {
         engine.attemptRetention = try Env.duration(attemptRetention, "VEO_RELAY_ATTEMPT_RETENTION") ?? engine.attemptRetention
         configuration.engine = engine
         return configuration
+    }
+
+    /// The upstream key from a file, trailing newline ignored.
+    func upstreamKeyFromFile() throws -> String? {
+        guard let path = upstreamAPIKeyFile ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY_FILE") else { return nil }
+        let key = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !key.isEmpty else { throw ValidationError("\(path) is empty") }
+        return key
     }
 
     func run() async throws {

@@ -18,6 +18,10 @@ enum Env {
         return value
     }
 
+    static func flag(_ name: String) -> Bool {
+        ["1", "true", "yes", "on"].contains(string(name)?.lowercased() ?? "")
+    }
+
     static func list(_ name: String) -> [String] {
         string(name).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
     }

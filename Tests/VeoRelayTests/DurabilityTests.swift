@@ -58,7 +58,7 @@ struct DurabilityTests {
         let harness = try await RelayHarness.start()
         var configuration = harness.configuration
         configuration.upstream = .remote(url: "http://127.0.0.1:1", apiKey: RelayHarness.upstreamKey)
-        configuration.engine.deliveryConnectTimeout = 0.2
+        configuration.engine.upstreamConnectTimeout = 0.2
         let unreachable = RelayHarness(simulator: harness.simulator, simulatorServer: harness.simulatorServer, receiver: harness.receiver,
                                        receiverServer: harness.receiverServer, databasePath: harness.databasePath,
                                        configuration: configuration, clock: harness.clock)
@@ -70,10 +70,12 @@ struct DurabilityTests {
         try await eventually("a failed submission attempt") {
             (try await store.task(id: taskID, clientID: clientID)?.failures ?? 0) >= 2
         }
+        try await relay.stop()
+        // Stopped gracefully, so no attempt is in flight: the task waits in the queue, not failed.
         let task = try #require(try await store.task(id: taskID, clientID: clientID))
         #expect(task.state == .queued)
+        #expect(task.error == nil)
         #expect(harness.receiver.all.isEmpty)
-        try await relay.stop()
 
         // The upstream comes back (here: the relay is pointed at it); the same task goes through.
         let healed = try await harness.startRelay()

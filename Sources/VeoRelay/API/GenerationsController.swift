@@ -9,6 +9,7 @@ import Metrics
 public struct GenerationsController: Sendable {
     let store: any Store
     let validator: RequestValidator
+    let callbackGuard: CallbackGuard
     let clock: any WallClock
     let submitterWake: WakeSignal
     let maxBodyBytes: Int
@@ -29,6 +30,7 @@ public struct GenerationsController: Sendable {
         let relayRequest: RelayRequest
         do {
             relayRequest = try validator.validate(body: Data(buffer: body))
+            try await callbackGuard.check(relayRequest)
         } catch {
             throw APIError.validation(error)
         }

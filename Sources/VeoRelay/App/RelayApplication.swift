@@ -9,6 +9,8 @@ import ServiceLifecycle
 /// and dispatcher. The executable and the tests both build it here.
 public struct Relay: Sendable {
     public var application: Application<RouterResponder<RelayRequestContext>>
+    /// Every route served, as "METHOD /path" (for checking the OpenAPI document).
+    public var routes: [String]
     public var clients: ClientBootstrap.Outcome
     public var upstreamDescription: String
 }
@@ -25,7 +27,9 @@ public func buildRelay(
     store: (any Store)? = nil,
     clock: any WallClock = SystemClock(),
     logger: Logger = Logger(label: "veo-relay"),
-    metrics: PrometheusCollectorRegistry? = nil,
+    /// Where `/metrics` reads from; `serve` bootstraps swift-metrics with the same registry.
+    metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+    resolver: any HostResolver = SystemResolver(),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> Relay {
     let store = try store ?? SQLiteStore(path: configuration.databasePath)
@@ -33,20 +37,26 @@ public func buildRelay(
                                                 webhookSecret: configuration.webhookSecret, now: clock.now())
     var engine = configuration.engine
     let wakeups = Wakeups()
-    let http = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout)
+    let upstreamHTTP = HTTPClient.relayClient(connectTimeout: engine.upstreamConnectTimeout)
+    let webhookHTTP = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout, allowedPeers: configuration.callbacks.addresses)
 
     let router = Router(context: RelayRequestContext.self)
     router.middlewares.add(ErrorEnvelopeMiddleware())
     router.get("/healthz") { _, _ in try JSONResponse.make(.ok, ["status": "ok"]) }
-    if let metrics {
-        router.get("/metrics") { _, _ in
-            var text: [UInt8] = []
-            metrics.emit(into: &text)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
-        }
+    let openAPI = try OpenAPIDocument.load()
+    router.get("/openapi.yaml") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: openAPI)))
     }
-    let api = router.group("v1").add(middleware: BearerAuthenticator(store: store))
-    GenerationsController(store: store, validator: RequestValidator(limits: configuration.limits), clock: clock,
+    router.get("/metrics") { _, _ in
+        var text: [UInt8] = []
+        metrics.emit(into: &text)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
+    }
+    let api = router.group("v1")
+        .add(middleware: BearerAuthenticator(store: store))
+        .add(middleware: RateLimitMiddleware(policy: configuration.rateLimit, clock: clock))
+    GenerationsController(store: store, validator: RequestValidator(limits: configuration.limits),
+                          callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), clock: clock,
                           submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes).addRoutes(to: api)
     TasksController(store: store).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
@@ -56,7 +66,7 @@ public func buildRelay(
     let upstreamDescription: String
     switch configuration.upstream {
     case .remote(let url, let apiKey):
-        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: http, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
+        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: upstreamHTTP, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
         upstreamDescription = url
     case .simulated(var simulatorConfiguration):
         // The simulator is mounted on the relay's own server; a random key keeps outsiders out of it.
@@ -66,7 +76,7 @@ public func buildRelay(
         // Simulated jobs run on compressed time: expect them to be as short as the simulator makes them.
         engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * simulatorConfiguration.timeScale }
         let url = configuration.loopbackBaseURL + "/simulator"
-        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: http, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
+        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: upstreamHTTP, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
         upstreamDescription = "built-in simulator at \(url) (time scale \(simulatorConfiguration.timeScale))"
     }
 
@@ -82,7 +92,7 @@ public func buildRelay(
                    releaseLeases: release)
     }
     let workers = [
-        worker(Dispatcher(store: store, http: http, clock: clock, leases: leases, gate: DestinationGate(policy: engine.destinations),
+        worker(Dispatcher(store: store, http: webhookHTTP, clock: clock, leases: leases, gate: DestinationGate(policy: engine.destinations),
                           configuration: engine, logger: logger),
                concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
         worker(Poller(context: stages), concurrency: engine.pollConcurrency, wake: wakeups.poller),
@@ -96,15 +106,17 @@ public func buildRelay(
     let application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veo-relay"),
-        services: [HTTPClientService(client: http)] + workers,
+        services: [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)] + workers,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
-    return Relay(application: application, clients: clients, upstreamDescription: upstreamDescription)
+    return Relay(application: application, routes: router.routes.map(\.description), clients: clients,
+                 upstreamDescription: upstreamDescription)
 }
 
 /// Owns an `HTTPClient` for the life of a service group and shuts it down at the end.
-struct HTTPClientService: Service {
+struct HTTPClientService: Service, CustomStringConvertible {
     let client: HTTPClient
+    let description = "HTTPClientService"
 
     func run() async throws {
         try? await gracefulShutdown()

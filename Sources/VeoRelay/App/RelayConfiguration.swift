@@ -1,16 +1,23 @@
 import Foundation
 
 /// Where the relay sends generations.
-public enum UpstreamMode: Sendable {
+public enum UpstreamMode: Sendable, CustomStringConvertible {
     /// The real gateway.
     case remote(url: String, apiKey: String)
     /// The built-in simulator, served by the relay itself under `/simulator`.
     case simulated(SimulatorConfiguration)
+
+    public var description: String {
+        switch self {
+        case .remote(let url, _): "remote(\(url))"
+        case .simulated(let configuration): "simulated(time scale \(configuration.timeScale))"
+        }
+    }
 }
 
 /// Everything `serve` can be told. Defaults are the embedded setup: loopback, a SQLite file in the
 /// working directory, and the simulator when no upstream key is configured.
-public struct RelayConfiguration: Sendable {
+public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public static let defaultUpstreamURL = "https://xcompute.us"
 
     public var host = "127.0.0.1"
@@ -24,10 +31,19 @@ public struct RelayConfiguration: Sendable {
     public var engine = EngineConfiguration()
     public var limits = RequestLimits()
     public var maxBodyBytes = 64 * 1024
+    /// The SSRF guard for callback (and optionally image) URLs.
+    public var callbacks = CallbackGuard.Policy()
+    /// Per-client API request rate.
+    public var rateLimit = RateLimitMiddleware.Policy()
     /// Names this process in leases, so several relays can share one database.
     public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(Identifier.make(prefix: "").suffix(6))"
 
     public init() {}
+
+    /// Everything but the secrets.
+    public var description: String {
+        "RelayConfiguration(\(host):\(port), database \(databasePath), upstream \(upstream), \(apiKeys.count) API key(s))"
+    }
 
     /// The address the relay reaches itself on, for the in-process simulator.
     var loopbackBaseURL: String {

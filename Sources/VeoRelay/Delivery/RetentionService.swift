@@ -4,7 +4,7 @@ import ServiceLifecycle
 
 /// Enforces retention, hourly and once at start: delivery attempt logs after `attemptRetention`,
 /// idempotency keys after `idempotencyRetention`.
-public struct RetentionService: Service {
+public struct RetentionService: Service, CustomStringConvertible {
     let store: any Store
     let clock: any WallClock
     let attemptRetention: TimeInterval
@@ -19,6 +19,8 @@ public struct RetentionService: Service {
         self.idempotencyRetention = idempotencyRetention
         self.logger = logger
     }
+
+    public var description: String { "RetentionService" }
 
     public func run() async throws {
         let wake = WakeSignal()

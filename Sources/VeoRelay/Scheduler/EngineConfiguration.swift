@@ -30,6 +30,7 @@ public struct EngineConfiguration: Sendable {
     public var deliveryConnectTimeout: TimeInterval = 5
     public var deliveryTimeout: TimeInterval = 15
     public var upstreamTimeout: TimeInterval = 30
+    public var upstreamConnectTimeout: TimeInterval = 5
 
     public init() {}
 }

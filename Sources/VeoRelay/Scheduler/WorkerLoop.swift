@@ -16,7 +16,7 @@ public protocol PipelineStage: Sendable {
 /// never the whole stage.
 ///
 /// On graceful shutdown it stops claiming, lets in-flight items finish, then gives back its leases.
-public struct WorkerLoop<Stage: PipelineStage>: Service {
+public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible {
     let stage: Stage
     let concurrency: Int
     let idleInterval: Duration
@@ -33,6 +33,8 @@ public struct WorkerLoop<Stage: PipelineStage>: Service {
         self.logger = logger
         self.releaseLeases = releaseLeases
     }
+
+    public var description: String { "WorkerLoop(\(stage.name), concurrency \(concurrency))" }
 
     public func run() async throws {
         await withGracefulShutdownHandler {

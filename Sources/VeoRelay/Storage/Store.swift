@@ -129,7 +129,7 @@ public struct CallbackSummary: Sendable, Equatable, Codable {
 }
 
 /// An API client: its key is stored only as a hash; its secret signs its webhooks.
-public struct Client: Sendable, Equatable {
+public struct Client: Sendable, Equatable, CustomStringConvertible {
     public var id: String
     public var name: String
     public var signingSecret: String
@@ -139,6 +139,8 @@ public struct Client: Sendable, Equatable {
         self.name = name
         self.signingSecret = signingSecret
     }
+
+    public var description: String { "Client(\(id), \(name))" }
 }
 
 /// A client's `Idempotency-Key` and the fingerprint of the request body it was first used with.

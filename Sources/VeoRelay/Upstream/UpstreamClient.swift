@@ -29,7 +29,7 @@ public enum UpstreamError: Error, Equatable, CustomStringConvertible {
 /// includes it in an error or log line.
 public struct UpstreamClient: Sendable {
     public var baseURL: String
-    private let apiKey: String
+    private let apiKey: Redacted
     private let http: HTTPClient
     private let timeout: TimeAmount
     /// Told about every request's outcome, so the upstream's health is judged on all traffic.
@@ -37,7 +37,7 @@ public struct UpstreamClient: Sendable {
 
     public init(baseURL: String, apiKey: String, http: HTTPClient, timeout: TimeAmount = .seconds(30), gate: UpstreamGate? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        self.apiKey = apiKey
+        self.apiKey = Redacted(apiKey)
         self.http = http
         self.timeout = timeout
         self.gate = gate
@@ -91,7 +91,7 @@ public struct UpstreamClient: Sendable {
     private func send(_ method: HTTPMethod, path: String, body: Data?, resendable: Bool) async throws(UpstreamError) -> Response {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+        request.headers.add(name: "Authorization", value: "Bearer \(apiKey.value)")
         request.headers.add(name: "Accept", value: "application/json")
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
@@ -156,13 +156,19 @@ public struct UpstreamClient: Sendable {
 }
 
 extension HTTPClient {
-    /// The relay's outbound client: no redirects (a webhook must not be bounced elsewhere) and a
-    /// per-host connection limit high enough for concurrent deliveries.
-    public static func relayClient(connectTimeout: TimeInterval, perHostConnections: Int = 64) -> HTTPClient {
-        let configuration = HTTPClient.Configuration(
+    /// The relay's outbound client: no redirects (a webhook must not be bounced elsewhere), a per-host
+    /// connection limit high enough for concurrent deliveries and, for webhooks, a check of the address
+    /// each connection actually reached.
+    public static func relayClient(connectTimeout: TimeInterval, perHostConnections: Int = 64,
+                                   allowedPeers: AddressPolicy? = nil) -> HTTPClient {
+        var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .milliseconds(Int64(connectTimeout * 1000))),
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: perHostConnections))
+        if let allowedPeers {
+            configuration.http1_1ConnectionDebugInitializer = CallbackGuard.connectionCheck(allowedPeers)
+            configuration.http2ConnectionDebugInitializer = CallbackGuard.connectionCheck(allowedPeers)
+        }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 }

@@ -21,8 +21,7 @@ public final class UpstreamGate: Sendable {
     }
 
     struct State {
-        var tokens: Double
-        var refilledAt: Date
+        var bucket: TokenBucket
         var breaker: CircuitBreaker
     }
 
@@ -33,24 +32,22 @@ public final class UpstreamGate: Sendable {
     public init(policy: Policy, clock: any WallClock) {
         self.policy = policy
         self.clock = clock
-        state = Mutex(State(tokens: policy.burst, refilledAt: clock.now(), breaker: CircuitBreaker(policy: policy.breaker)))
+        state = Mutex(State(bucket: TokenBucket(rate: policy.rate, burst: policy.burst, now: clock.now()),
+                            breaker: CircuitBreaker(policy: policy.breaker)))
     }
 
     /// Takes up to `wanted` requests' worth of budget; 0 while the upstream is paused, 1 for a probe.
     public func take(upTo wanted: Int) -> Int {
         let now = clock.now()
         return state.withLock { state in
-            state.tokens = min(policy.burst, state.tokens + now.timeIntervalSince(state.refilledAt) * policy.rate)
-            state.refilledAt = now
-            let allowed: Int
-            switch state.breaker.permission(at: now) {
-            case .allowed: allowed = wanted
-            case .probe: allowed = min(wanted, 1)
-            case .denied: return 0
+            let permission = state.breaker.permission(at: now)
+            let allowed = switch permission {
+            case .allowed: wanted
+            case .probe: min(wanted, 1)
+            case .denied: 0
             }
-            let granted = min(allowed, Int(state.tokens.rounded(.down)))
-            if granted > 0, state.breaker.permission(at: now) == .probe { state.breaker.beginProbe() }
-            state.tokens -= Double(granted)
+            let granted = state.bucket.take(upTo: allowed, at: now)
+            if granted > 0, permission == .probe { state.breaker.beginProbe() }
             return granted
         }
     }
@@ -60,7 +57,7 @@ public final class UpstreamGate: Sendable {
     public func refund(_ count: Int) {
         guard count > 0 else { return }
         state.withLock { state in
-            state.tokens = min(policy.burst, state.tokens + Double(count))
+            state.bucket.refund(count)
             state.breaker.cancelProbe()
         }
     }

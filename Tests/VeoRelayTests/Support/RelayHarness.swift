@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import NIOHTTP1
 @testable import VeoRelay
@@ -43,6 +44,11 @@ struct RelayHarness: Sendable {
         configuration.port = 0
         configuration.upstream = .remote(url: simulatorServer.baseURL, apiKey: upstreamKey)
         configuration.apiKeys = [apiKey, otherAPIKey]
+        // Everything here is on loopback: allow it explicitly, as an operator would for a demo.
+        configuration.callbacks.allowHTTP = true
+        configuration.callbacks.addresses.allowed = [IPNetwork("127.0.0.0/8")!]
+        configuration.rateLimit.rate = 1_000
+        configuration.rateLimit.burst = 1_000
         configuration.webhookSecret = secret
         configuration.engine.polling.floor = 0.01
         configuration.engine.polling.ceiling = 0.05
@@ -58,13 +64,15 @@ struct RelayHarness: Sendable {
     }
 
     /// Starts a relay instance on the harness's database; several may run one after another.
-    func startRelay(instance: String = UUID().uuidString) async throws -> RunningServer {
+    func startRelay(instance: String = UUID().uuidString, resolver: any HostResolver = SystemResolver(),
+                    logger: Logger = TestLog.logger, tune: (inout RelayConfiguration) -> Void = { _ in }) async throws -> RunningServer {
         var configuration = self.configuration
         configuration.databasePath = databasePath
         configuration.instanceID = instance
+        tune(&configuration)
         let clock = self.clock
-        return try await RunningServer.start { onRunning in
-            try await buildRelay(configuration, clock: clock, logger: TestLog.logger, onServerRunning: onRunning).application
+        return try await RunningServer.start { [configuration] onRunning in
+            try await buildRelay(configuration, clock: clock, logger: logger, resolver: resolver, onServerRunning: onRunning).application
         }
     }
 
