@@ -55,13 +55,15 @@ struct SSRFGuardTests {
 
     @Test func intakeRefusesCallbacksToBlockedLiteralsAndHostnames() async throws {
         let harness = try await RelayHarness.start()
-        let resolver = FakeResolver(answers: ["internal.example": ["10.0.0.7"], "metadata.example": ["169.254.169.254"],
-                                              "mixed.example": ["93.184.216.34", "192.168.0.10"], "public.example": ["93.184.216.34"]])
-        let relay = try await Self.strictRelay(harness, resolver: resolver)
+        // One host name per blocked address, plus one whose answers mix a public and a private address.
+        var answers = Dictionary(uniqueKeysWithValues: Self.blocked.enumerated().map { ("blocked-\($0.offset).example", [$0.element]) })
+        answers["mixed.example"] = ["93.184.216.34", "192.168.0.10"]
+        answers["public.example"] = ["93.184.216.34"]
+        let relay = try await Self.strictRelay(harness, resolver: FakeResolver(answers: answers))
         let api = APIClient(baseURL: relay.baseURL)
         var refused = Self.blocked.map { address in address.contains(":") ? "https://[\(address)]/hook" : "https://\(address)/hook" }
-        refused += ["https://internal.example/hook", "https://metadata.example/latest/meta-data", "https://mixed.example/hook",
-                    "https://unknown.example/hook", "http://public.example/hook"]
+        refused += Self.blocked.indices.map { "https://blocked-\($0).example/hook" }
+        refused += ["https://mixed.example/hook", "https://unknown.example/hook", "http://public.example/hook"]
         for url in refused {
             let answer = try await api.post("/v1/videos/generations", json: harness.request(extra: ["callback_url": .string(url)]))
             #expect(answer.status == 400, "\(url)")
