@@ -1,14 +1,19 @@
 import ArgumentParser
 import Foundation
+import Logging
 import VeoRelay
 
 /// Where operator commands find the relay's state.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "SQLite database file. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
+    @Option(help: "SQLite database file or postgres:// URL. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
     var database: String?
 
-    func open() throws -> any Store {
-        try SQLiteStore(path: database ?? Env.string("VEO_RELAY_DATABASE") ?? RelayConfiguration().databasePath)
+    /// Runs `body` with the store open, and closes it after.
+    func with<T>(_ body: (any Store) async throws -> T) async throws -> T {
+        let store = try await StoreLocation.open(database ?? Env.string("VEO_RELAY_DATABASE") ?? RelayConfiguration().databasePath,
+                                                 logger: Logger(label: "veo-relay"))
+        defer { store.close() }
+        return try await body(store)
     }
 }
 
@@ -23,7 +28,7 @@ struct Redeliver: AsyncParsableCommand {
     var taskID: String
 
     func run() async throws {
-        guard let record = try await store.open().redeliver(taskID: taskID, clientID: nil, now: Date()) else {
+        guard let record = try await store.with({ try await $0.redeliver(taskID: taskID, clientID: nil, now: Date()) }) else {
             throw ValidationError("no task '\(taskID)' with an event to deliver")
         }
         Console.line("queued \(record.eventID) (\(record.type)) for \(record.callbackURL)")
@@ -45,7 +50,7 @@ struct Resubmit: AsyncParsableCommand {
     var taskID: String
 
     func run() async throws {
-        guard try await store.open().resubmit(taskID: taskID, now: Date()) else {
+        guard try await store.with({ try await $0.resubmit(taskID: taskID, now: Date()) }) else {
             throw ValidationError("no failed task '\(taskID)'")
         }
         Console.line("queued \(taskID) for a new submission")
@@ -65,7 +70,7 @@ struct Deliveries: AsyncParsableCommand {
 
     func run() async throws {
         guard let state = DeliveryState(rawValue: state) else { throw ValidationError("unknown state '\(state)'") }
-        for record in try await store.open().deliveries(clientID: nil, state: state, limit: limit) {
+        for record in try await store.with({ try await $0.deliveries(clientID: nil, state: state, limit: limit) }) {
             Console.line([record.eventID, record.taskID, record.type, record.state.rawValue, "attempts=\(record.attempts)",
                           "last=\(record.lastStatusCode.map(String.init) ?? record.lastError ?? "-")", record.callbackURL]
                 .joined(separator: "  "))
@@ -86,7 +91,7 @@ struct Keys: AsyncParsableCommand {
         func run() async throws {
             let key = APIKey.generate()
             let client = Client(id: Identifier.make(prefix: "cl_"), name: name, signingSecret: WebhookSecret.generate().encoded)
-            try await store.open().upsertClient(client, keyHash: APIKey.hash(key), now: Date())
+            try await store.with({ try await $0.upsertClient(client, keyHash: APIKey.hash(key), now: Date()) })
             Console.line("client:         \(client.id) (\(name))")
             Console.line("API key:        \(key)")
             Console.line("signing secret: \(client.signingSecret)")
@@ -99,7 +104,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            for client in try await store.open().clients() {
+            for client in try await store.with({ try await $0.clients() }) {
                 var line = "\(client.id)  \(client.name)  created \(client.createdAt.formatted(.iso8601))"
                 if let revoked = client.revokedAt { line += "  REVOKED \(revoked.formatted(.iso8601))" }
                 if let rotation = client.rotationEndsAt, rotation > Date() { line += "  previous secret valid until \(rotation.formatted(.iso8601))" }
@@ -114,7 +119,9 @@ struct Keys: AsyncParsableCommand {
         @Argument var clientID: String
 
         func run() async throws {
-            guard try await store.open().revokeClient(id: clientID, at: Date()) else { throw ValidationError("no active client '\(clientID)'") }
+            guard try await store.with({ try await $0.revokeClient(id: clientID, at: Date()) }) else {
+                throw ValidationError("no active client '\(clientID)'")
+            }
             Console.line("revoked \(clientID)")
         }
     }
@@ -132,7 +139,7 @@ struct Keys: AsyncParsableCommand {
             }
             let secret = WebhookSecret.generate().encoded
             let until = Date().addingTimeInterval(try DurationText.seconds(grace))
-            guard try await store.open().rotateSecret(clientID: clientID, newSecret: secret, previousValidUntil: until) else {
+            guard try await store.with({ try await $0.rotateSecret(clientID: clientID, newSecret: secret, previousValidUntil: until) }) else {
                 throw ValidationError("no active client '\(clientID)'")
             }
             Console.line("new signing secret: \(secret)")

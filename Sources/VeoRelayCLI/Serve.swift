@@ -18,7 +18,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on. [env: VEO_RELAY_PORT] (default: 8080)")
     var port: Int?
 
-    @Option(help: "SQLite database file. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
+    @Option(help: "SQLite database file, or a postgres://user:password@host:5432/db URL for several relays sharing one database. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
     var database: String?
 
     @Option(help: "Upstream base URL. [env: VEO_RELAY_UPSTREAM_URL] (default: \(RelayConfiguration.defaultUpstreamURL))")
@@ -190,7 +190,7 @@ struct Banner {
     var text: String {
         let rule = String(repeating: "=", count: 78)
         var lines = [rule, "veo-relay listening on http://\(configuration.host):\(configuration.port)",
-                     "database: \(URL(fileURLWithPath: configuration.databasePath).path)"]
+                     "database: \(StoreLocation.display(configuration.databasePath))"]
         switch configuration.upstream {
         case .remote:
             lines.append("upstream: \(relay.upstreamDescription)")

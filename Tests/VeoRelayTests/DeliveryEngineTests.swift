@@ -98,7 +98,8 @@ struct DeliveryEngineTests {
     }
 
     @Test func eventsArriveInOrderAndNothingFollowsTheTerminalOne() async throws {
-        let harness = try await RelayHarness.start()
+        // Jobs of 0.6–1.8 s: several polls, so several progress events, land before completion.
+        let harness = try await RelayHarness.start(simulator: SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.01))
         let relay = try await harness.startRelay()
         let api = APIClient(baseURL: relay.baseURL)
         let all: JSONValue = .array(WebhookEventType.allCases.map { .string($0.rawValue) })

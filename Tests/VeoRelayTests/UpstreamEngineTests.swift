@@ -25,9 +25,11 @@ struct UpstreamEngineTests {
         #expect(Set(ids) == accepted, "every accepted task got a terminal webhook")
         #expect(ids.count == Set(ids).count, "exactly one each")
         #expect(harness.simulator.maxSubmissionsOfOneRequest == 1, "no request was submitted twice")
-        // The token bucket allows at most `burst + rate × window` requests in any window.
-        #expect(harness.simulator.maxRequests(inAnyWindowOf: 1) <= Int(burst + rate))
-        #expect(harness.simulator.maxRequests(inAnyWindowOf: 0.25) <= Int(burst + rate * 0.25))
+        // The token bucket allows at most `burst + rate × window` requests in any window. Tokens are taken
+        // when work is claimed and requests counted when they arrive, a few ms later: allow 50 ms of jitter.
+        let jitter = 0.05
+        #expect(harness.simulator.maxRequests(inAnyWindowOf: 1) <= Int(burst + rate * (1 + jitter)))
+        #expect(harness.simulator.maxRequests(inAnyWindowOf: 0.25) <= Int(burst + rate * (0.25 + jitter)))
         let outcomes = Dictionary(grouping: terminal) { $0.json["data"]?["error"]?["code"]?.stringValue ?? "succeeded" }.mapValues(\.count)
         #expect((outcomes["succeeded"] ?? 0) > accepted.count / 2, "\(outcomes)")
         #expect(Set(outcomes.keys).isSubset(of: ["succeeded", "submission_outcome_unknown"]), "\(outcomes)")

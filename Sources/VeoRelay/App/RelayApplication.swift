@@ -32,7 +32,8 @@ public func buildRelay(
     resolver: any HostResolver = SystemResolver(),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> Relay {
-    let store = try store ?? SQLiteStore(path: configuration.databasePath)
+    let ownedStore: (any Store)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger) : nil
+    guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
     let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys,
                                                 webhookSecret: configuration.webhookSecret, now: clock.now())
     var engine = configuration.engine
@@ -106,11 +107,23 @@ public func buildRelay(
     let application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veo-relay"),
-        services: [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)] + workers,
+        services: (ownedStore.map { [StoreService(store: $0)] } ?? [])
+            + [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)] + workers,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger)
     return Relay(application: application, routes: router.routes.map(\.description), clients: clients,
                  upstreamDescription: upstreamDescription)
+}
+
+/// Closes a store the relay opened itself, after everything that uses it has stopped.
+struct StoreService: Service, CustomStringConvertible {
+    let store: any Store
+    let description = "StoreService"
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        store.close()
+    }
 }
 
 /// Owns an `HTTPClient` for the life of a service group and shuts it down at the end.

@@ -46,7 +46,7 @@ public final class SQLiteStore: Store {
     public func task(id: String, clientID: String) async throws -> RelayTask? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ? AND client_id = ?", arguments: [id, clientID])
-                .map(TaskColumns.task(from:))
+                .map(RowMapping.task)
         }
     }
 
@@ -65,7 +65,7 @@ public final class SQLiteStore: Store {
                 RETURNING *
                 """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
-                .map(TaskColumns.task(from:))
+                .map(RowMapping.task)
                 .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
         }
     }
@@ -116,9 +116,7 @@ public final class SQLiteStore: Store {
                     SELECT signing_secret, CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
                     FROM clients WHERE id = ?
                     """, arguments: [now.timeIntervalSince1970, row["client_id"] as String])
-                return PendingDelivery(eventID: row["id"], taskID: row["task_id"], type: row["type"], payload: row["payload"],
-                                       callbackURL: row["callback_url"], destination: row["destination"], attempts: row["attempts"],
-                                       signingSecrets: [secrets?["signing_secret"], secrets?["previous"]].compactMap { $0 })
+                return try RowMapping.pendingDelivery(row, secrets: secrets)
             }
         }
     }
@@ -158,10 +156,7 @@ public final class SQLiteStore: Store {
             try Row.fetchOne(db, sql: """
                 SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events
                 WHERE task_id = ? ORDER BY seq DESC LIMIT 1
-                """, arguments: [taskID]).map { row in
-                CallbackSummary(state: row["state"], attempts: row["attempts"], lastStatusCode: row["last_status_code"],
-                                lastError: row["last_error"], nextAttemptAt: (row["next_attempt_at"] as Double?).map { Int($0) })
-            }
+                """, arguments: [taskID]).map(RowMapping.callbackSummary)
         }
     }
 
@@ -171,14 +166,10 @@ public final class SQLiteStore: Store {
                 return nil
             }
             return try Row.fetchAll(db, sql: "SELECT * FROM events WHERE task_id = ? ORDER BY seq", arguments: [taskID]).map { row in
-                var record = Self.deliveryRecord(row)
+                var record = try RowMapping.delivery(row)
                 record.attemptLog = try Row.fetchAll(db, sql: """
                     SELECT * FROM delivery_attempts WHERE event_id = ? ORDER BY attempted_at, id
-                    """, arguments: [record.eventID]).map { attempt in
-                    DeliveryAttempt(eventID: attempt["event_id"], attemptedAt: Date(timeIntervalSince1970: attempt["attempted_at"]),
-                                    statusCode: attempt["status_code"], latency: attempt["latency"], error: attempt["error"],
-                                    responseExcerpt: attempt["response_excerpt"])
-                }
+                    """, arguments: [record.eventID]).map(RowMapping.attempt)
                 return record
             }
         }
@@ -188,7 +179,7 @@ public final class SQLiteStore: Store {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM events WHERE state = ? AND (? IS NULL OR client_id = ?) ORDER BY created_at DESC, id DESC LIMIT ?
-                """, arguments: [state.rawValue, clientID, clientID, limit]).map(Self.deliveryRecord)
+                """, arguments: [state.rawValue, clientID, clientID, limit]).map(RowMapping.delivery)
         }
     }
 
@@ -204,7 +195,7 @@ public final class SQLiteStore: Store {
                     lease_owner = NULL, lease_expires_at = NULL
                 WHERE id = ?
                 """, arguments: [now.timeIntervalSince1970, id])
-            return try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(Self.deliveryRecord)
+            return try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(RowMapping.delivery)
         }
     }
 
@@ -233,15 +224,6 @@ public final class SQLiteStore: Store {
         }
     }
 
-    private static func deliveryRecord(_ row: Row) -> DeliveryRecord {
-        DeliveryRecord(eventID: row["id"], taskID: row["task_id"], type: row["type"],
-                       state: DeliveryState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
-                       nextAttemptAt: (row["next_attempt_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                       lastStatusCode: row["last_status_code"], lastError: row["last_error"], callbackURL: row["callback_url"],
-                       createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                       deliveredAt: (row["delivered_at"] as Double?).map(Date.init(timeIntervalSince1970:)), attemptLog: [])
-    }
-
     public func releaseLeases(instance: String) async throws {
         let prefix = instance + "/"
         try await pool.write { db in
@@ -262,7 +244,7 @@ public final class SQLiteStore: Store {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT id, name, signing_secret FROM clients WHERE key_hash = ? AND revoked_at IS NULL",
                              arguments: [keyHash])
-                .map { Client(id: $0["id"], name: $0["name"], signingSecret: $0["signing_secret"]) }
+                .map(RowMapping.client)
         }
     }
 
@@ -280,17 +262,16 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// GRDB closes the pool when the store is released.
+    public func close() {}
+
     public func clientCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM clients WHERE revoked_at IS NULL") ?? 0 }
     }
 
     public func clients() async throws -> [ClientRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM clients ORDER BY created_at, id").map { row in
-                ClientRecord(id: row["id"], name: row["name"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                             revokedAt: (row["revoked_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                             rotationEndsAt: (row["previous_secret_expires_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM clients ORDER BY created_at, id").map(RowMapping.clientRecord)
         }
     }
 
@@ -313,49 +294,9 @@ public final class SQLiteStore: Store {
     }
 }
 
-/// The task's structured fields as stored JSON text, shared by both directions of the mapping.
-struct TaskColumns {
-    var requestJSON: String
-    var metadataJSON: String?
-    var upstreamJSON: String?
-    var callbackEventsJSON: String
-
-    init(_ task: RelayTask) throws {
-        requestJSON = try Self.text(task.request)
-        callbackEventsJSON = try Self.text(task.callbackEvents.map(\.rawValue).sorted())
-        metadataJSON = try task.metadata.map(Self.text)
-        upstreamJSON = try task.upstream.map(Self.text)
-    }
-
-    static func text(_ value: some Encodable) throws -> String {
-        String(decoding: try JSONCoding.encode(value), as: UTF8.self)
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-        try JSONCoding.decode(type, from: Data(text.utf8))
-    }
-
-    static func task(from row: Row) throws -> RelayTask {
-        let request = try decode(GenerationRequest.self, row["request_json"])
-        var relayRequest = RelayRequest(
-            generation: request, callbackURL: row["callback_url"],
-            metadata: try (row["metadata_json"] as String?).map { try decode(JSONValue.self, $0) })
-        if let events: String = row["callback_events"] {
-            relayRequest.callbackEvents = Set(try decode([String].self, events).compactMap(WebhookEventType.init(rawValue:)))
-        }
-        var task = RelayTask(id: row["id"], clientID: row["client_id"], request: relayRequest,
-                             now: Date(timeIntervalSince1970: row["created_at"]))
-        task.state = TaskState(rawValue: row["state"]) ?? .failed
-        task.upstreamTaskID = row["upstream_task_id"]
-        task.upstream = try (row["upstream_json"] as String?).map { try decode(UpstreamTaskView.self, $0) }
-        if let code: String = row["error_code"] {
-            task.error = TaskError(code: code, message: row["error_message"] ?? "")
-        }
-        task.submittedAt = (row["submitted_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-        task.completedAt = (row["completed_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-        task.nextRunAt = (row["next_run_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-        task.failures = row["failures"]
-        return task
-    }
+extension Row: StoredRow {
+    func optionalText(_ column: String) -> String? { self[column] }
+    func optionalReal(_ column: String) -> Double? { self[column] }
+    func optionalInteger(_ column: String) -> Int? { self[column] }
+    func optionalBlob(_ column: String) -> Data? { self[column] }
 }
-

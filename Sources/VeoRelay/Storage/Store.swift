@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// A claim on rows of work: whoever holds an unexpired lease is the only one working them.
 public struct Lease: Sendable, Equatable {
@@ -166,6 +167,8 @@ public enum StoreError: Error, Equatable {
     /// The lease expired and another worker may own the row now; the caller's work is void.
     case leaseLost(String)
     case duplicateTask(String)
+    /// A row lacked a value the schema requires.
+    case missingValue(String)
 }
 
 /// Durable state of the relay. Every method is one transaction, so a crash between two calls leaves
@@ -217,4 +220,27 @@ public protocol Store: Sendable {
     /// Makes `newSecret` current; the old one keeps signing too until `previousValidUntil`.
     func rotateSecret(clientID: String, newSecret: String, previousValidUntil: Date) async throws -> Bool
     func revokeClient(id: String, at date: Date) async throws -> Bool
+
+    /// Releases connections; the store is not used afterwards.
+    func close()
+}
+
+/// Opens the store a setting names: a `postgres://` URL, or else a SQLite file path.
+public enum StoreLocation {
+    public static func isPostgres(_ location: String) -> Bool {
+        location.hasPrefix("postgres://") || location.hasPrefix("postgresql://")
+    }
+
+    public static func open(_ location: String, logger: Logger) async throws -> any Store {
+        isPostgres(location) ? try await PostgresStore(url: location, logger: logger) : try SQLiteStore(path: location)
+    }
+
+    /// For logs and banners: the location without a password.
+    public static func display(_ location: String) -> String {
+        guard isPostgres(location), var components = URLComponents(string: location) else {
+            return URL(fileURLWithPath: location).path
+        }
+        if components.password != nil { components.password = "…" }
+        return components.string ?? "postgres://…"
+    }
 }

@@ -29,6 +29,7 @@ struct RelayHarness: Sendable {
         simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(apiKey: upstreamKey, timeScale: 0.002),
         receiverAnswer: @escaping @Sendable (Int) async -> WebhookReceiver.Answer = { _ in .init(status: .noContent) },
         clock: any WallClock = SystemClock(),
+        database: String? = nil,
         tune: (inout RelayConfiguration) -> Void = { _ in }
     ) async throws -> RelayHarness {
         let simulator = UpstreamSimulator(configuration: simulatorConfiguration)
@@ -57,7 +58,7 @@ struct RelayHarness: Sendable {
         configuration.engine.upstreamBackoff = Backoff(base: 0.02, maximum: 0.1)
         configuration.engine.retrySchedule = RetrySchedule(delays: [0, 0.05, 0.1, 0.2], jitter: 0)
         tune(&configuration)
-        let databasePath = FileManager.default.temporaryDirectory
+        let databasePath = database ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("veo-relay-test-\(UUID().uuidString).sqlite").path
         return RelayHarness(simulator: simulator, simulatorServer: simulatorServer, receiver: receiver,
                             receiverServer: receiverServer, databasePath: databasePath, configuration: configuration, clock: clock)

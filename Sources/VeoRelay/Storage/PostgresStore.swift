@@ -1,0 +1,348 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The scale-out store: PostgreSQL through postgres-nio, so several relay instances share one
+/// database. Claims lock their rows with `FOR UPDATE SKIP LOCKED`, so concurrent instances each take
+/// different due rows without waiting on one another; every other method is one transaction.
+public final class PostgresStore: Store {
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+
+    /// Connects (`postgres://user:password@host:port/database`) and brings the schema up to date.
+    public init(url: String, logger: Logger = Logger(label: "veo-relay.postgres")) async throws {
+        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+              let host = components.host, let user = components.user
+        else { throw ConfigurationError("a PostgreSQL URL looks like postgres://user:password@host:5432/database") }
+        let configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: components.path.isEmpty ? nil : String(components.path.dropFirst()), tls: .disable)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        self.logger = logger
+        self.runner = Task { await client.run() }
+        try await PostgresMigrations.run(on: client, logger: logger)
+    }
+
+    /// Closes the connection pool.
+    public func close() {
+        runner.cancel()
+    }
+
+    private func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
+        let result = if let connection {
+            try await connection.query(query, logger: logger)
+        } else {
+            try await client.query(query, logger: logger)
+        }
+        return try await result.collect().map { $0.makeRandomAccess() }
+    }
+
+    private func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+    }
+
+    // MARK: Tasks
+
+    public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {
+        let columns = try TaskColumns(task)
+        return try await transaction { connection in
+            if let idempotency {
+                let inserted = try await rows("""
+                    INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at)
+                    VALUES (\(task.clientID), \(idempotency.key), \(idempotency.fingerprint), \(task.id), \(task.createdAt.timeIntervalSince1970))
+                    ON CONFLICT (client_id, key) DO NOTHING RETURNING task_id
+                    """, on: connection)
+                if inserted.isEmpty {
+                    guard let existing = try await rows("""
+                        SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = \(task.clientID) AND key = \(idempotency.key)
+                        """, on: connection).first
+                    else { throw StoreError.missingValue("idempotency_keys") }
+                    return try existing.text("fingerprint") == idempotency.fingerprint ? .replayed(taskID: try existing.text("task_id")) : .conflict
+                }
+            }
+            try await rows("""
+                INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures)
+                VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(task.callbackURL), \(columns.metadataJSON),
+                        \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
+                        \(task.nextRunAt?.timeIntervalSince1970), \(task.failures))
+                """, on: connection)
+            return .created
+        }
+    }
+
+    public func task(id: String, clientID: String) async throws -> RelayTask? {
+        try await rows("SELECT * FROM tasks WHERE id = \(id) AND client_id = \(clientID)").first.map(RowMapping.task)
+    }
+
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+        let at = now.timeIntervalSince1970
+        let (owner, expires) = (lease.owner, lease.expiresAt.timeIntervalSince1970)
+        let query: PostgresQuery = switch work {
+        case .submission:
+            """
+            UPDATE tasks SET lease_owner = \(owner), lease_expires_at = \(expires) WHERE id IN (
+                SELECT id FROM tasks
+                WHERE (state = 'queued' AND next_run_at <= \(at) AND (lease_expires_at IS NULL OR lease_expires_at < \(at)))
+                   OR (state = 'submitting' AND lease_expires_at < \(at))
+                ORDER BY next_run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """
+        case .poll:
+            """
+            UPDATE tasks SET lease_owner = \(owner), lease_expires_at = \(expires) WHERE id IN (
+                SELECT id FROM tasks
+                WHERE state = 'running' AND next_run_at <= \(at) AND (lease_expires_at IS NULL OR lease_expires_at < \(at))
+                ORDER BY next_run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """
+        }
+        return try await rows(query).map(RowMapping.task).sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
+    }
+
+    public func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws {
+        let columns = try TaskColumns(task)
+        try await transaction { connection in
+            let updated = try await rows("""
+                UPDATE tasks SET state = \(task.state.rawValue), upstream_task_id = \(task.upstreamTaskID), upstream_json = \(columns.upstreamJSON),
+                    error_code = \(task.error?.code), error_message = \(task.error?.message),
+                    submitted_at = \(task.submittedAt?.timeIntervalSince1970), completed_at = \(task.completedAt?.timeIntervalSince1970),
+                    next_run_at = \(task.nextRunAt?.timeIntervalSince1970), failures = \(task.failures),
+                    lease_owner = \(keepLease ? lease.owner : nil), lease_expires_at = \(keepLease ? lease.expiresAt.timeIntervalSince1970 : nil)
+                WHERE id = \(task.id) AND lease_owner = \(lease.owner) RETURNING id
+                """, on: connection)
+            guard updated.count == 1 else { throw StoreError.leaseLost(task.id) }
+            guard let event else { return }
+            let at = event.createdAt.timeIntervalSince1970
+            try await rows("""
+                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at)
+                VALUES (\(event.id), \(task.id), (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = \(task.id)), \(event.type.rawValue),
+                        \(event.payload), \(task.callbackURL), \(CallbackDestination.key(for: task.callbackURL)), \(task.clientID), \(at), 'pending', \(at))
+                """, on: connection)
+        }
+    }
+
+    // MARK: Deliveries
+
+    public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
+        let at = now.timeIntervalSince1970
+        return try await transaction { connection in
+            let claimed = try await rows("""
+                UPDATE events SET lease_owner = \(lease.owner), lease_expires_at = \(lease.expiresAt.timeIntervalSince1970)
+                WHERE id IN (
+                    SELECT e.id FROM events e
+                    WHERE e.state = 'pending' AND e.next_attempt_at <= \(at) AND (e.lease_expires_at IS NULL OR e.lease_expires_at < \(at))
+                      AND NOT (e.destination = ANY(\(destinations.sorted())))
+                      AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
+                    ORDER BY e.next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at
+                """, on: connection)
+            var deliveries: [PendingDelivery] = []
+            for row in try claimed.sorted(by: { try ($0.optionalReal("next_attempt_at") ?? 0) < ($1.optionalReal("next_attempt_at") ?? 0) }) {
+                let secrets = try await rows("""
+                    SELECT signing_secret, CASE WHEN previous_secret_expires_at > \(at) THEN previous_secret END AS previous
+                    FROM clients WHERE id = \(try row.text("client_id"))
+                    """, on: connection).first
+                deliveries.append(try RowMapping.pendingDelivery(row, secrets: secrets))
+            }
+            return deliveries
+        }
+    }
+
+    public func releaseDelivery(eventID: String, lease: Lease) async throws {
+        try await rows("UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = \(eventID) AND lease_owner = \(lease.owner)")
+    }
+
+    public func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws {
+        let (state, nextAttempt, deliveredAt): (DeliveryState, Date?, Date?) = switch resolution {
+        case .delivered: (.delivered, nil, attempt.attemptedAt)
+        case .retry(let date): (.pending, date, nil)
+        case .exhausted: (.failed, nil, nil)
+        case .gone: (.gone, nil, nil)
+        }
+        try await transaction { connection in
+            let updated = try await rows("""
+                UPDATE events SET state = \(state.rawValue), attempts = attempts + 1, next_attempt_at = \(nextAttempt?.timeIntervalSince1970),
+                    last_status_code = \(attempt.statusCode), last_error = \(attempt.error), delivered_at = \(deliveredAt?.timeIntervalSince1970),
+                    lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = \(attempt.eventID) AND lease_owner = \(lease.owner) RETURNING id
+                """, on: connection)
+            guard updated.count == 1 else { throw StoreError.leaseLost(attempt.eventID) }
+            try await rows("""
+                INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
+                VALUES (\(attempt.eventID), \(attempt.attemptedAt.timeIntervalSince1970), \(attempt.statusCode), \(attempt.latency),
+                        \(attempt.error), \(attempt.responseExcerpt))
+                """, on: connection)
+        }
+    }
+
+    public func callbackSummary(taskID: String) async throws -> CallbackSummary? {
+        try await rows("""
+            SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events WHERE task_id = \(taskID) ORDER BY seq DESC LIMIT 1
+            """).first.map(RowMapping.callbackSummary)
+    }
+
+    public func deliveryLog(taskID: String, clientID: String) async throws -> [DeliveryRecord]? {
+        guard try await !rows("SELECT 1 AS found FROM tasks WHERE id = \(taskID) AND client_id = \(clientID)").isEmpty else { return nil }
+        var records = try await rows("SELECT * FROM events WHERE task_id = \(taskID) ORDER BY seq").map(RowMapping.delivery)
+        for index in records.indices {
+            records[index].attemptLog = try await rows("""
+                SELECT * FROM delivery_attempts WHERE event_id = \(records[index].eventID) ORDER BY attempted_at, id
+                """).map(RowMapping.attempt)
+        }
+        return records
+    }
+
+    public func deliveries(clientID: String?, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord] {
+        try await rows("""
+            SELECT * FROM events WHERE state = \(state.rawValue) AND (\(clientID)::text IS NULL OR client_id = \(clientID))
+            ORDER BY created_at DESC, id DESC LIMIT \(limit)
+            """).map(RowMapping.delivery)
+    }
+
+    public func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord? {
+        try await rows("""
+            UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = \(now.timeIntervalSince1970), delivered_at = NULL,
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = (SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
+                        WHERE e.task_id = \(taskID) AND (\(clientID)::text IS NULL OR t.client_id = \(clientID))
+                        ORDER BY e.seq DESC LIMIT 1)
+            RETURNING *
+            """).first.map(RowMapping.delivery)
+    }
+
+    public func pruneAttempts(before cutoff: Date) async throws -> Int {
+        try await rows("DELETE FROM delivery_attempts WHERE attempted_at < \(cutoff.timeIntervalSince1970) RETURNING id").count
+    }
+
+    public func pruneIdempotencyKeys(before cutoff: Date) async throws -> Int {
+        try await rows("DELETE FROM idempotency_keys WHERE created_at < \(cutoff.timeIntervalSince1970) RETURNING key").count
+    }
+
+    public func resubmit(taskID: String, now: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
+                submitted_at = NULL, completed_at = NULL, next_run_at = \(now.timeIntervalSince1970), failures = 0,
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = \(taskID) AND state = 'failed' RETURNING id
+            """).isEmpty
+    }
+
+    public func releaseLeases(instance: String) async throws {
+        let prefix = instance + "/"
+        try await transaction { connection in
+            // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
+            try await rows("""
+                UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE left(lease_owner, length(\(prefix))) = \(prefix) AND state <> 'submitting'
+                """, on: connection)
+            try await rows("""
+                UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE left(lease_owner, length(\(prefix))) = \(prefix)
+                """, on: connection)
+        }
+    }
+
+    // MARK: Clients
+
+    public func client(keyHash: String) async throws -> Client? {
+        try await rows("SELECT id, name, signing_secret FROM clients WHERE key_hash = \(keyHash) AND revoked_at IS NULL").first.map(RowMapping.client)
+    }
+
+    public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
+        let graceEnd = now.addingTimeInterval(SQLiteStore.rotationGrace).timeIntervalSince1970
+        try await rows("""
+            INSERT INTO clients (id, name, key_hash, signing_secret, created_at)
+            VALUES (\(client.id), \(client.name), \(keyHash), \(client.signingSecret), \(now.timeIntervalSince1970))
+            ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash,
+                previous_secret = CASE WHEN clients.signing_secret <> excluded.signing_secret THEN clients.signing_secret ELSE clients.previous_secret END,
+                previous_secret_expires_at = CASE WHEN clients.signing_secret <> excluded.signing_secret THEN \(graceEnd)
+                                                  ELSE clients.previous_secret_expires_at END,
+                signing_secret = excluded.signing_secret
+            """)
+    }
+
+    public func clientCount() async throws -> Int {
+        try await rows("SELECT COUNT(*) AS count FROM clients WHERE revoked_at IS NULL").first?.integer("count") ?? 0
+    }
+
+    public func clients() async throws -> [ClientRecord] {
+        try await rows("SELECT * FROM clients ORDER BY created_at, id").map(RowMapping.clientRecord)
+    }
+
+    public func rotateSecret(clientID: String, newSecret: String, previousValidUntil: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE clients SET previous_secret = signing_secret, previous_secret_expires_at = \(previousValidUntil.timeIntervalSince1970),
+                signing_secret = \(newSecret)
+            WHERE id = \(clientID) AND revoked_at IS NULL RETURNING id
+            """).isEmpty
+    }
+
+    public func revokeClient(id: String, at date: Date) async throws -> Bool {
+        try await !rows("UPDATE clients SET revoked_at = \(date.timeIntervalSince1970) WHERE id = \(id) AND revoked_at IS NULL RETURNING id").isEmpty
+    }
+}
+
+extension PostgresRandomAccessRow: StoredRow {
+    func optionalText(_ column: String) throws -> String? { try self[column].decode(String?.self) }
+    func optionalReal(_ column: String) throws -> Double? { try self[column].decode(Double?.self) }
+    func optionalInteger(_ column: String) throws -> Int? { try self[column].decode(Int?.self) }
+    func optionalBlob(_ column: String) throws -> Data? { try self[column].decode(Data?.self) }
+}
+
+/// The PostgreSQL schema as numbered steps, applied once each under an advisory lock so that
+/// relays starting together do not race.
+enum PostgresMigrations {
+    static let steps: [(name: String, statements: [String])] = [
+        ("001-initial-schema", [
+            """
+            CREATE TABLE clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, signing_secret TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, previous_secret TEXT, previous_secret_expires_at DOUBLE PRECISION, revoked_at DOUBLE PRECISION)
+            """,
+            """
+            CREATE TABLE tasks (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, request_json TEXT NOT NULL, callback_url TEXT NOT NULL,
+                metadata_json TEXT, callback_events TEXT, state TEXT NOT NULL, upstream_task_id TEXT, upstream_json TEXT, error_code TEXT,
+                error_message TEXT, created_at DOUBLE PRECISION NOT NULL, submitted_at DOUBLE PRECISION, completed_at DOUBLE PRECISION,
+                next_run_at DOUBLE PRECISION, failures BIGINT NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires_at DOUBLE PRECISION)
+            """,
+            "CREATE INDEX tasks_due ON tasks (state, next_run_at)",
+            "CREATE INDEX tasks_client ON tasks (client_id, created_at)",
+            """
+            CREATE TABLE events (id TEXT PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id), seq BIGINT NOT NULL, type TEXT NOT NULL,
+                payload BYTEA NOT NULL, callback_url TEXT NOT NULL, destination TEXT NOT NULL, client_id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION,
+                last_status_code BIGINT, last_error TEXT, delivered_at DOUBLE PRECISION, lease_owner TEXT, lease_expires_at DOUBLE PRECISION,
+                UNIQUE (task_id, seq))
+            """,
+            "CREATE INDEX events_due ON events (state, next_attempt_at)",
+            """
+            CREATE TABLE delivery_attempts (id BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL REFERENCES events(id),
+                attempted_at DOUBLE PRECISION NOT NULL, status_code BIGINT, latency DOUBLE PRECISION NOT NULL, error TEXT, response_excerpt TEXT)
+            """,
+            "CREATE INDEX delivery_attempts_event ON delivery_attempts (event_id, attempted_at)",
+            """
+            CREATE TABLE idempotency_keys (client_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, task_id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (client_id, key))
+            """,
+            "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at)",
+        ]),
+    ]
+
+    static func run(on client: PostgresClient, logger: Logger) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7318201)", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)", logger: logger)
+            var applied: Set<String> = []
+            for try await name in try await connection.query("SELECT name FROM schema_migrations", logger: logger).decode(String.self) {
+                applied.insert(name)
+            }
+            for step in steps where !applied.contains(step.name) {
+                for statement in step.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (\(step.name), \(Date().timeIntervalSince1970))", logger: logger)
+            }
+        }
+    }
+}

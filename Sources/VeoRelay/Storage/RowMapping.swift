@@ -1,0 +1,108 @@
+import Foundation
+
+/// Read access to a result row, whichever database it came from, so that both stores share one
+/// mapping between rows and domain values.
+protocol StoredRow {
+    func optionalText(_ column: String) throws -> String?
+    func optionalReal(_ column: String) throws -> Double?
+    func optionalInteger(_ column: String) throws -> Int?
+    func optionalBlob(_ column: String) throws -> Data?
+}
+
+extension StoredRow {
+    func text(_ column: String) throws -> String { try required(optionalText(column), column) }
+    func integer(_ column: String) throws -> Int { try required(optionalInteger(column), column) }
+    func blob(_ column: String) throws -> Data { try required(optionalBlob(column), column) }
+    func date(_ column: String) throws -> Date { Date(timeIntervalSince1970: try required(optionalReal(column), column)) }
+    func optionalDate(_ column: String) throws -> Date? { try optionalReal(column).map(Date.init(timeIntervalSince1970:)) }
+
+    private func required<T>(_ value: T?, _ column: String) throws -> T {
+        guard let value else { throw StoreError.missingValue(column) }
+        return value
+    }
+}
+
+/// The task's structured fields as the JSON text both stores keep.
+struct TaskColumns {
+    var requestJSON: String
+    var metadataJSON: String?
+    var upstreamJSON: String?
+    var callbackEventsJSON: String
+
+    init(_ task: RelayTask) throws {
+        requestJSON = try Self.text(task.request)
+        metadataJSON = try task.metadata.map(Self.text)
+        upstreamJSON = try task.upstream.map(Self.text)
+        callbackEventsJSON = try Self.text(task.callbackEvents.map(\.rawValue).sorted())
+    }
+
+    static func text(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONCoding.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try JSONCoding.decode(type, from: Data(text.utf8))
+    }
+}
+
+/// Rows to domain values, for both stores.
+enum RowMapping {
+    static func task(_ row: some StoredRow) throws -> RelayTask {
+        let request = try TaskColumns.decode(GenerationRequest.self, row.text("request_json"))
+        var relayRequest = RelayRequest(generation: request, callbackURL: try row.text("callback_url"),
+                                        metadata: try row.optionalText("metadata_json").map { try TaskColumns.decode(JSONValue.self, $0) })
+        if let events = try row.optionalText("callback_events") {
+            relayRequest.callbackEvents = Set(try TaskColumns.decode([String].self, events).compactMap(WebhookEventType.init(rawValue:)))
+        }
+        var task = RelayTask(id: try row.text("id"), clientID: try row.text("client_id"), request: relayRequest,
+                             now: try row.date("created_at"))
+        task.state = TaskState(rawValue: try row.text("state")) ?? .failed
+        task.upstreamTaskID = try row.optionalText("upstream_task_id")
+        task.upstream = try row.optionalText("upstream_json").map { try TaskColumns.decode(UpstreamTaskView.self, $0) }
+        if let code = try row.optionalText("error_code") {
+            task.error = TaskError(code: code, message: try row.optionalText("error_message") ?? "")
+        }
+        task.submittedAt = try row.optionalDate("submitted_at")
+        task.completedAt = try row.optionalDate("completed_at")
+        task.nextRunAt = try row.optionalDate("next_run_at")
+        task.failures = try row.integer("failures")
+        return task
+    }
+
+    /// `secrets`: a row with the client's `signing_secret` and, during a rotation, `previous`.
+    static func pendingDelivery(_ row: some StoredRow, secrets: (some StoredRow)?) throws -> PendingDelivery {
+        PendingDelivery(eventID: try row.text("id"), taskID: try row.text("task_id"), type: try row.text("type"),
+                        payload: try row.blob("payload"), callbackURL: try row.text("callback_url"),
+                        destination: try row.text("destination"), attempts: try row.integer("attempts"),
+                        signingSecrets: [try secrets?.optionalText("signing_secret"), try secrets?.optionalText("previous")].compactMap { $0 })
+    }
+
+    static func delivery(_ row: some StoredRow) throws -> DeliveryRecord {
+        DeliveryRecord(eventID: try row.text("id"), taskID: try row.text("task_id"), type: try row.text("type"),
+                       state: DeliveryState(rawValue: try row.text("state")) ?? .pending, attempts: try row.integer("attempts"),
+                       nextAttemptAt: try row.optionalDate("next_attempt_at"), lastStatusCode: try row.optionalInteger("last_status_code"),
+                       lastError: try row.optionalText("last_error"), callbackURL: try row.text("callback_url"),
+                       createdAt: try row.date("created_at"), deliveredAt: try row.optionalDate("delivered_at"), attemptLog: [])
+    }
+
+    static func attempt(_ row: some StoredRow) throws -> DeliveryAttempt {
+        DeliveryAttempt(eventID: try row.text("event_id"), attemptedAt: try row.date("attempted_at"),
+                        statusCode: try row.optionalInteger("status_code"), latency: try row.optionalReal("latency") ?? 0,
+                        error: try row.optionalText("error"), responseExcerpt: try row.optionalText("response_excerpt"))
+    }
+
+    static func callbackSummary(_ row: some StoredRow) throws -> CallbackSummary {
+        CallbackSummary(state: try row.text("state"), attempts: try row.integer("attempts"),
+                        lastStatusCode: try row.optionalInteger("last_status_code"), lastError: try row.optionalText("last_error"),
+                        nextAttemptAt: try row.optionalReal("next_attempt_at").map { Int($0) })
+    }
+
+    static func client(_ row: some StoredRow) throws -> Client {
+        Client(id: try row.text("id"), name: try row.text("name"), signingSecret: try row.text("signing_secret"))
+    }
+
+    static func clientRecord(_ row: some StoredRow) throws -> ClientRecord {
+        ClientRecord(id: try row.text("id"), name: try row.text("name"), createdAt: try row.date("created_at"),
+                     revokedAt: try row.optionalDate("revoked_at"), rotationEndsAt: try row.optionalDate("previous_secret_expires_at"))
+    }
+}

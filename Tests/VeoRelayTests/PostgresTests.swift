@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import VeoRelay
+
+@Suite("PostgreSQL store", .enabled(if: TestPostgres.adminURL != nil, "set VEO_RELAY_TEST_POSTGRES_URL (scripts/test does)"))
+struct PostgresTests {
+    @Test func twoRelaysSharingOneDatabaseDeliverEveryTaskExactlyOnce() async throws {
+        let harness = try await RelayHarness.start(database: try await TestPostgres.freshDatabase())
+        let first = try await harness.startRelay(instance: "relay-a")
+        let second = try await harness.startRelay(instance: "relay-b")
+        var accepted: Set<String> = []
+        for index in 0..<20 {
+            let relay = index.isMultiple(of: 2) ? first : second
+            accepted.insert(try await APIClient(baseURL: relay.baseURL).submit(harness.request(prompt: "shared database \(index)")))
+        }
+        let deliveries = try await harness.receiver.next(accepted.count)
+        let ids = deliveries.compactMap { $0.json["data"]?["task_id"]?.stringValue }
+        #expect(Set(ids) == accepted)
+        #expect(ids.count == Set(ids).count, "no task delivered twice")
+        #expect(harness.simulator.maxSubmissionsOfOneRequest == 1, "no task submitted twice")
+        #expect(harness.simulator.totalSubmissions == accepted.count)
+        // Either instance answers for every task: the state is in the shared database.
+        for id in accepted {
+            #expect(try await APIClient(baseURL: second.baseURL).get("/v1/tasks/\(id)").json["data"]?["status"] == .string("completed"))
+        }
+        try await harness.stop(first, second)
+    }
+
+    @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {
+        let harness = try await RelayHarness.start(simulator: SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.01),
+                                                   database: try await TestPostgres.freshDatabase())
+        let first = try await harness.startRelay(instance: "relay-a")
+        var accepted: Set<String> = []
+        for index in 0..<5 {
+            accepted.insert(try await APIClient(baseURL: first.baseURL).submit(harness.request(prompt: "pg durability \(index)")))
+        }
+        try await first.stop()
+        #expect(harness.receiver.all.isEmpty)
+        let second = try await harness.startRelay(instance: "relay-b")
+        let deliveries = try await harness.receiver.next(accepted.count)
+        #expect(Set(deliveries.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == accepted)
+        #expect(harness.simulator.maxSubmissionsOfOneRequest == 1)
+        try await harness.stop(second)
+    }
+
+    @Test func idempotencyDeadLettersAndReplayBehaveAsOnSQLite() async throws {
+        let harness = try await RelayHarness.start(
+            receiverAnswer: { attempt in attempt <= 2 ? .init(status: .serviceUnavailable) : .init(status: .ok) },
+            database: try await TestPostgres.freshDatabase(),
+            tune: { $0.engine.retrySchedule = RetrySchedule(delays: [0, 0.05], jitter: 0) })
+        let relay = try await harness.startRelay()
+        let api = APIClient(baseURL: relay.baseURL)
+        let body = try JSONCoding.encode(harness.request(prompt: "pg once"))
+        let key = [("Idempotency-Key", "pg-1")]
+        let first = try await api.send(.POST, "/v1/videos/generations", body: body, headers: key)
+        let again = try await api.send(.POST, "/v1/videos/generations", body: body, headers: key)
+        let taskID = try #require(first.taskID)
+        #expect(again.taskID == taskID)
+        #expect(try await api.send(.POST, "/v1/videos/generations", body: try JSONCoding.encode(harness.request(prompt: "other")),
+                                   headers: key).status == 409)
+
+        _ = try await harness.receiver.next(2)
+        try await eventually("the budget to be spent") {
+            try await api.get("/v1/tasks/\(taskID)").json["data"]?["callback"]?["state"] == .string("failed")
+        }
+        guard case .array(let deadLetters)? = try await api.get("/v1/deliveries?state=failed").json["data"] else { throw TestFailure("no list") }
+        #expect(deadLetters.map { $0["task_id"] } == [.string(taskID)])
+        guard case .array(let log)? = try await api.get("/v1/tasks/\(taskID)/deliveries").json["data"],
+              case .array(let attempts)? = log.first?["attempt_log"] else { throw TestFailure("no attempt log") }
+        #expect(attempts.count == 2)
+        #expect(try await api.post("/v1/tasks/\(taskID)/redeliver", body: Data()).status == 202)
+        #expect(try await harness.receiver.next()[0].id == harness.receiver.all[0].id)
+        try await eventually("the replay to be delivered") {
+            try await api.get("/v1/tasks/\(taskID)").json["data"]?["callback"]?["state"] == .string("delivered")
+        }
+        #expect(try await APIClient(baseURL: relay.baseURL, key: RelayHarness.otherAPIKey).get("/v1/tasks/\(taskID)").status == 404)
+        #expect(harness.simulator.totalSubmissions == 1)
+        try await harness.stop(relay)
+    }
+}
