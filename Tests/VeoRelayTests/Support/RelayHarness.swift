@@ -92,9 +92,13 @@ struct RelayHarness: Sendable {
         _ = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret, now: now)
         var request = try RequestValidator().validate(self.request())
         request.callbackURL = callbackURL ?? self.callbackURL
-        _ = try await store.insert(RelayTask(clientID: Self.clientID, request: request, now: now), idempotency: nil)
-        let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(60))
-        var task = try await store.claimTasks(.submission, now: now, limit: 1, lease: lease)[0]
+        // Due only in a day, so that a relay already running cannot claim it before this seed does.
+        var fresh = RelayTask(clientID: Self.clientID, request: request, now: now)
+        fresh.nextRunAt = now.addingTimeInterval(86_400)
+        _ = try await store.insert(fresh, idempotency: nil)
+        let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(86_460))
+        guard var task = try await store.claimTasks(.submission, now: now.addingTimeInterval(86_400), limit: 1, lease: lease)
+            .first(where: { $0.id == fresh.id }) else { throw TestFailure("could not claim the seeded task") }
         task.submitted(upstreamTaskID: "task_seeded", at: now, firstPollAt: now)
         let completed = UpstreamTaskView(status: "completed", progress: 100, result: .object(["videos": .array([.object([
             "url": .string("https://videos.example/seeded.mp4"), "expires_at": .int(Int(now.timeIntervalSince1970) + 86_400)])])]))
