@@ -180,12 +180,7 @@ struct DeliveryEngineTests {
         _ = try await harness.seedFinishedTask()
         // The operator changes the configured secret: the old one keeps signing for the grace period.
         let newSecret = WebhookSecret.generate().encoded
-        var configuration = harness.configuration
-        configuration.webhookSecret = newSecret
-        let rotated = RelayHarness(simulator: harness.simulator, simulatorServer: harness.simulatorServer, receiver: harness.receiver,
-                                   receiverServer: harness.receiverServer, databasePath: harness.databasePath,
-                                   configuration: configuration, clock: harness.clock)
-        let relay = try await rotated.startRelay()
+        let relay = try await harness.startRelay { $0.webhookSecret = newSecret }
         let delivery = try await harness.receiver.next()[0]
         #expect(delivery.signature.split(separator: " ").count == 2)
         #expect(delivery.verifies(with: RelayHarness.secret))

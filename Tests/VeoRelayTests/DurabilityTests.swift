@@ -56,13 +56,10 @@ struct DurabilityTests {
     @Test func anUpstreamThatCannotBeReachedIsRetriedNotFailed() async throws {
         // Nothing listens on the upstream address at first: the request never left, so retry.
         let harness = try await RelayHarness.start()
-        var configuration = harness.configuration
-        configuration.upstream = .remote(url: "http://127.0.0.1:1", apiKey: RelayHarness.upstreamKey)
-        configuration.engine.upstreamConnectTimeout = 0.2
-        let unreachable = RelayHarness(simulator: harness.simulator, simulatorServer: harness.simulatorServer, receiver: harness.receiver,
-                                       receiverServer: harness.receiverServer, databasePath: harness.databasePath,
-                                       configuration: configuration, clock: harness.clock)
-        let relay = try await unreachable.startRelay()
+        let relay = try await harness.startRelay { configuration in
+            configuration.upstream = .remote(url: "http://127.0.0.1:1", apiKey: RelayHarness.upstreamKey)
+            configuration.engine.upstreamConnectTimeout = 0.2
+        }
         let api = APIClient(baseURL: relay.baseURL)
         let taskID = try await api.submit(harness.request())
         let store = try SQLiteStore(path: harness.databasePath)
