@@ -101,12 +101,13 @@ public struct UpstreamClient: Sendable {
             let response = try await http.execute(request, timeout: timeout)
             let status = Int(response.status.code)
             let retryAfter = response.headers.first(name: "Retry-After").flatMap(TimeInterval.init)
-            gate?.record(status == 429 ? .throttled(retryAfter: retryAfter) : status >= 500 ? .failed : .answered)
             let bytes = try await response.body.collect(upTo: 1 << 20)
+            // Recorded once, after the whole answer arrived: a connection lost mid-body is a failure.
+            gate?.record(status == 429 ? .throttled(retryAfter: retryAfter) : status >= 500 ? .failed : .answered)
             let json = try? JSONValue.parse(Data(buffer: bytes))
-            if (200..<300).contains(Int(response.status.code)), json == nil {
+            if (200..<300).contains(status), json == nil {
                 throw resendable
-                    ? UpstreamError.transient(status: Int(response.status.code), message: "malformed JSON from the upstream", retryAfter: nil)
+                    ? UpstreamError.transient(status: status, message: "malformed JSON from the upstream", retryAfter: nil)
                     : UpstreamError.outcomeUnknown(message: "malformed JSON from the upstream")
             }
             return Response(status: status, json: json, retryAfter: retryAfter)
