@@ -27,33 +27,30 @@ public struct GenerationsController: Sendable {
         } catch {
             throw APIError(.contentTooLarge, type: "invalid_request_error", message: "The request body must be at most \(maxBodyBytes) bytes.")
         }
+        let json: JSONValue
         let relayRequest: RelayRequest
         do {
-            relayRequest = try validator.validate(body: Data(buffer: body))
+            json = try validator.parse(Data(buffer: body))
+            relayRequest = try validator.validate(json)
             try await callbackGuard.check(relayRequest)
         } catch {
             throw APIError.validation(error)
         }
-        let idempotency = try Self.idempotencyKey(request, body: body)
         let task = RelayTask(clientID: client.id, request: relayRequest, now: clock.now())
-        let taskID: String
-        var response: Response
-        switch try await store.insert(task, idempotency: idempotency) {
+        switch try await store.insert(task, idempotency: try Self.idempotencyKey(request, json: json)) {
         case .created:
-            taskID = task.id
             Counter(label: "veo_relay_tasks_accepted_total").increment()
             context.logger.info("accepted", metadata: ["task": "\(task.id)", "client": "\(client.id)", "model": "\(task.request.model.rawValue)"])
             submitterWake.signal()
-            response = try Self.submitted(taskID)
+            return try Self.submitted(task.id)
         case .replayed(let existing):
-            taskID = existing
-            response = try Self.submitted(taskID)
+            var response = try Self.submitted(existing)
             response.headers[Self.replayedHeader] = "true"
+            return response
         case .conflict:
             throw APIError(.conflict, type: "idempotency_error",
                            message: "This Idempotency-Key was already used with a different request body.", param: "Idempotency-Key")
         }
-        return response
     }
 
     static let idempotencyHeader = HTTPField.Name("Idempotency-Key")!
@@ -65,12 +62,12 @@ public struct GenerationsController: Sendable {
     }
 
     /// The request's `Idempotency-Key`, fingerprinted with its body (key order and spacing ignored).
-    static func idempotencyKey(_ request: Request, body: ByteBuffer) throws -> IdempotencyKey? {
+    static func idempotencyKey(_ request: Request, json: JSONValue) throws -> IdempotencyKey? {
         guard let key = request.headers[idempotencyHeader] else { return nil }
         guard (1...maxIdempotencyKeyLength).contains(key.utf8.count) else {
             throw APIError.invalidRequest("Idempotency-Key must be 1 to \(maxIdempotencyKeyLength) characters.", param: "Idempotency-Key")
         }
-        let canonical = try JSONValue.parse(Data(buffer: body)).canonicalData()
+        let canonical = try json.canonicalData()
         return IdempotencyKey(key: key, fingerprint: SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined())
     }
 

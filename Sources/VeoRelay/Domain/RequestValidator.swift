@@ -37,13 +37,16 @@ public struct RequestValidator: Sendable {
     static let seedRange = 0...4_294_967_295
 
     public func validate(body: Data) throws(ValidationFailure) -> RelayRequest {
-        let value: JSONValue
+        try validate(parse(body))
+    }
+
+    /// The body as JSON, or the 400 for a body that is not.
+    public func parse(_ body: Data) throws(ValidationFailure) -> JSONValue {
         do {
-            value = try JSONValue.parse(body)
+            return try JSONValue.parse(body)
         } catch {
             throw ValidationFailure(param: nil, "The request body is not valid JSON.")
         }
-        return try validate(value)
     }
 
     /// A relay request: the upstream's fields plus `callback_url` and `metadata`.
