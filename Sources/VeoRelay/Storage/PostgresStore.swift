@@ -249,7 +249,7 @@ public final class PostgresStore: Store {
     }
 
     public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
-        let graceEnd = now.addingTimeInterval(SQLiteStore.rotationGrace).timeIntervalSince1970
+        let graceEnd = now.addingTimeInterval(Client.replacedSecretGrace).timeIntervalSince1970
         try await rows("""
             INSERT INTO clients (id, name, key_hash, signing_secret, created_at)
             VALUES (\(client.id), \(client.name), \(keyHash), \(client.signingSecret), \(now.timeIntervalSince1970))

@@ -5,8 +5,6 @@ import GRDB
 /// so a claim (an `UPDATE … RETURNING`) is atomic across every process that opens the file.
 public final class SQLiteStore: Store {
     private let pool: DatabasePool
-    /// When a configured secret changes between starts, the old one keeps signing this long.
-    static let rotationGrace: TimeInterval = 86_400
 
     public init(path: String) throws {
         var configuration = Configuration()
@@ -258,7 +256,7 @@ public final class SQLiteStore: Store {
                                                       ELSE previous_secret_expires_at END,
                     signing_secret = excluded.signing_secret
                 """, arguments: ["id": client.id, "name": client.name, "hash": keyHash, "secret": client.signingSecret,
-                                 "now": now.timeIntervalSince1970, "graceEnd": now.addingTimeInterval(Self.rotationGrace).timeIntervalSince1970])
+                                 "now": now.timeIntervalSince1970, "graceEnd": now.addingTimeInterval(Client.replacedSecretGrace).timeIntervalSince1970])
         }
     }
 

@@ -142,6 +142,9 @@ public struct Client: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "Client(\(id), \(name))" }
+
+    /// When `upsertClient` changes a client's secret, the old one keeps signing this long.
+    public static let replacedSecretGrace: TimeInterval = 86_400
 }
 
 /// A client's `Idempotency-Key` and the fingerprint of the request body it was first used with.
