@@ -32,6 +32,8 @@ public func buildRelay(
     resolver: any HostResolver = SystemResolver(),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> Relay {
+    // Everything that can fail comes before the HTTP clients, which must be shut down once created.
+    let openAPI = try OpenAPIDocument.load()
     let ownedStore: (any Store)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
     let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys,
@@ -44,7 +46,6 @@ public func buildRelay(
     let router = Router(context: RelayRequestContext.self)
     router.middlewares.add(ErrorEnvelopeMiddleware())
     router.get("/healthz") { _, _ in try JSONResponse.make(.ok, ["status": "ok"]) }
-    let openAPI = try OpenAPIDocument.load()
     router.get("/openapi.yaml") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: openAPI)))
     }
