@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import NIOCore
+import ServiceLifecycle
+import Synchronization
 import Metrics
 import Prometheus
 import VeoRelay
@@ -105,6 +108,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long a claimed task or event stays owned by this instance before another may take it over. [env: VEO_RELAY_LEASE_DURATION] (default: 60s)")
     var leaseDuration: String?
 
+    @Option(help: "Total timeout of one upstream request. [env: VEO_RELAY_UPSTREAM_TIMEOUT] (default: 30s)")
+    var upstreamTimeout: String?
+
+    @Option(help: "How long SIGTERM/SIGINT may drain in-flight work before it is cut short; a second signal stops at once. [env: VEO_RELAY_DRAIN_TIMEOUT] (default: 25s)")
+    var drainTimeout: String?
+
     @Option(help: "Simulator only: multiply job durations by this factor. [env: VEO_RELAY_SIMULATOR_TIME_SCALE] (default: 0.1)")
     var simulatorTimeScale: Double?
 
@@ -151,6 +160,7 @@ struct Serve: AsyncParsableCommand {
             engine.retrySchedule = try RetrySchedule(parsing: text)
         }
         engine.deliveryTimeout = try Env.duration(deliveryTimeout, "VEO_RELAY_DELIVERY_TIMEOUT") ?? engine.deliveryTimeout
+        engine.upstreamTimeout = try Env.duration(upstreamTimeout, "VEO_RELAY_UPSTREAM_TIMEOUT") ?? engine.upstreamTimeout
         engine.leaseDuration = try Env.duration(leaseDuration, "VEO_RELAY_LEASE_DURATION") ?? engine.leaseDuration
         engine.deliveryConnectTimeout = try Env.duration(deliveryConnectTimeout, "VEO_RELAY_DELIVERY_CONNECT_TIMEOUT") ?? engine.deliveryConnectTimeout
         engine.deliveryConcurrency = try deliveryConcurrency ?? Env.value("VEO_RELAY_DELIVERY_CONCURRENCY") ?? engine.deliveryConcurrency
@@ -159,37 +169,66 @@ struct Serve: AsyncParsableCommand {
         engine.destinations.cooldown = try Env.duration(breakerCooldown, "VEO_RELAY_BREAKER_COOLDOWN") ?? engine.destinations.cooldown
         engine.attemptRetention = try Env.duration(attemptRetention, "VEO_RELAY_ATTEMPT_RETENTION") ?? engine.attemptRetention
         configuration.engine = engine
+        configuration.drainTimeout = try Env.duration(drainTimeout, "VEO_RELAY_DRAIN_TIMEOUT") ?? configuration.drainTimeout
         return configuration
     }
 
     /// The upstream key from a file, trailing newline ignored.
     func upstreamKeyFromFile() throws -> String? {
         guard let path = upstreamAPIKeyFile ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY_FILE") else { return nil }
-        let key = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !key.isEmpty else { throw ValidationError("\(path) is empty") }
+        let key: String
+        do {
+            key = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } catch {
+            throw ValidationError("cannot read the upstream key file \(path): \(error.localizedDescription)")
+        }
+        guard !key.isEmpty else { throw ValidationError("the upstream key file \(path) is empty") }
         return key
     }
 
+    /// Every start-up failure ends the process with a non-zero status and one line naming the cause;
+    /// the banner appears only once the port is bound.
     func run() async throws {
         let logger = try logging.bootstrap(label: "veo-relay")
-        let configuration = try configuration()
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let relay = try await buildRelay(configuration, logger: logger, metrics: registry)
-        Console.line(Banner(configuration: configuration, relay: relay).text)
-        try await relay.application.runService()
+        let startup = StartupProgress()
+        do {
+            let configuration = try configuration()
+            startup.address = "\(configuration.host):\(configuration.port)"
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            let relay = try await buildRelay(configuration, logger: logger, metrics: registry) { port in startup.listening(on: port) }
+            startup.banner = { port in Banner(configuration: configuration, relay: relay, port: port).text }
+            let group = ServiceGroup(configuration: .init(services: [relay.application], logger: logger)
+                .drained(within: configuration.drainTimeout))
+            let signals = ShutdownSignals(group: group, drainTimeout: configuration.drainTimeout)
+            try await group.run()
+            withExtendedLifetime(signals) {}
+        } catch {
+            Console.error("veo-relay: \(startup.explain(error))")
+            throw ExitCode.failure
+        }
     }
 }
 
-/// What `serve` prints at start: where it listens, where state lives, and — loudly — when the
-/// upstream is the simulator.
+extension ServiceGroupConfiguration {
+    /// Escalates a graceful shutdown that takes longer than `drainTimeout` to cancellation.
+    func drained(within drainTimeout: TimeInterval) -> Self {
+        var configuration = self
+        configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(drainTimeout * 1000))
+        return configuration
+    }
+}
+
+/// What `serve` prints once listening: where, where state lives, and — loudly — when the upstream
+/// is the simulator.
 struct Banner {
     let configuration: RelayConfiguration
     let relay: Relay
+    let port: Int
 
     var text: String {
         let rule = String(repeating: "=", count: 78)
-        var lines = [rule, "veo-relay listening on http://\(configuration.host):\(configuration.port)",
+        var lines = [rule, "veo-relay listening on http://\(configuration.host):\(port)",
                      "database: \(StoreLocation.display(configuration.databasePath))"]
         switch configuration.upstream {
         case .remote:

@@ -22,7 +22,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Share of jobs that fail (0…1).")
     var failureRate: Double = 0
 
-    @Option(help: "Share of requests that misbehave (0…1), spread evenly over 429 with Retry-After, 500, 503, slow, malformed JSON and dropped connections.")
+    @Option(help: "Share of requests that misbehave (0…1), spread evenly over 429 with Retry-After, 500, 503 (before any work), slow answers, and malformed JSON, dropped connections, 502 and 504 after the job was created.")
     var faultRate: Double = 0
 
     @Option(help: "Seconds a slow response is held back.")

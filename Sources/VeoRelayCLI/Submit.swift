@@ -81,7 +81,7 @@ struct Submit: AsyncParsableCommand {
             let data = view["data"]
             let status = data?["status"]?.stringValue ?? "?"
             let callback = data?["callback"]?["state"]?.stringValue ?? "?"
-            let line = "status=\(status) progress=\(data?["progress"]?.numberValue.map { Int($0) } ?? 0)% callback=\(callback)"
+            let line = "status=\(status) progress=\(ExternalNumber.boundedInteger(data?["progress"]?.numberValue, maximum: 100) ?? 0)% callback=\(callback)"
             if line != last { print(line) }
             last = line
             if ["completed", "failed", "cancelled"].contains(status), callback != "waiting", callback != "pending" {

@@ -102,9 +102,9 @@ struct UpstreamEngineTests {
         let retention = RetentionService(store: store, clock: clock, attemptRetention: 86_400, idempotencyRetention: 86_400,
                                          logger: TestLog.logger)
         clock.advance(by: 86_000)
-        #expect(await retention.prune().idempotencyKeys == 0, "kept for at least 24 h")
+        #expect(try await retention.prune().idempotencyKeys == 0, "kept for at least 24 h")
         clock.advance(by: 401)
-        #expect(await retention.prune().idempotencyKeys == 1)
+        #expect(try await retention.prune().idempotencyKeys == 1)
         #expect(try await store.insert(RelayTask(clientID: "c", request: request, now: clock.now()), idempotency: key) == .created)
     }
 
@@ -131,7 +131,7 @@ struct UpstreamEngineTests {
         _ = try await store.insert(RelayTask(clientID: RelayHarness.clientID, request: request, now: now), idempotency: nil)
         let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(60))
         var task = try await store.claimTasks(.submission, now: now, limit: 1, lease: lease)[0]
-        task.submitted(upstreamTaskID: "task_the_upstream_never_heard_of", at: now, firstPollAt: now)
+        task.submitted(UpstreamSubmission(taskID: "task_the_upstream_never_heard_of", answer: ""), at: now, firstPollAt: now)
         try await store.save(task, lease: lease, keepLease: false, event: nil)
 
         let relay = try await harness.startRelay()
@@ -192,7 +192,7 @@ struct UpstreamGateTests {
         let schedule = PollSchedule(policy: policy, estimates: estimates)
         let start = Date(timeIntervalSince1970: 1_000)
         var task = RelayTask(clientID: "c", request: try RequestValidator().validate(body: Scenarios.relayBody(Scenarios.all[0].json)), now: start)
-        task.submitted(upstreamTaskID: "u", at: start, firstPollAt: start)
+        task.submitted(UpstreamSubmission(taskID: "u", answer: ""), at: start, firstPollAt: start)
 
         // First poll: 80 % of the model's early estimate.
         #expect(schedule.firstPoll(for: task, submittedAt: start) == start.addingTimeInterval(48))
@@ -231,7 +231,7 @@ struct SimulatorFaultTests {
         let gate = UpstreamGate(policy: policy, clock: SystemClock())
         let http = HTTPClient.relayClient(connectTimeout: 1)
         let upstream = UpstreamClient(baseURL: harness.simulatorServer.baseURL, apiKey: RelayHarness.upstreamKey, http: http, gate: gate)
-        let taskID = try await upstream.submit(GenerationRequest(model: .fast, prompt: "a cat"))
+        let taskID = try await upstream.submit(GenerationRequest(model: .fast, prompt: "a cat")).taskID
         harness.simulator.reconfigure { $0.faults.dropped = 1 }
         for attempt in 1...3 {
             #expect(!gate.isOpen(), "closed before failure \(attempt)")

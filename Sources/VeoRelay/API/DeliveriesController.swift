@@ -101,15 +101,15 @@ struct DeliveryResource: Encodable {
         type = record.type
         state = record.state.rawValue
         attempts = record.attempts
-        nextAttemptAt = record.nextAttemptAt.map { Int($0.timeIntervalSince1970) }
+        nextAttemptAt = record.nextAttemptAt?.unixSeconds
         lastStatusCode = record.lastStatusCode
         lastError = record.lastError
         callbackURL = record.callbackURL
-        createdAt = Int(record.createdAt.timeIntervalSince1970)
-        deliveredAt = record.deliveredAt.map { Int($0.timeIntervalSince1970) }
+        createdAt = record.createdAt.unixSeconds
+        deliveredAt = record.deliveredAt?.unixSeconds
         attemptLog = record.attemptLog.isEmpty ? nil : record.attemptLog.map {
-            Attempt(attemptedAt: Int($0.attemptedAt.timeIntervalSince1970), statusCode: $0.statusCode,
-                    latencyMs: Int(($0.latency * 1000).rounded()), error: $0.error, responseExcerpt: $0.responseExcerpt)
+            Attempt(attemptedAt: $0.attemptedAt.unixSeconds, statusCode: $0.statusCode,
+                    latencyMs: ExternalNumber.boundedInteger(($0.latency * 1000).rounded(), maximum: 86_400_000) ?? 0, error: $0.error, responseExcerpt: $0.responseExcerpt)
         }
     }
 }

@@ -35,6 +35,7 @@ struct TaskResource: Encodable {
     var actualTime: Double?
     var model: String
     var upstreamTaskID: String?
+    var submissionAnswer: String?
     var callback: Callback
 
     struct Callback: Encodable {
@@ -55,6 +56,7 @@ struct TaskResource: Encodable {
         case estimatedTime = "estimated_time"
         case actualTime = "actual_time"
         case upstreamTaskID = "upstream_task_id"
+        case submissionAnswer = "submission_answer"
     }
 
     init(task: RelayTask, callback: CallbackSummary) {
@@ -63,12 +65,13 @@ struct TaskResource: Encodable {
         progress = task.progress
         result = task.upstream?.result
         error = task.error
-        created = Int(task.createdAt.timeIntervalSince1970)
-        completed = task.upstream?.completed ?? task.completedAt.map { Int($0.timeIntervalSince1970) }
+        created = task.createdAt.unixSeconds
+        completed = task.upstream?.completed ?? task.completedAt?.unixSeconds
         estimatedTime = task.upstream?.estimatedTime
         actualTime = task.upstream?.actualTime
         model = task.request.model.rawValue
         upstreamTaskID = task.upstreamTaskID
+        submissionAnswer = task.submissionAnswer
         self.callback = Callback(url: task.callbackURL, summary: callback)
     }
 }

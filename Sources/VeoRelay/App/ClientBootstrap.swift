@@ -1,8 +1,8 @@
 import Foundation
 
 /// Makes sure someone can call the relay: keys from configuration are written to the client table
-/// (hashed); with none configured and an empty table, one client is created and its key and
-/// secret are shown once.
+/// (hashed) and configured keys no longer in the configuration are revoked; with none configured
+/// and no usable client stored, one client is created and its key and secret are shown once.
 public enum ClientBootstrap {
     public enum Outcome: Sendable, Equatable {
         case configured(count: Int)
@@ -20,14 +20,18 @@ public enum ClientBootstrap {
             }
             let secret: WebhookSecret
             do { secret = try WebhookSecret(webhookSecret) } catch { throw ConfigurationError("webhook secret: \(error)") }
+            var configured: Set<String> = []
             for key in apiKeys {
                 let hash = APIKey.hash(key)
                 let id = configuredPrefix + hash.prefix(12)
+                configured.insert(id)
                 try await store.upsertClient(Client(id: id, name: "configured key \(hash.prefix(6))", signingSecret: secret.encoded),
                                              keyHash: hash, now: now)
             }
+            _ = try await store.revokeClients(prefix: configuredPrefix, keeping: configured, at: now)
             return .configured(count: apiKeys.count)
         }
+        _ = try await store.revokeClients(prefix: configuredPrefix, keeping: [], at: now)
         let count = try await store.clientCount()
         if count > 0 { return .stored(count: count) }
         let key = APIKey.generate()

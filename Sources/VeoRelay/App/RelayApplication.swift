@@ -33,6 +33,7 @@ public func buildRelay(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> Relay {
     // Everything that can fail comes before the HTTP clients, which must be shut down once created.
+    try configuration.validate()
     let openAPI = try OpenAPIDocument.load()
     let ownedStore: (any Store)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
@@ -68,7 +69,8 @@ public func buildRelay(
     let upstreamDescription: String
     switch configuration.upstream {
     case .remote(let url, let apiKey):
-        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: upstreamHTTP, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
+        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout), gate: gate,
+                                  clock: clock)
         upstreamDescription = url
     case .simulated(var simulatorConfiguration):
         // The simulator is mounted on the relay's own server; a random key keeps outsiders out of it.
@@ -78,23 +80,22 @@ public func buildRelay(
         // Simulated jobs run on compressed time: expect them to be as short as the simulator makes them.
         engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * simulatorConfiguration.timeScale }
         let url = configuration.loopbackBaseURL + "/simulator"
-        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: upstreamHTTP, timeout: .milliseconds(Int64(engine.upstreamTimeout * 1000)), gate: gate)
+        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout), gate: gate,
+                                  clock: clock)
         upstreamDescription = "built-in simulator at \(url) (time scale \(simulatorConfiguration.timeScale))"
     }
 
     let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher)
-    let leases = LeaseIssuer(instance: configuration.instanceID, duration: engine.leaseDuration, clock: clock)
-    let release: @Sendable () async throws -> Void = { try await store.releaseLeases(instance: leases.instance) }
     let stages = UpstreamStageContext(
-        store: store, upstream: upstream, gate: gate, clock: clock, leases: leases,
+        store: store, upstream: upstream, gate: gate, clock: clock, instance: configuration.instanceID,
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
         configuration: engine, events: events, logger: logger)
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
-        WorkerLoop(stage: stage, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger,
-                   releaseLeases: release)
+        WorkerLoop(stage: stage, store: store, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger)
     }
     let workers = [
-        worker(Dispatcher(store: store, http: webhookHTTP, clock: clock, leases: leases, gate: DestinationGate(policy: engine.destinations),
+        worker(Dispatcher(store: store, http: webhookHTTP, clock: clock,
+                          leases: stages.leases(for: "dispatcher"), gate: DestinationGate(policy: engine.destinations),
                           configuration: engine, logger: logger),
                concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
         worker(Poller(context: stages), concurrency: engine.pollConcurrency, wake: wakeups.poller),

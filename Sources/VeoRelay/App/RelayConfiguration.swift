@@ -35,6 +35,8 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public var callbacks = CallbackGuard.Policy()
     /// Per-client API request rate.
     public var rateLimit = RateLimitMiddleware.Policy()
+    /// How long a graceful stop may drain in-flight work before it is cut short (`serve`).
+    public var drainTimeout: TimeInterval = 25
     /// Names this process in leases, so several relays can share one database.
     public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(Identifier.make(prefix: "").suffix(6))"
 

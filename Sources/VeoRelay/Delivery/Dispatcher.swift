@@ -10,7 +10,7 @@ public struct Dispatcher: PipelineStage {
     let store: any Store
     let http: HTTPClient
     let clock: any WallClock
-    let leases: LeaseIssuer
+    public let leases: LeaseIssuer
     let gate: DestinationGate
     let configuration: EngineConfiguration
     let logger: Logger
@@ -77,7 +77,7 @@ public struct Dispatcher: PipelineStage {
     }
 
     func attempt(_ delivery: PendingDelivery, at now: Date) async -> Outcome {
-        let timestamp = Int(now.timeIntervalSince1970)
+        let timestamp = now.unixSeconds
         let secrets = delivery.signingSecrets.compactMap { try? WebhookSecret($0) }
         var request = HTTPClientRequest(url: delivery.callbackURL)
         request.method = .POST
@@ -94,11 +94,12 @@ public struct Dispatcher: PipelineStage {
             return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
         do {
-            let response = try await http.execute(request, timeout: .milliseconds(Int64(configuration.deliveryTimeout * 1000)))
+            let response = try await http.execute(request, timeout: .interval(configuration.deliveryTimeout))
             let body = try? await response.body.collect(upTo: Self.excerptBytes * 64)
             let excerpt = body.map { String(decoding: Data(buffer: $0).prefix(Self.excerptBytes), as: UTF8.self) }
             return Outcome(statusCode: Int(response.status.code),
-                           retryAfter: response.headers.first(name: "Retry-After").flatMap(TimeInterval.init),
+                           retryAfter: RetryAfter.seconds(response.headers.first(name: "Retry-After"), now: now,
+                                                          maximum: RetryAfter.deliveryMaximum),
                            latency: elapsed(), error: nil, excerpt: excerpt)
         } catch {
             return Outcome(statusCode: nil, retryAfter: nil, latency: elapsed(), error: "\(error)", excerpt: nil)
@@ -106,7 +107,7 @@ public struct Dispatcher: PipelineStage {
     }
 
     /// 2xx delivered; 410 gone; anything else (3xx included: redirects are never followed) retried
-    /// per the schedule, waiting at least `Retry-After` on 429 and 503.
+    /// per the schedule, waiting at least `Retry-After` (at most a day) on 429 and 503.
     func resolve(_ outcome: Outcome, attemptsMade: Int, now: Date) -> DeliveryResolution {
         switch outcome.statusCode {
         case (200..<300)?: return .delivered

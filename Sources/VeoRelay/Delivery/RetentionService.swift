@@ -3,7 +3,8 @@ import Logging
 import ServiceLifecycle
 
 /// Enforces retention, hourly and once at start: delivery attempt logs after `attemptRetention`,
-/// idempotency keys after `idempotencyRetention`.
+/// idempotency keys after `idempotencyRetention`. A failed prune is retried with backoff; the loop
+/// ends on graceful shutdown and on cancellation.
 public struct RetentionService: Service, CustomStringConvertible {
     let store: any Store
     let clock: any WallClock
@@ -23,29 +24,26 @@ public struct RetentionService: Service, CustomStringConvertible {
     public var description: String { "RetentionService" }
 
     public func run() async throws {
-        let wake = WakeSignal()
-        await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully {
-                await prune()
-                await wake.wait(upTo: interval)
+        let failures = FailureBackoff(component: "retention", logger: logger)
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                try await prune()
+                failures.succeeded()
+                await FailureBackoff.pause(interval)
+            } catch {
+                guard !Task.isCancelled else { return }
+                await FailureBackoff.pause(failures.failed("could not prune", error: error))
             }
-        } onGracefulShutdown: {
-            wake.signal()
         }
     }
 
     /// Returns how many attempt-log entries and idempotency keys were removed.
     @discardableResult
-    public func prune() async -> (attempts: Int, idempotencyKeys: Int) {
-        do {
-            let now = clock.now()
-            let attempts = try await store.pruneAttempts(before: now.addingTimeInterval(-attemptRetention))
-            let keys = try await store.pruneIdempotencyKeys(before: now.addingTimeInterval(-idempotencyRetention))
-            if attempts + keys > 0 { logger.info("pruned", metadata: ["attempt_logs": "\(attempts)", "idempotency_keys": "\(keys)"]) }
-            return (attempts, keys)
-        } catch {
-            logger.error("could not prune", metadata: ["error": "\(error)"])
-            return (0, 0)
-        }
+    public func prune() async throws -> (attempts: Int, idempotencyKeys: Int) {
+        let now = clock.now()
+        let attempts = try await store.pruneAttempts(before: now.addingTimeInterval(-attemptRetention))
+        let keys = try await store.pruneIdempotencyKeys(before: now.addingTimeInterval(-idempotencyRetention))
+        if attempts + keys > 0 { logger.info("pruned", metadata: ["attempt_logs": "\(attempts)", "idempotency_keys": "\(keys)"]) }
+        return (attempts, keys)
     }
 }

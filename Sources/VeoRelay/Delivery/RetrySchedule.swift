@@ -41,10 +41,11 @@ public struct RetrySchedule: Sendable, Equatable {
 public enum DurationText {
     public static func seconds(_ text: String) throws(ConfigurationError) -> TimeInterval {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3_600), ("d", 86_400)]
+        func valid(_ value: Double?) -> Double? { value.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } }
         for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let value = Double(text.dropLast(suffix.count)), value >= 0 { return value * factor }
+            if let value = valid(Double(text.dropLast(suffix.count))) { return value * factor }
         }
-        if let value = Double(text), value >= 0 { return value }
+        if let value = valid(Double(text)) { return value }
         throw ConfigurationError("'\(text)' is not a duration (use e.g. 250ms, 5s, 5m, 2h)")
     }
 }

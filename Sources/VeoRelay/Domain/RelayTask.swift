@@ -48,6 +48,8 @@ public struct TaskError: Codable, Sendable, Equatable {
         case submissionOutcomeUnknown = "submission_outcome_unknown"
         /// The upstream no longer knows the task.
         case upstreamTaskNotFound = "upstream_task_not_found"
+        /// The upstream's answers about the task could not be read, poll after poll.
+        case upstreamUnreadable = "upstream_unreadable"
         /// The task did not end within its deadline.
         case timeout
         case cancelled
@@ -83,12 +85,13 @@ public struct UpstreamTaskView: Sendable, Equatable, Codable {
         self.actualTime = actualTime
     }
 
-    /// The relay state an upstream status maps to; `nil` while the upstream is still working.
+    /// The relay state an upstream status (normalised by `UpstreamAnswer`) maps to; `nil` while the
+    /// upstream is still working.
     public var terminalState: TaskState? {
         switch status {
-        case "completed", "succeeded": .succeeded
+        case "completed": .succeeded
         case "failed": .failed
-        case "cancelled", "canceled": .cancelled
+        case "cancelled": .cancelled
         default: nil
         }
     }
@@ -119,6 +122,9 @@ public struct RelayTask: Sendable, Equatable {
     public var callbackEvents: Set<WebhookEventType>
     public var state: TaskState
     public var upstreamTaskID: String?
+    /// The start of the upstream's raw answer to the submission, whatever it was: evidence for an
+    /// operator when the outcome is unknown.
+    public var submissionAnswer: String?
     public var upstream: UpstreamTaskView?
     public var error: TaskError?
     public var createdAt: Date
@@ -149,9 +155,10 @@ public struct RelayTask: Sendable, Equatable {
         state = .submitting
     }
 
-    public mutating func submitted(upstreamTaskID: String, at now: Date, firstPollAt: Date) {
+    public mutating func submitted(_ submission: UpstreamSubmission, at now: Date, firstPollAt: Date) {
         state = .running
-        self.upstreamTaskID = upstreamTaskID
+        upstreamTaskID = submission.taskID
+        submissionAnswer = submission.answer
         submittedAt = now
         nextRunAt = firstPollAt
         failures = 0

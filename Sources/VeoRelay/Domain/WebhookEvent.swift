@@ -26,7 +26,7 @@ public struct VideoLink: Codable, Sendable, Equatable {
     public static func links(from result: JSONValue?) -> [VideoLink] {
         guard case .array(let videos)? = result?["videos"] else { return [] }
         return videos.flatMap { video -> [VideoLink] in
-            let expiresAt = video["expires_at"]?.numberValue.map { Int($0) }
+            let expiresAt = ExternalNumber.boundedInteger(video["expires_at"]?.numberValue, maximum: ExternalNumber.latestUnixSeconds)
             switch video["url"] {
             case .string(let url)?: return [VideoLink(url: url, expiresAt: expiresAt)]
             case .array(let urls)?: return urls.compactMap(\.stringValue).map { VideoLink(url: $0, expiresAt: expiresAt) }
@@ -79,8 +79,8 @@ public struct TaskEventData: Codable, Sendable, Equatable {
         error = task.error
         request = task.request
         metadata = task.metadata
-        createdAt = Int(task.createdAt.timeIntervalSince1970)
-        completedAt = task.completedAt.map { Int($0.timeIntervalSince1970) }
+        createdAt = task.createdAt.unixSeconds
+        completedAt = task.completedAt?.unixSeconds
     }
 }
 

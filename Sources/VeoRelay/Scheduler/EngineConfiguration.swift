@@ -26,6 +26,8 @@ public struct EngineConfiguration: Sendable {
     public var upstreamBackoff = Backoff(base: 2, maximum: 300)
     /// Consecutive 404s for a known upstream task before it is declared lost.
     public var notFoundLimit = 5
+    /// Consecutive failed polls, the last one unreadable, before a task fails as `upstream_unreadable`.
+    public var unreadableLimit = 10
     public var retrySchedule = RetrySchedule.standard
     public var deliveryConnectTimeout: TimeInterval = 5
     public var deliveryTimeout: TimeInterval = 15

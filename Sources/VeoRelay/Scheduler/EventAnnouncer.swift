@@ -33,20 +33,21 @@ public struct Claimed: Sendable {
     public var lease: Lease
 }
 
-/// Leases for one relay instance. Each claim gets its own owner token, `<instance>/<claim id>`, so a
-/// worker whose lease expired cannot write over the row even if its own instance re-claimed it.
+/// Leases for one stage of one relay instance. Each claim gets its own owner token,
+/// `<instance>/<stage>/<claim id>`, so a worker whose lease expired cannot write over the row even if
+/// its own instance re-claimed it, and a stage that stops gives back only its own leases.
 public struct LeaseIssuer: Sendable {
-    public let instance: String
+    public let ownerPrefix: String
     let duration: TimeInterval
     let clock: any WallClock
 
-    public init(instance: String, duration: TimeInterval, clock: any WallClock) {
-        self.instance = instance
+    public init(instance: String, stage: String, duration: TimeInterval, clock: any WallClock) {
+        ownerPrefix = "\(instance)/\(stage)/"
         self.duration = duration
         self.clock = clock
     }
 
     public func next() -> Lease {
-        Lease(owner: instance + "/" + Identifier.make(prefix: ""), expiresAt: clock.now().addingTimeInterval(duration))
+        Lease(owner: ownerPrefix + Identifier.make(prefix: ""), expiresAt: clock.now().addingTimeInterval(duration))
     }
 }

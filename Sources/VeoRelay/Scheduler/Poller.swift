@@ -5,15 +5,17 @@ import Metrics
 /// Follows running tasks on the upstream until they end, then announces the outcome.
 public struct Poller: PipelineStage {
     let context: UpstreamStageContext
+    public let leases: LeaseIssuer
 
     public init(context: UpstreamStageContext) {
         self.context = context
+        leases = context.leases(for: "poller")
     }
 
     public var name: String { "poller" }
 
     public func claim(limit: Int) async throws -> [Claimed] {
-        try await context.claim(.poll, limit: limit)
+        try await context.claim(.poll, limit: limit, leases: leases)
     }
 
     public func process(_ claimed: Claimed) async {
@@ -45,12 +47,29 @@ public struct Poller: PipelineStage {
         }
     }
 
+    /// A failed poll is retried with backoff, except that a task the upstream keeps answering 404
+    /// for, or keeps answering about in a shape the relay cannot read, ends after a bounded number
+    /// of consecutive failures instead of waiting for its deadline.
     private func handle(_ error: UpstreamError, task: inout RelayTask, lease: Lease) async throws {
         let now = context.clock.now()
-        if case .notFound(let message) = error, task.failures + 1 >= context.configuration.notFoundLimit {
+        let failures = task.failures + 1
+        switch error {
+        case .notFound(let message) where failures >= context.configuration.notFoundLimit:
             let type = task.fail(.upstreamTaskNotFound, message: "The upstream no longer knows this task: \(message)", at: now)
             try await context.events.save(task, lease: lease, announcing: type)
             return
+        case .unreadable(let status, let answer):
+            Counter(label: "veo_relay_upstream_unreadable_total", dimensions: [("endpoint", "task")]).increment()
+            guard failures < context.configuration.unreadableLimit else {
+                let type = task.fail(.upstreamUnreadable, message: """
+                    The upstream's answers about this task could not be read \(failures) times in a row \
+                    (last: HTTP \(status), \(answer.prefix(200))).
+                    """, at: now)
+                try await context.events.save(task, lease: lease, announcing: type)
+                return
+            }
+        default:
+            break
         }
         context.logger.warning("poll failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
         let retryAfter: TimeInterval? = if case .transient(_, _, let value) = error { value } else { nil }

@@ -8,15 +8,17 @@ import Metrics
 /// instead of paying for it twice.
 public struct Submitter: PipelineStage {
     let context: UpstreamStageContext
+    public let leases: LeaseIssuer
 
     public init(context: UpstreamStageContext) {
         self.context = context
+        leases = context.leases(for: "submitter")
     }
 
     public var name: String { "submitter" }
 
     public func claim(limit: Int) async throws -> [Claimed] {
-        try await context.claim(.submission, limit: limit)
+        try await context.claim(.submission, limit: limit, leases: leases)
     }
 
     public func process(_ claimed: Claimed) async {
@@ -34,18 +36,27 @@ public struct Submitter: PipelineStage {
             if try await context.expireIfOverdue(&task, lease: lease) { return }
             task.beginSubmission()
             try await context.store.save(task, lease: lease, keepLease: true, event: nil)
-            let upstreamID: String
+            let submission: UpstreamSubmission
             do {
-                upstreamID = try await context.upstream.submit(task.request)
+                submission = try await context.upstream.submit(task.request)
             } catch {
                 try await handle(error, task: &task, lease: lease)
                 return
             }
-            let now = context.clock.now()
-            task.submitted(upstreamTaskID: upstreamID, at: now, firstPollAt: context.schedule.firstPoll(for: task, submittedAt: now))
-            try await context.events.save(task, lease: lease, announcing: .taskSubmitted)
             Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "submitted")]).increment()
-            context.logger.info("submitted", metadata: ["task": "\(task.id)", "upstream_task": "\(upstreamID)"])
+            let now = context.clock.now()
+            task.submitted(submission, at: now, firstPollAt: context.schedule.firstPoll(for: task, submittedAt: now))
+            do {
+                try await context.events.save(task, lease: lease, announcing: .taskSubmitted)
+            } catch StoreError.leaseLost {
+                // The process stalled past its lease with the request out; another worker may have
+                // judged the outcome unknown meanwhile. The paid job must still be traceable.
+                let recorded = try await context.store.recordLateSubmission(taskID: task.id, submission)
+                context.logger.error("submission answered after its lease expired", metadata: [
+                    "task": "\(task.id)", "upstream_task": "\(submission.taskID)", "recorded": "\(recorded)"])
+                return
+            }
+            context.logger.info("submitted", metadata: ["task": "\(task.id)", "upstream_task": "\(submission.taskID)"])
         } catch {
             context.logger.error("submission step failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
         }
@@ -66,9 +77,10 @@ public struct Submitter: PipelineStage {
         case .notFound(let message):
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP 404): \(message)", at: now)
             try await context.events.save(task, lease: lease, announcing: type)
-        case .outcomeUnknown(let message):
+        case .outcomeUnknown, .unreadable:
+            task.submissionAnswer = error.answer
             let type = task.fail(.submissionOutcomeUnknown,
-                                 message: "No answer from the upstream after the request was sent (\(message)); it may have been accepted.",
+                                 message: "No usable answer from the upstream after the request was sent (\(error)); it may have been accepted.",
                                  at: now)
             try await context.events.save(task, lease: lease, announcing: type)
         }
@@ -78,7 +90,7 @@ public struct Submitter: PipelineStage {
         switch error {
         case .transient: "retried"
         case .rejected, .notFound: "rejected"
-        case .outcomeUnknown: "outcome_unknown"
+        case .outcomeUnknown, .unreadable: "outcome_unknown"
         }
     }
 }

@@ -8,31 +8,42 @@ public struct UpstreamStageContext: Sendable {
     let upstream: UpstreamClient
     let gate: UpstreamGate
     let clock: any WallClock
-    let leases: LeaseIssuer
+    /// This relay instance, for the stages' lease owners.
+    let instance: String
     let schedule: PollSchedule
     let configuration: EngineConfiguration
     let events: EventAnnouncer
     let logger: Logger
 
-    public init(store: any Store, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, leases: LeaseIssuer,
+    public init(store: any Store, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
                 schedule: PollSchedule, configuration: EngineConfiguration, events: EventAnnouncer, logger: Logger) {
         self.store = store
         self.upstream = upstream
         self.gate = gate
         self.clock = clock
-        self.leases = leases
+        self.instance = instance
         self.schedule = schedule
         self.configuration = configuration
         self.events = events
         self.logger = logger
     }
 
+    func leases(for stage: String) -> LeaseIssuer {
+        LeaseIssuer(instance: instance, stage: stage, duration: configuration.leaseDuration, clock: clock)
+    }
+
     /// Claims as many due tasks as the upstream budget allows right now, most overdue first.
-    func claim(_ work: TaskWork, limit: Int) async throws -> [Claimed] {
+    func claim(_ work: TaskWork, limit: Int, leases: LeaseIssuer) async throws -> [Claimed] {
         let granted = gate.take(upTo: limit)
         guard granted > 0 else { return [] }
         let lease = leases.next()
-        let tasks = try await store.claimTasks(work, now: clock.now(), limit: granted, lease: lease)
+        let tasks: [RelayTask]
+        do {
+            tasks = try await store.claimTasks(work, now: clock.now(), limit: granted, lease: lease)
+        } catch {
+            gate.refund(granted) // nothing was claimed, so no request will use the budget
+            throw error
+        }
         gate.refund(granted - tasks.count)
         return tasks.map { Claimed(task: $0, lease: lease) }
     }
@@ -43,7 +54,7 @@ public struct UpstreamStageContext: Sendable {
         let deadline = configuration.deadlines.deadline(for: task, estimates: schedule.estimates)
         guard now > deadline else { return false }
         gate.refund(1)
-        let type = task.fail(.timeout, message: "The task did not finish within \(Int(deadline.timeIntervalSince(task.createdAt))) s.",
+        let type = task.fail(.timeout, message: "The task did not finish within \(deadline.unixSeconds - task.createdAt.unixSeconds) s.",
                              at: now)
         logger.warning("task timed out", metadata: ["task": "\(task.id)"])
         try await events.save(task, lease: lease, announcing: type)

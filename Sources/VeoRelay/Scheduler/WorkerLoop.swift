@@ -5,6 +5,8 @@ import ServiceLifecycle
 public protocol PipelineStage: Sendable {
     associatedtype Item: Sendable
     var name: String { get }
+    /// Issues the leases of every claim this stage makes (owners `<instance>/<stage>/…`).
+    var leases: LeaseIssuer { get }
     /// Leases up to `limit` due items.
     func claim(limit: Int) async throws -> [Item]
     /// Works one item to its next durable state. Never throws: failures are recorded on the item.
@@ -13,25 +15,28 @@ public protocol PipelineStage: Sendable {
 
 /// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more as slots free
 /// up, and otherwise idles until woken or until `idleInterval` passes. A slow item holds one slot,
-/// never the whole stage.
+/// never the whole stage. A claim that fails (the database is away) is retried with backoff.
 ///
-/// On graceful shutdown it stops claiming, lets in-flight items finish, then gives back its leases.
+/// On graceful shutdown it stops claiming and lets in-flight items finish; on cancellation (a failed
+/// start, a second signal) it stops at once. Either way it then gives back the leases *this stage*
+/// still holds: the other stages may still be finishing theirs.
 public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible {
     let stage: Stage
+    let store: any Store
     let concurrency: Int
     let idleInterval: Duration
     let wake: WakeSignal
     let logger: Logger
-    let releaseLeases: @Sendable () async throws -> Void
+    let claimFailures: FailureBackoff
 
-    public init(stage: Stage, concurrency: Int, idleInterval: Duration, wake: WakeSignal, logger: Logger,
-                releaseLeases: @escaping @Sendable () async throws -> Void) {
+    public init(stage: Stage, store: any Store, concurrency: Int, idleInterval: Duration, wake: WakeSignal, logger: Logger) {
         self.stage = stage
+        self.store = store
         self.concurrency = concurrency
         self.idleInterval = idleInterval
         self.wake = wake
         self.logger = logger
-        self.releaseLeases = releaseLeases
+        claimFailures = FailureBackoff(component: stage.name, logger: logger)
     }
 
     public var description: String { "WorkerLoop(\(stage.name), concurrency \(concurrency))" }
@@ -42,10 +47,14 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
         } onGracefulShutdown: {
             wake.signal()
         }
-        do {
-            try await releaseLeases()
-        } catch {
-            logger.error("could not release leases", metadata: ["worker": "\(stage.name)", "error": "\(error)"])
+        // Cancelled (a failed start, a drain cut short): the store call would be cancelled too;
+        // whatever this stage still holds is taken over when its leases expire.
+        if !Task.isCancelled {
+            do {
+                try await store.releaseLeases(ownerPrefix: stage.leases.ownerPrefix)
+            } catch {
+                logger.error("could not release leases", metadata: ["worker": "\(stage.name)", "error": "\(error)"])
+            }
         }
         logger.debug("worker stopped", metadata: ["worker": "\(stage.name)"])
     }
@@ -66,8 +75,11 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
                                 return .item
                             }
                         }
+                        claimFailures.succeeded()
                     } catch {
-                        logger.error("claim failed", metadata: ["worker": "\(stage.name)", "error": "\(error)"])
+                        guard !Task.isCancelled else { break }
+                        await FailureBackoff.pause(claimFailures.failed("claim failed", error: error))
+                        continue
                     }
                 }
                 if !timerRunning {

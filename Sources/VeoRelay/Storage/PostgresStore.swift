@@ -11,18 +11,45 @@ public final class PostgresStore: Store {
     private let logger: Logger
 
     /// Connects (`postgres://user:password@host:port/database`) and brings the schema up to date.
-    public init(url: String, logger: Logger = Logger(label: "veo-relay.postgres")) async throws {
+    /// The first connection is made alone and bounded by `connectTimeout`, so that a wrong address or
+    /// wrong credentials fail the start with the reason, where the pool would retry quietly forever.
+    public init(url: String, logger: Logger = Logger(label: "veo-relay.postgres"), connectTimeout: Duration = .seconds(4)) async throws {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
               let host = components.host, let user = components.user
         else { throw ConfigurationError("a PostgreSQL URL looks like postgres://user:password@host:5432/database") }
-        let configuration = PostgresClient.Configuration(
-            host: host, port: components.port ?? 5432, username: user, password: components.password,
-            database: components.path.isEmpty ? nil : String(components.path.dropFirst()), tls: .disable)
+        let port = components.port ?? 5432
+        let database = components.path.isEmpty ? nil : String(components.path.dropFirst())
+        var first = PostgresConnection.Configuration(host: host, port: port, username: user, password: components.password,
+                                                     database: database, tls: .disable)
+        first.options.connectTimeout = .interval(Double(connectTimeout.components.seconds))
+        do {
+            let connection = try await PostgresConnection.connect(configuration: first, id: 0, logger: logger)
+            do {
+                try await PostgresMigrations.run(on: connection, logger: logger)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try? await connection.close()
+        } catch {
+            throw StoreOpenError(location: StoreLocation.display(url), reason: Self.reason(error))
+        }
+        var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: components.password,
+                                                         database: database, tls: .disable)
+        configuration.options.connectTimeout = connectTimeout
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
         self.runner = Task { await client.run() }
-        try await PostgresMigrations.run(on: client, logger: logger)
+    }
+
+    /// What went wrong, in one line: the server's own message when it sent one (bad password,
+    /// unknown database), else the connection error. PSQLError hides both from `description`.
+    static func reason(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] { return message }
+        if let underlying = error.underlying { return "\(underlying)" }
+        return "\(error.code)"
     }
 
     /// Closes the connection pool.
@@ -30,6 +57,7 @@ public final class PostgresStore: Store {
         runner.cancel()
     }
 
+    @discardableResult
     private func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
         let result = if let connection {
             try await connection.query(query, logger: logger)
@@ -105,7 +133,8 @@ public final class PostgresStore: Store {
         let columns = try TaskColumns(task)
         try await transaction { connection in
             let updated = try await rows("""
-                UPDATE tasks SET state = \(task.state.rawValue), upstream_task_id = \(task.upstreamTaskID), upstream_json = \(columns.upstreamJSON),
+                UPDATE tasks SET state = \(task.state.rawValue), upstream_task_id = \(task.upstreamTaskID),
+                    submission_answer = \(task.submissionAnswer), upstream_json = \(columns.upstreamJSON),
                     error_code = \(task.error?.code), error_message = \(task.error?.message),
                     submitted_at = \(task.submittedAt?.timeIntervalSince1970), completed_at = \(task.completedAt?.timeIntervalSince1970),
                     next_run_at = \(task.nextRunAt?.timeIntervalSince1970), failures = \(task.failures),
@@ -229,8 +258,7 @@ public final class PostgresStore: Store {
             """).isEmpty
     }
 
-    public func releaseLeases(instance: String) async throws {
-        let prefix = instance + "/"
+    public func releaseLeases(ownerPrefix prefix: String) async throws {
         try await transaction { connection in
             // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
             try await rows("""
@@ -240,6 +268,13 @@ public final class PostgresStore: Store {
                 UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE left(lease_owner, length(\(prefix))) = \(prefix)
                 """, on: connection)
         }
+    }
+
+    public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {
+        try await !rows("""
+            UPDATE tasks SET upstream_task_id = \(submission.taskID), submission_answer = \(submission.answer)
+            WHERE id = \(taskID) AND upstream_task_id IS NULL RETURNING id
+            """).isEmpty
     }
 
     // MARK: Clients
@@ -253,7 +288,7 @@ public final class PostgresStore: Store {
         try await rows("""
             INSERT INTO clients (id, name, key_hash, signing_secret, created_at)
             VALUES (\(client.id), \(client.name), \(keyHash), \(client.signingSecret), \(now.timeIntervalSince1970))
-            ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash,
+            ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash, revoked_at = NULL,
                 previous_secret = CASE WHEN clients.signing_secret <> excluded.signing_secret THEN clients.signing_secret ELSE clients.previous_secret END,
                 previous_secret_expires_at = CASE WHEN clients.signing_secret <> excluded.signing_secret THEN \(graceEnd)
                                                   ELSE clients.previous_secret_expires_at END,
@@ -279,6 +314,14 @@ public final class PostgresStore: Store {
 
     public func revokeClient(id: String, at date: Date) async throws -> Bool {
         try await !rows("UPDATE clients SET revoked_at = \(date.timeIntervalSince1970) WHERE id = \(id) AND revoked_at IS NULL RETURNING id").isEmpty
+    }
+
+    public func revokeClients(prefix: String, keeping keep: Set<String>, at date: Date) async throws -> Int {
+        try await rows("""
+            UPDATE clients SET revoked_at = \(date.timeIntervalSince1970)
+            WHERE left(id, length(\(prefix))) = \(prefix) AND revoked_at IS NULL AND NOT (id = ANY(\(keep.sorted())))
+            RETURNING id
+            """).count
     }
 }
 
@@ -325,10 +368,11 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at)",
         ]),
+        ("002-submission-answer", ["ALTER TABLE tasks ADD COLUMN submission_answer TEXT"]),
     ]
 
-    static func run(on client: PostgresClient, logger: Logger) async throws {
-        try await client.withTransaction(logger: logger) { connection in
+    static func run(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7318201)", logger: logger)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)", logger: logger)

@@ -58,6 +58,7 @@ enum RowMapping {
                              now: try row.date("created_at"))
         task.state = TaskState(rawValue: try row.text("state")) ?? .failed
         task.upstreamTaskID = try row.optionalText("upstream_task_id")
+        task.submissionAnswer = try row.optionalText("submission_answer")
         task.upstream = try row.optionalText("upstream_json").map { try TaskColumns.decode(UpstreamTaskView.self, $0) }
         if let code = try row.optionalText("error_code") {
             task.error = TaskError(code: code, message: try row.optionalText("error_message") ?? "")
@@ -94,7 +95,7 @@ enum RowMapping {
     static func callbackSummary(_ row: some StoredRow) throws -> CallbackSummary {
         CallbackSummary(state: try row.text("state"), attempts: try row.integer("attempts"),
                         lastStatusCode: try row.optionalInteger("last_status_code"), lastError: try row.optionalText("last_error"),
-                        nextAttemptAt: try row.optionalReal("next_attempt_at").map { Int($0) })
+                        nextAttemptAt: try row.optionalDate("next_attempt_at")?.unixSeconds)
     }
 
     static func client(_ row: some StoredRow) throws -> Client {

@@ -98,6 +98,9 @@ enum SQLiteMigrations {
                 CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
                 """)
         }
+        migrator.registerMigration("006-submission-answer") { db in
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN submission_answer TEXT")
+        }
         return migrator
     }
 }

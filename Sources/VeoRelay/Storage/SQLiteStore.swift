@@ -72,11 +72,12 @@ public final class SQLiteStore: Store {
         let columns = try TaskColumns(task)
         try await pool.write { db in
             try db.execute(sql: """
-                UPDATE tasks SET state = ?, upstream_task_id = ?, upstream_json = ?, error_code = ?, error_message = ?,
+                UPDATE tasks SET state = ?, upstream_task_id = ?, submission_answer = ?, upstream_json = ?, error_code = ?, error_message = ?,
                     submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?,
                     lease_owner = ?, lease_expires_at = ?
                 WHERE id = ? AND lease_owner = ?
-                """, arguments: [task.state.rawValue, task.upstreamTaskID, columns.upstreamJSON, task.error?.code, task.error?.message,
+                """, arguments: [task.state.rawValue, task.upstreamTaskID, task.submissionAnswer, columns.upstreamJSON,
+                                 task.error?.code, task.error?.message,
                                  task.submittedAt?.timeIntervalSince1970, task.completedAt?.timeIntervalSince1970,
                                  task.nextRunAt?.timeIntervalSince1970, task.failures,
                                  keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
@@ -222,8 +223,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func releaseLeases(instance: String) async throws {
-        let prefix = instance + "/"
+    public func releaseLeases(ownerPrefix prefix: String) async throws {
         try await pool.write { db in
             // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
             try db.execute(sql: """
@@ -233,6 +233,15 @@ public final class SQLiteStore: Store {
             try db.execute(sql: """
                 UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE substr(lease_owner, 1, length(:prefix)) = :prefix
                 """, arguments: ["prefix": prefix])
+        }
+    }
+
+    public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE tasks SET upstream_task_id = ?, submission_answer = ? WHERE id = ? AND upstream_task_id IS NULL
+                """, arguments: [submission.taskID, submission.answer, taskID])
+            return db.changesCount == 1
         }
     }
 
@@ -250,13 +259,24 @@ public final class SQLiteStore: Store {
         try await pool.write { db in
             try db.execute(sql: """
                 INSERT INTO clients (id, name, key_hash, signing_secret, created_at) VALUES (:id, :name, :hash, :secret, :now)
-                ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash,
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash, revoked_at = NULL,
                     previous_secret = CASE WHEN signing_secret <> excluded.signing_secret THEN signing_secret ELSE previous_secret END,
                     previous_secret_expires_at = CASE WHEN signing_secret <> excluded.signing_secret THEN :graceEnd
                                                       ELSE previous_secret_expires_at END,
                     signing_secret = excluded.signing_secret
                 """, arguments: ["id": client.id, "name": client.name, "hash": keyHash, "secret": client.signingSecret,
                                  "now": now.timeIntervalSince1970, "graceEnd": now.addingTimeInterval(Client.replacedSecretGrace).timeIntervalSince1970])
+        }
+    }
+
+    public func revokeClients(prefix: String, keeping keep: Set<String>, at date: Date) async throws -> Int {
+        let kept = try TaskColumns.text(keep.sorted())
+        return try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE clients SET revoked_at = :at
+                WHERE substr(id, 1, length(:prefix)) = :prefix AND revoked_at IS NULL AND id NOT IN (SELECT value FROM json_each(:kept))
+                """, arguments: ["at": date.timeIntervalSince1970, "prefix": prefix, "kept": kept])
+            return db.changesCount
         }
     }
 

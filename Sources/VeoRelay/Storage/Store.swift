@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 
 /// A claim on rows of work: whoever holds an unexpired lease is the only one working them.
@@ -210,22 +211,37 @@ public protocol Store: Sendable {
     /// Puts a failed task back in the queue: the operator decided to pay for it again.
     func resubmit(taskID: String, now: Date) async throws -> Bool
 
-    /// Gives back every lease an instance holds (owners `<instance>/…`), on graceful shutdown.
-    func releaseLeases(instance: String) async throws
+    /// Gives back every lease whose owner starts with `ownerPrefix` (one stage of one instance,
+    /// `<instance>/<stage>/`), once that stage has stopped. A `submitting` task keeps its lease.
+    func releaseLeases(ownerPrefix: String) async throws
+    /// Writes the upstream task id and answer of a submission whose lease was lost while it was on
+    /// the wire (a stalled process), so that a paid job is never untraceable. Changes only a task
+    /// that has no upstream id yet; true if it did.
+    func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool
 
     /// The unrevoked client holding this key.
     func client(keyHash: String) async throws -> Client?
-    /// Inserts or replaces the client with this id. A changed secret is a rotation: the old one
-    /// keeps signing for a grace period.
+    /// Inserts or replaces the client with this id (un-revoking it). A changed secret is a rotation:
+    /// the old one keeps signing for a grace period.
     func upsertClient(_ client: Client, keyHash: String, now: Date) async throws
     func clientCount() async throws -> Int
     func clients() async throws -> [ClientRecord]
     /// Makes `newSecret` current; the old one keeps signing too until `previousValidUntil`.
     func rotateSecret(clientID: String, newSecret: String, previousValidUntil: Date) async throws -> Bool
     func revokeClient(id: String, at date: Date) async throws -> Bool
+    /// Revokes the unrevoked clients whose id starts with `prefix` but is not in `keep` (configured
+    /// keys that were removed from the configuration); returns how many.
+    func revokeClients(prefix: String, keeping keep: Set<String>, at date: Date) async throws -> Int
 
     /// Releases connections; the store is not used afterwards.
     func close()
+}
+
+/// The database named in the configuration cannot be used; says which and why, in one line.
+public struct StoreOpenError: Error, CustomStringConvertible {
+    public var location: String
+    public var reason: String
+    public var description: String { "cannot open the database \(location): \(reason)" }
 }
 
 /// Opens the store a setting names: a `postgres://` URL, or else a SQLite file path.
@@ -235,7 +251,14 @@ public enum StoreLocation {
     }
 
     public static func open(_ location: String, logger: Logger) async throws -> any Store {
-        isPostgres(location) ? try await PostgresStore(url: location, logger: logger) : try SQLiteStore(path: location)
+        if isPostgres(location) { return try await PostgresStore(url: location, logger: logger) }
+        do {
+            return try SQLiteStore(path: location)
+        } catch let error as DatabaseError {
+            throw StoreOpenError(location: display(location), reason: error.message ?? "\(error.resultCode)")
+        } catch {
+            throw StoreOpenError(location: display(location), reason: "\(error)")
+        }
     }
 
     /// For logs and banners: the location without a password.
@@ -243,7 +266,7 @@ public enum StoreLocation {
         guard isPostgres(location), var components = URLComponents(string: location) else {
             return URL(fileURLWithPath: location).path
         }
-        if components.password != nil { components.password = "…" }
+        if components.password != nil { components.password = "redacted" }
         return components.string ?? "postgres://…"
     }
 }

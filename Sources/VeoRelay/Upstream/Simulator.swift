@@ -19,6 +19,9 @@ public struct SimulatorConfiguration: Sendable {
     /// The reported `estimated_time` is the true duration times a factor drawn from this range:
     /// `1...1` is honest.
     public var estimateAccuracy: ClosedRange<Double> = 1...1
+    /// Jobs stay `processing` (below 100 %) until `releaseJobs()`, whatever the clock says, so a
+    /// test never depends on how long its own steps take.
+    public var holdJobs = false
 
     public init(apiKey: String? = nil, timeScale: Double = 1) {
         self.apiKey = apiKey
@@ -26,8 +29,9 @@ public struct SimulatorConfiguration: Sendable {
     }
 
     /// Probabilities of each kind of misbehaviour for one request. Rejections (429, 500, 503) happen
-    /// before a submission is processed, like a real gateway refusing work; a malformed or dropped
-    /// answer comes after the job was created, so the client cannot know it was accepted.
+    /// before a submission is processed, like a real gateway refusing work. The others come after the
+    /// job was created, so the client cannot know it was accepted: a malformed or dropped answer, and
+    /// a `502`/`504` from the gateway's proxy although the job now runs.
     public struct FaultRates: Sendable, Equatable {
         public var tooManyRequests = 0.0
         public var internalError = 0.0
@@ -35,32 +39,80 @@ public struct SimulatorConfiguration: Sendable {
         public var slow = 0.0
         public var malformed = 0.0
         public var dropped = 0.0
+        public var badGateway = 0.0
+        public var gatewayTimeout = 0.0
 
         public init() {}
 
         /// `total` spread evenly over every kind.
         public static func spread(_ total: Double) -> FaultRates {
             var rates = FaultRates()
-            let each = total / 6
-            (rates.tooManyRequests, rates.internalError, rates.unavailable, rates.slow, rates.malformed, rates.dropped) =
-                (each, each, each, each, each, each)
+            let each = total / Double(Fault.allCases.count)
+            for fault in Fault.allCases { rates[fault] = each }
             return rates
+        }
+
+        subscript(fault: Fault) -> Double {
+            get {
+                switch fault {
+                case .tooManyRequests: tooManyRequests
+                case .internalError: internalError
+                case .unavailable: unavailable
+                case .slow: slow
+                case .malformed: malformed
+                case .dropped: dropped
+                case .badGateway: badGateway
+                case .gatewayTimeout: gatewayTimeout
+                }
+            }
+            set {
+                switch fault {
+                case .tooManyRequests: tooManyRequests = newValue
+                case .internalError: internalError = newValue
+                case .unavailable: unavailable = newValue
+                case .slow: slow = newValue
+                case .malformed: malformed = newValue
+                case .dropped: dropped = newValue
+                case .badGateway: badGateway = newValue
+                case .gatewayTimeout: gatewayTimeout = newValue
+                }
+            }
         }
 
         func draw() -> Fault? {
             var roll = Double.random(in: 0..<1)
-            for (fault, rate) in [(Fault.tooManyRequests, tooManyRequests), (.internalError, internalError), (.unavailable, unavailable),
-                                  (.slow, slow), (.malformed, malformed), (.dropped, dropped)] {
-                if roll < rate { return fault }
-                roll -= rate
+            for fault in Fault.allCases {
+                if roll < self[fault] { return fault }
+                roll -= self[fault]
             }
             return nil
         }
     }
 
-    enum Fault {
-        case tooManyRequests, internalError, unavailable, slow, malformed, dropped
+    public enum Fault: CaseIterable, Sendable {
+        case tooManyRequests, internalError, unavailable, slow, malformed, dropped, badGateway, gatewayTimeout
     }
+
+    /// How the simulated gateway words its answers: the documented shape by default, or the small
+    /// differences other gateways of the family show, so that tests do not encode the happy case.
+    public struct Dialect: Sendable, Equatable {
+        /// Task objects and submission entries without the `{"code","data"}` envelope.
+        public var bare = false
+        /// Numeric task ids.
+        public var numericIDs = false
+        /// `queued`, `in_progress`, `succeeded`, `canceled` for the documented words.
+        public var otherStatusWords = false
+        /// `error` as a plain string; result `url` as a string, not an array.
+        public var plainStrings = false
+        /// Status answers the relay cannot read (an unknown status word).
+        public var unreadableStatus = false
+        /// Submissions refused with HTTP 200 and `{"code": 400, …}` in the body (no job is created).
+        public var rejectionInBody = false
+
+        public init() {}
+    }
+
+    public var dialect = Dialect()
 
     /// A prompt containing this marker always fails, so demos and tests can ask for a failure.
     public static let failureMarker = "[simulate:fail]"
@@ -89,6 +141,9 @@ public final class UpstreamSimulator: Sendable {
     private let settings: Mutex<SimulatorConfiguration>
     private let clock: any WallClock
     private let state = Mutex(State())
+    /// Held at the door while closed: submissions and polls a test wants in flight.
+    public let submissions = RequestGate()
+    public let polls = RequestGate()
 
     public init(configuration: SimulatorConfiguration, clock: any WallClock = SystemClock()) {
         self.settings = Mutex(configuration)
@@ -121,6 +176,17 @@ public final class UpstreamSimulator: Sendable {
         return most
     }
 
+    /// Lets every held job finish now (see `holdJobs`); jobs created later run on the clock again.
+    public func releaseJobs() {
+        let now = clock.now()
+        state.withLock { state in
+            for id in state.jobs.keys {
+                state.jobs[id]!.duration = min(state.jobs[id]!.duration, max(0, now.timeIntervalSince(state.jobs[id]!.createdAt)))
+            }
+        }
+        reconfigure { $0.holdJobs = false }
+    }
+
     /// When a job finished (or will), for measuring notification lag.
     public func completionTime(of id: String) -> Date? {
         state.withLock { $0.jobs[id].map { $0.createdAt.addingTimeInterval($0.duration) } }
@@ -130,11 +196,13 @@ public final class UpstreamSimulator: Sendable {
 
     public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.post("/v1/videos/generations") { request, context in
+            await self.submissions.pass()
             let fault = self.arrive()
             try await self.refuse(fault)
-            return try await self.misbehave(fault, await self.handleSubmit(request, context: context))
+            return try await self.misbehave(fault, await self.handleSubmit(request, context: context), request: request, context: context)
         }
         router.get("/v1/tasks/:id") { request, context in
+            await self.polls.pass()
             let fault = self.arrive()
             try self.authorize(request)
             try await self.refuse(fault)
@@ -143,7 +211,7 @@ public final class UpstreamSimulator: Sendable {
             guard let view = self.view(of: id) else {
                 throw Self.error(.notFound, type: "not_found_error", "Task \(id) not found")
             }
-            return try await self.misbehave(fault, JSONResponse.make(.ok, ["code": .int(200), "data": view] as [String: JSONValue]))
+            return try await self.misbehave(fault, JSONResponse.make(.ok, self.enveloped(view)), request: request, context: context)
         }
     }
 
@@ -168,7 +236,8 @@ public final class UpstreamSimulator: Sendable {
     }
 
     /// Faults that spoil or delay the answer after the work was done.
-    private func misbehave(_ fault: SimulatorConfiguration.Fault?, _ response: Response) async throws -> Response {
+    private func misbehave(_ fault: SimulatorConfiguration.Fault?, _ response: Response, request: Request,
+                           context: some RequestContext) async throws -> Response {
         switch fault {
         case .slow?:
             try await Task.sleep(for: .seconds(configuration.slowResponseDelay))
@@ -180,7 +249,13 @@ public final class UpstreamSimulator: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { _ in
                 throw CancellationError()
             })
-        default:
+        case .badGateway?:
+            return try Self.error(.badGateway, type: "api_error", "Bad gateway (simulated, after the work was done)").response(
+                from: request, context: context)
+        case .gatewayTimeout?:
+            return try Self.error(.gatewayTimeout, type: "api_error", "Gateway timeout (simulated, after the work was done)").response(
+                from: request, context: context)
+        case .tooManyRequests?, .internalError?, .unavailable?, nil:
             return response
         }
     }
@@ -197,7 +272,12 @@ public final class UpstreamSimulator: Sendable {
         } catch {
             throw Self.error(.badRequest, type: "invalid_request_error", "Invalid JSON body")
         }
-        let id = Identifier.task()
+        let dialect = configuration.dialect
+        if dialect.rejectionInBody {
+            return try JSONResponse.make(.ok, JSONValue.object(["code": .int(400), "error": .object([
+                "message": .string("The request was refused (simulated, in an HTTP 200 body)"), "type": .string("invalid_request_error")])]))
+        }
+        let id = dialect.numericIDs ? String(state.withLock { $0.jobs.count } + 1_000_001) : Identifier.task()
         let range = configuration.durations[generation.model] ?? 60...180
         let duration = Double.random(in: range) * configuration.timeScale
         let job = Job(request: generation, createdAt: clock.now(), duration: duration,
@@ -209,8 +289,14 @@ public final class UpstreamSimulator: Sendable {
             state.jobs[id] = job
             state.submissionsByBody[canonicalBody, default: 0] += 1
         }
-        let entry: JSONValue = .object(["status": .string("submitted"), "task_id": .string(id)])
-        return try JSONResponse.make(.ok, ["code": .int(200), "data": .array([entry])] as [String: JSONValue])
+        let taskID: JSONValue = dialect.numericIDs ? .int(Int(id)!) : .string(id)
+        let entry: JSONValue = .object(["status": .string("submitted"), "task_id": taskID])
+        return try JSONResponse.make(.ok, dialect.bare ? entry : enveloped(.array([entry])))
+    }
+
+    /// The documented `{"code": 200, "data": …}`, or the bare value in the `bare` dialect.
+    private func enveloped(_ data: JSONValue) -> JSONValue {
+        configuration.dialect.bare ? data : .object(["code": .int(200), "data": data])
     }
 
     private func authorize(_ request: Request) throws {
@@ -224,31 +310,42 @@ public final class UpstreamSimulator: Sendable {
     /// The task as the upstream reports it at this moment.
     func view(of id: String) -> JSONValue? {
         guard let job = state.withLock({ $0.jobs[id] }) else { return nil }
+        let dialect = configuration.dialect
+        func status(_ documented: String) -> JSONValue {
+            if dialect.unreadableStatus { return .string("mystery-\(documented)") }
+            guard dialect.otherStatusWords else { return .string(documented) }
+            let other = ["pending": "queued", "processing": "in_progress", "completed": "succeeded", "cancelled": "canceled"]
+            return .string(other[documented] ?? documented)
+        }
         let elapsed = clock.now().timeIntervalSince(job.createdAt)
         let created = Int(job.createdAt.timeIntervalSince1970)
         var data: [String: JSONValue] = [
-            "id": .string(id), "created": .int(created),
+            "id": dialect.numericIDs ? .int(Int(id) ?? 0) : .string(id), "created": .int(created),
             // Reported in the same (scaled) seconds the relay experiences.
             "estimated_time": Self.seconds(job.estimate),
         ]
-        if elapsed < job.duration * 0.1 {
-            data["status"] = .string("pending")
+        let held = configuration.holdJobs
+        if elapsed < job.duration * 0.1 && !held {
+            data["status"] = status("pending")
             data["progress"] = .int(0)
-        } else if elapsed < job.duration {
-            data["status"] = .string("processing")
-            data["progress"] = .int(min(99, max(1, Int(elapsed / job.duration * 100))))
+        } else if elapsed < job.duration || held {
+            data["status"] = status("processing")
+            data["progress"] = .int(min(99, max(1, Int(min(1, elapsed / job.duration) * 100))))
         } else if job.fails {
-            data["status"] = .string("failed")
+            data["status"] = status("failed")
             data["progress"] = .int(0)
-            data["error"] = .object(["code": .string("generation_failed"), "message": .string(SimulatorConfiguration.failureMessage)])
+            data["error"] = dialect.plainStrings
+                ? .string(SimulatorConfiguration.failureMessage)
+                : .object(["code": .string("generation_failed"), "message": .string(SimulatorConfiguration.failureMessage)])
         } else {
             let completed = Int(job.createdAt.addingTimeInterval(job.duration).timeIntervalSince1970)
-            data["status"] = .string("completed")
+            data["status"] = status("completed")
             data["progress"] = .int(100)
             data["completed"] = .int(completed)
             data["actual_time"] = Self.seconds(job.duration)
             data["result"] = .object(["videos": .array([.object([
-                "url": .array([.string("https://videos.simulator.invalid/\(id).mp4")]),
+                "url": dialect.plainStrings ? .string("https://videos.simulator.invalid/\(id).mp4")
+                    : .array([.string("https://videos.simulator.invalid/\(id).mp4")]),
                 "expires_at": .int(completed + 86_400),
             ])])])
         }
@@ -262,5 +359,65 @@ public final class UpstreamSimulator: Sendable {
 
     private static func error(_ status: HTTPResponse.Status, type: String, _ message: String) -> APIError {
         APIError(status, type: type, message: message)
+    }
+}
+
+/// A door for simulated requests: open, they pass; closed, they wait until it opens again, and
+/// `arrivals(atLeast:)` tells a test when the requests it wants in flight are there.
+public final class RequestGate: Sendable {
+    private struct State {
+        var closed = false
+        var held: [CheckedContinuation<Void, Never>] = []
+        var arrived = 0
+        var watchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func close() {
+        state.withLock { $0.closed = true }
+    }
+
+    /// Opens the door and lets everything held through.
+    public func open() {
+        let held = state.withLock { state in
+            state.closed = false
+            defer { state.held = [] }
+            return state.held
+        }
+        held.forEach { $0.resume() }
+    }
+
+    /// Requests that have arrived while the door was closed (held now or let through since).
+    public var arrived: Int { state.withLock { $0.arrived } }
+
+    /// Returns once at least `count` requests have arrived at the closed door.
+    public func arrivals(atLeast count: Int) async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state in
+                guard state.arrived < count else { return true }
+                state.watchers.append((count, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    func pass() async {
+        await withCheckedContinuation { continuation in
+            let (pass, ready) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+                guard state.closed else { return (true, []) }
+                state.arrived += 1
+                state.held.append(continuation)
+                let arrived = state.arrived
+                let ready = state.watchers.filter { $0.count <= arrived }.map(\.continuation)
+                state.watchers.removeAll { $0.count <= arrived }
+                return (false, ready)
+            }
+            ready.forEach { $0.resume() }
+            if pass { continuation.resume() }
+        }
     }
 }

@@ -4,25 +4,44 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// How an upstream call failed, in the terms the engine acts on.
+/// How an upstream call failed, in the terms the engine acts on. `answer` is the start of the raw
+/// answer, kept on the task so that an operator can see what the upstream actually said.
 public enum UpstreamError: Error, Equatable, CustomStringConvertible {
     /// The upstream refused the request for good (bad parameters, key, balance, permission).
     case rejected(status: Int, message: String)
     /// Worth retrying: rate limit, server error, or the request never left the relay.
     case transient(status: Int?, message: String, retryAfter: TimeInterval?)
-    /// The request may have reached the upstream but no answer came back.
-    case outcomeUnknown(message: String)
+    /// The request may have reached the upstream but no usable answer came back.
+    case outcomeUnknown(message: String, answer: String?)
     /// The upstream does not know this task id.
     case notFound(message: String)
+    /// The upstream answered, but in a shape the relay cannot read.
+    case unreadable(status: Int, answer: String)
+
+    /// The start of the raw answer, where there was one worth keeping.
+    public var answer: String? {
+        switch self {
+        case .outcomeUnknown(_, let answer): answer
+        case .unreadable(_, let answer): answer
+        case .rejected, .transient, .notFound: nil
+        }
+    }
 
     public var description: String {
         switch self {
         case .rejected(let status, let message): "upstream rejected the request (\(status)): \(message)"
         case .transient(let status, let message, _): "upstream unavailable (\(status.map(String.init) ?? "no response")): \(message)"
-        case .outcomeUnknown(let message): "no answer from the upstream after sending: \(message)"
+        case .outcomeUnknown(let message, _): "no usable answer from the upstream after sending: \(message)"
         case .notFound(let message): "upstream task not found: \(message)"
+        case .unreadable(let status, let answer): "unreadable answer from the upstream (HTTP \(status)): \(answer.prefix(200))"
         }
     }
+}
+
+/// A submission the upstream took: its task id and the raw answer.
+public struct UpstreamSubmission: Sendable, Equatable {
+    public var taskID: String
+    public var answer: String
 }
 
 /// The upstream's two endpoints, with every failure classified. Holds the upstream key and never
@@ -32,49 +51,58 @@ public struct UpstreamClient: Sendable {
     private let apiKey: Redacted
     private let http: HTTPClient
     private let timeout: TimeAmount
+    private let clock: any WallClock
     /// Told about every request's outcome, so the upstream's health is judged on all traffic.
     let gate: UpstreamGate?
 
-    public init(baseURL: String, apiKey: String, http: HTTPClient, timeout: TimeAmount = .seconds(30), gate: UpstreamGate? = nil) {
+    public init(baseURL: String, apiKey: String, http: HTTPClient, timeout: TimeAmount = .seconds(30), gate: UpstreamGate? = nil,
+                clock: any WallClock = SystemClock()) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.apiKey = Redacted(apiKey)
         self.http = http
         self.timeout = timeout
         self.gate = gate
+        self.clock = clock
     }
 
-    /// Sends a paid submission and returns the upstream task id.
-    public func submit(_ request: GenerationRequest) async throws(UpstreamError) -> String {
+    /// Statuses with which the upstream (or its proxy) refuses work before taking it: safe to resend.
+    static let refusedBeforeWork: Set<Int> = [408, 425, 429, 500, 503]
+
+    /// Sends a paid submission. A submission is resent only when the upstream surely did not take
+    /// it: a gateway timeout or bad gateway (`502`, `504`, `52x`) may have passed the job on, and an
+    /// answer that names no task may still mean one was created, so those are outcome-unknown.
+    public func submit(_ request: GenerationRequest) async throws(UpstreamError) -> UpstreamSubmission {
         let body = try? JSONCoding.encode(request)
         let response = try await send(.POST, path: "/v1/videos/generations", body: body, resendable: false)
-        switch response.status {
+        switch response.effectiveStatus {
         case 200..<300:
-            guard let taskID = Self.submittedTaskID(in: response.json) else {
-                // Accepted, but we cannot tell what: treat like a lost answer, never resubmit.
-                throw .outcomeUnknown(message: "the upstream answered \(response.status) without a task id")
+            guard let taskID = UpstreamAnswer.submittedTaskID(in: response.json) else {
+                throw .outcomeUnknown(message: "the upstream answered \(response.status) without a task id", answer: response.excerpt)
             }
-            return taskID
-        case 408, 409, 425, 429, 500...599:
-            throw .transient(status: response.status, message: response.message, retryAfter: response.retryAfter)
-        default:
-            throw .rejected(status: response.status, message: response.message)
+            return UpstreamSubmission(taskID: taskID, answer: response.excerpt)
+        case let status where Self.refusedBeforeWork.contains(status) || status == 409:
+            throw .transient(status: status, message: response.message, retryAfter: response.retryAfter)
+        case 500...:
+            throw .outcomeUnknown(message: "the upstream answered \(response.effectiveStatus): \(response.message)", answer: response.excerpt)
+        case let status:
+            throw .rejected(status: status, message: response.message)
         }
     }
 
     public func task(id: String) async throws(UpstreamError) -> UpstreamTaskView {
         let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
         let response = try await send(.GET, path: "/v1/tasks/\(escaped)", body: nil, resendable: true)
-        switch response.status {
+        switch response.effectiveStatus {
         case 200..<300:
-            guard let data = response.json?["data"], let view = Self.taskView(from: data) else {
-                throw .transient(status: response.status, message: "unreadable task status from the upstream", retryAfter: nil)
+            guard let json = response.json, let view = UpstreamAnswer.taskView(from: json) else {
+                throw .unreadable(status: response.status, answer: response.excerpt)
             }
             return view
         case 404:
             throw .notFound(message: response.message)
         default:
             // Polling is free and safe to repeat, so every other failure is worth another poll later.
-            throw .transient(status: response.status, message: response.message, retryAfter: response.retryAfter)
+            throw .transient(status: response.effectiveStatus, message: response.message, retryAfter: response.retryAfter)
         }
     }
 
@@ -83,9 +111,15 @@ public struct UpstreamClient: Sendable {
     private struct Response {
         var status: Int
         var json: JSONValue?
+        var excerpt: String
         var retryAfter: TimeInterval?
 
-        var message: String { json.flatMap(UpstreamTaskView.message(in:)) ?? "HTTP \(status)" }
+        /// The HTTP status, unless a 2xx body says otherwise in its `code`.
+        var effectiveStatus: Int {
+            (200..<300).contains(status) ? UpstreamAnswer.embeddedStatus(in: json) ?? status : status
+        }
+
+        var message: String { json.flatMap(UpstreamTaskView.message(in:)) ?? "HTTP \(effectiveStatus)" }
     }
 
     private func send(_ method: HTTPMethod, path: String, body: Data?, resendable: Bool) async throws(UpstreamError) -> Response {
@@ -100,25 +134,18 @@ public struct UpstreamClient: Sendable {
         do {
             let response = try await http.execute(request, timeout: timeout)
             let status = Int(response.status.code)
-            let retryAfter = response.headers.first(name: "Retry-After").flatMap(TimeInterval.init)
-            let bytes = try await response.body.collect(upTo: 1 << 20)
+            let retryAfter = RetryAfter.seconds(response.headers.first(name: "Retry-After"), now: clock.now(),
+                                                maximum: RetryAfter.upstreamMaximum)
+            let bytes = Data(buffer: try await response.body.collect(upTo: 1 << 20))
             // Recorded once, after the whole answer arrived: a connection lost mid-body is a failure.
             gate?.record(status == 429 ? .throttled(retryAfter: retryAfter) : status >= 500 ? .failed : .answered)
-            let json = try? JSONValue.parse(Data(buffer: bytes))
-            if (200..<300).contains(status), json == nil {
-                throw resendable
-                    ? UpstreamError.transient(status: status, message: "malformed JSON from the upstream", retryAfter: nil)
-                    : UpstreamError.outcomeUnknown(message: "malformed JSON from the upstream")
-            }
-            return Response(status: status, json: json, retryAfter: retryAfter)
-        } catch let error as UpstreamError {
-            throw error
+            return Response(status: status, json: try? JSONValue.parse(bytes), excerpt: UpstreamAnswer.excerpt(bytes), retryAfter: retryAfter)
         } catch {
             gate?.record(.failed)
             if resendable || Self.neverSent(error) {
                 throw .transient(status: nil, message: "\(error)", retryAfter: nil)
             }
-            throw .outcomeUnknown(message: "\(error)")
+            throw .outcomeUnknown(message: "\(error)", answer: nil)
         }
     }
 
@@ -133,27 +160,6 @@ public struct UpstreamClient: Sendable {
         if let error = error as? ChannelError, case .connectTimeout = error { return true }
         return false
     }
-
-    // MARK: Parsing (tolerant: field shapes vary between the gateway's models)
-
-    static func submittedTaskID(in json: JSONValue?) -> String? {
-        let entry: JSONValue? = switch json?["data"] {
-        case .array(let items)?: items.first
-        case let other: other
-        }
-        return (entry?["task_id"] ?? entry?["id"])?.stringValue
-    }
-
-    static func taskView(from data: JSONValue) -> UpstreamTaskView? {
-        guard let status = data["status"]?.stringValue?.lowercased() else { return nil }
-        func number(_ key: String) -> Double? {
-            data[key]?.numberValue ?? data[key]?.stringValue.flatMap(Double.init)
-        }
-        return UpstreamTaskView(
-            status: status, progress: number("progress").map { Int($0) }, result: data["result"], error: data["error"],
-            created: number("created").map { Int($0) }, completed: number("completed").map { Int($0) },
-            estimatedTime: number("estimated_time"), actualTime: number("actual_time"))
-    }
 }
 
 extension HTTPClient {
@@ -164,12 +170,19 @@ extension HTTPClient {
                                    allowedPeers: AddressPolicy? = nil) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .milliseconds(Int64(connectTimeout * 1000))),
+            timeout: .init(connect: .interval(connectTimeout)),
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: perHostConnections))
         if let allowedPeers {
             configuration.http1_1ConnectionDebugInitializer = CallbackGuard.connectionCheck(allowedPeers)
             configuration.http2ConnectionDebugInitializer = CallbackGuard.connectionCheck(allowedPeers)
         }
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+}
+
+extension TimeAmount {
+    /// A duration in seconds from configuration (validated to a sane range before it gets here).
+    static func interval(_ seconds: TimeInterval) -> TimeAmount {
+        .nanoseconds(Int64(seconds * 1e9))
     }
 }
