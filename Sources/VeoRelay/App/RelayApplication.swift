@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// The assembled relay: one HTTP application whose service group also runs the submitter, poller
 /// and dispatcher. The executable and the tests both build it here.
@@ -41,6 +42,8 @@ public func buildRelay(
                                                 webhookSecret: configuration.webhookSecret, now: clock.now())
     var engine = configuration.engine
     let wakeups = Wakeups()
+    // The port actually bound, which differs from the configured one with `--port 0`.
+    let boundPort = BoundPort(configuration.port)
     let upstreamHTTP = HTTPClient.relayClient(connectTimeout: engine.upstreamConnectTimeout)
     let webhookHTTP = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout, allowedPeers: configuration.callbacks.addresses)
 
@@ -79,10 +82,10 @@ public func buildRelay(
         UpstreamSimulator(configuration: simulatorConfiguration, clock: clock).addRoutes(to: router.group("simulator"))
         // Simulated jobs run on compressed time: expect them to be as short as the simulator makes them.
         engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * simulatorConfiguration.timeScale }
-        let url = configuration.loopbackBaseURL + "/simulator"
-        upstream = UpstreamClient(baseURL: url, apiKey: internalKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout), gate: gate,
-                                  clock: clock)
-        upstreamDescription = "built-in simulator at \(url) (time scale \(simulatorConfiguration.timeScale))"
+        let location: @Sendable () -> String = { configuration.loopbackBaseURL(port: boundPort.value) + "/simulator" }
+        upstream = UpstreamClient(location: location, apiKey: internalKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout),
+                                  gate: gate, clock: clock)
+        upstreamDescription = "built-in simulator at \(location()) (time scale \(simulatorConfiguration.timeScale))"
     }
 
     let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher)
@@ -111,10 +114,28 @@ public func buildRelay(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veo-relay"),
         services: (ownedStore.map { [StoreService(store: $0)] } ?? [])
             + [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)] + workers,
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            boundPort.value = port
+            await onServerRunning(port)
+        },
         logger: logger)
     return Relay(application: application, routes: router.routes.map(\.description), clients: clients,
                  upstreamDescription: upstreamDescription)
+}
+
+/// The port the server is listening on, once it is.
+final class BoundPort: Sendable {
+    private let port: Mutex<Int>
+
+    init(_ port: Int) {
+        self.port = Mutex(port)
+    }
+
+    var value: Int {
+        get { port.withLock { $0 } }
+        set { port.withLock { $0 = newValue } }
+    }
 }
 
 /// Closes a store the relay opened itself, after everything that uses it has stopped.

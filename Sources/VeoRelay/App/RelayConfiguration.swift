@@ -48,7 +48,7 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     }
 
     /// The address the relay reaches itself on, for the in-process simulator.
-    var loopbackBaseURL: String {
+    func loopbackBaseURL(port: Int) -> String {
         let host = switch self.host {
         case "0.0.0.0", "": "127.0.0.1"
         case "::": "[::1]"

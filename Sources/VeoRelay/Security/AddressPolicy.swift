@@ -1,3 +1,5 @@
+import NIOPosix
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -89,12 +91,13 @@ public protocol HostResolver: Sendable {
     func addresses(of host: String) async throws -> [[UInt8]]
 }
 
-/// The system resolver (`getaddrinfo`), off the caller's thread.
+/// The system resolver (`getaddrinfo`). The call blocks its thread, so it runs on NIO's pool for
+/// blocking work, never on the cooperative pool that serves requests.
 public struct SystemResolver: HostResolver {
     public init() {}
 
     public func addresses(of host: String) async throws -> [[UInt8]] {
-        try await Task.detached {
+        try await NIOThreadPool.singleton.runIfActive {
             var hints = addrinfo()
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             var list: UnsafeMutablePointer<addrinfo>?
@@ -116,8 +119,59 @@ public struct SystemResolver: HostResolver {
                 cursor = entry.ai_next
             }
             return result
-        }.value
+        }
     }
 
     struct ResolutionError: Error { var host: String }
+}
+
+/// A resolver whose answer is given up on after `timeout`. A lookup already running cannot be
+/// interrupted, so the caller is answered when the time is up and the lookup finishes on its own.
+public struct TimeLimitedResolver: HostResolver {
+    let base: any HostResolver
+    let timeout: Duration
+
+    public init(_ base: any HostResolver, timeout: Duration) {
+        self.base = base
+        self.timeout = timeout
+    }
+
+    public struct TimedOut: Error {}
+
+    public func addresses(of host: String) async throws -> [[UInt8]] {
+        let answer = FirstAnswer<[[UInt8]]>()
+        return try await withCheckedThrowingContinuation { continuation in
+            answer.deliver(to: continuation)
+            let lookup = Task { [base] in
+                answer.resolve(with: await Result { () async throws -> [[UInt8]] in try await base.addresses(of: host) })
+            }
+            Task { [timeout] in
+                try? await Task.sleep(for: timeout)
+                answer.resolve(with: .failure(TimedOut()))
+                lookup.cancel()
+            }
+        }
+    }
+}
+
+/// Resumes a continuation with whichever result comes first; later ones are dropped.
+final class FirstAnswer<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    func deliver(to continuation: CheckedContinuation<T, any Error>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    func resolve(with result: Result<T, any Error>) {
+        continuation.withLock { waiting in
+            defer { waiting = nil }
+            return waiting
+        }?.resume(with: result)
+    }
+}
+
+extension Result where Failure == any Error {
+    init(catching body: () async throws -> Success) async {
+        do { self = .success(try await body()) } catch { self = .failure(error) }
+    }
 }

@@ -14,6 +14,8 @@ public struct CallbackGuard: Sendable {
         public var addresses = AddressPolicy()
         /// Apply the same checks to `first_frame_image` and `last_frame_image`.
         public var checkImageURLs = false
+        /// How long intake waits for DNS before refusing the URL as unresolvable.
+        public var resolveTimeout: Duration = .seconds(3)
 
         public init() {}
     }
@@ -23,7 +25,7 @@ public struct CallbackGuard: Sendable {
 
     public init(policy: Policy, resolver: any HostResolver = SystemResolver()) {
         self.policy = policy
-        self.resolver = resolver
+        self.resolver = TimeLimitedResolver(resolver, timeout: policy.resolveTimeout)
     }
 
     /// Checks every URL of a request that the guard covers.
@@ -49,6 +51,8 @@ public struct CallbackGuard: Sendable {
         } else {
             do {
                 addresses = try await resolver.addresses(of: host)
+            } catch is TimeLimitedResolver.TimedOut {
+                throw ValidationFailure(param: param, "\(param)'s host '\(host)' did not resolve in time.")
             } catch {
                 throw ValidationFailure(param: param, "\(param)'s host '\(host)' does not resolve.")
             }

@@ -47,7 +47,9 @@ public struct UpstreamSubmission: Sendable, Equatable {
 /// The upstream's two endpoints, with every failure classified. Holds the upstream key and never
 /// includes it in an error or log line.
 public struct UpstreamClient: Sendable {
-    public var baseURL: String
+    /// Where the upstream is; read per request because the built-in simulator's address is known
+    /// only once the relay's own port is bound (`--port 0`).
+    private let location: @Sendable () -> String
     private let apiKey: Redacted
     private let http: HTTPClient
     private let timeout: TimeAmount
@@ -57,7 +59,13 @@ public struct UpstreamClient: Sendable {
 
     public init(baseURL: String, apiKey: String, http: HTTPClient, timeout: TimeAmount = .seconds(30), gate: UpstreamGate? = nil,
                 clock: any WallClock = SystemClock()) {
-        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.init(location: { trimmed }, apiKey: apiKey, http: http, timeout: timeout, gate: gate, clock: clock)
+    }
+
+    init(location: @escaping @Sendable () -> String, apiKey: String, http: HTTPClient, timeout: TimeAmount, gate: UpstreamGate?,
+         clock: any WallClock) {
+        self.location = location
         self.apiKey = Redacted(apiKey)
         self.http = http
         self.timeout = timeout
@@ -123,7 +131,7 @@ public struct UpstreamClient: Sendable {
     }
 
     private func send(_ method: HTTPMethod, path: String, body: Data?, resendable: Bool) async throws(UpstreamError) -> Response {
-        var request = HTTPClientRequest(url: baseURL + path)
+        var request = HTTPClientRequest(url: location() + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(apiKey.value)")
         request.headers.add(name: "Accept", value: "application/json")
