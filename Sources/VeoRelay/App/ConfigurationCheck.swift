@@ -18,6 +18,8 @@ extension RelayConfiguration {
             check.positive(simulator.timeScale, "--simulator-time-scale / VEO_RELAY_SIMULATOR_TIME_SCALE", maximum: 1_000)
         }
         check.positive(rateLimit.rate, "--rate-limit / VEO_RELAY_RATE_LIMIT", maximum: 1_000_000)
+        check.require(rateLimit.burst >= 1 && rateLimit.burst <= 2_000_000, "--rate-limit / VEO_RELAY_RATE_LIMIT",
+                      "allows bursts of 1 to 2000000 requests, not \(rateLimit.burst)")
         check.atLeastOne(maxBodyBytes, "--max-body-bytes / VEO_RELAY_MAX_BODY_BYTES")
         check.atLeastOne(limits.maxPromptCharacters, "--max-prompt-chars / VEO_RELAY_MAX_PROMPT_CHARS")
         check.atLeastOne(limits.maxMetadataBytes, "--max-metadata-bytes / VEO_RELAY_MAX_METADATA_BYTES")
@@ -38,8 +40,8 @@ extension EngineConfiguration {
             check.positive(interval, "--poll-fixed-interval / VEO_RELAY_POLL_FIXED_INTERVAL", maximum: day)
         }
         check.positive(upstream.rate, "--upstream-rate / VEO_RELAY_UPSTREAM_RATE", maximum: 1_000_000)
-        check.require(upstream.burst >= 1 && upstream.burst.isFinite, "--upstream-burst / VEO_RELAY_UPSTREAM_BURST",
-                      "must be at least 1, not \(upstream.burst)")
+        check.require(upstream.burst >= 1 && upstream.burst <= 1_000_000, "--upstream-burst / VEO_RELAY_UPSTREAM_BURST",
+                      "must be 1 to 1000000, not \(upstream.burst)")
         check.positive(deadlines.maximum, "--task-deadline / VEO_RELAY_TASK_DEADLINE", maximum: 30 * day)
         check.require(!retrySchedule.delays.isEmpty && retrySchedule.delays.count <= 100, "--retry-schedule / VEO_RELAY_RETRY_SCHEDULE",
                       "must list 1 to 100 delays")
