@@ -5,8 +5,10 @@ import Testing
 @Suite("Durability and paid-submission safety")
 struct DurabilityTests {
     @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {
-        // Jobs take 0.6–1.8 s, so the first relay stops long before any finishes.
-        let harness = try await RelayHarness.start(simulator: SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.01))
+        // Jobs are held until the second relay runs, so none can finish before the restart.
+        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
+        simulator.holdJobs = true
+        let harness = try await RelayHarness.start(simulator: simulator)
         let first = try await harness.startRelay(instance: "relay-a")
         let api = APIClient(baseURL: first.baseURL)
         var accepted: Set<String> = []
@@ -17,6 +19,7 @@ struct DurabilityTests {
         #expect(harness.receiver.all.isEmpty, "no task may have finished before the restart")
 
         let second = try await harness.startRelay(instance: "relay-b")
+        harness.simulator.releaseJobs()
         let deliveries = try await harness.receiver.next(accepted.count)
         #expect(Set(deliveries.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == accepted)
         #expect(deliveries.allSatisfy { $0.json["type"] == .string("task.succeeded") && $0.verifies(with: RelayHarness.secret) })

@@ -27,8 +27,9 @@ struct PostgresTests {
     }
 
     @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {
-        let harness = try await RelayHarness.start(simulator: SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.01),
-                                                   database: try await TestPostgres.freshDatabase())
+        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
+        simulator.holdJobs = true
+        let harness = try await RelayHarness.start(simulator: simulator, database: try await TestPostgres.freshDatabase())
         let first = try await harness.startRelay(instance: "relay-a")
         var accepted: Set<String> = []
         for index in 0..<5 {
@@ -37,6 +38,7 @@ struct PostgresTests {
         try await first.stop()
         #expect(harness.receiver.all.isEmpty)
         let second = try await harness.startRelay(instance: "relay-b")
+        harness.simulator.releaseJobs()
         let deliveries = try await harness.receiver.next(accepted.count)
         #expect(Set(deliveries.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == accepted)
         #expect(harness.simulator.maxSubmissionsOfOneRequest == 1)

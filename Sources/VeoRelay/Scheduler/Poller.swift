@@ -63,7 +63,7 @@ public struct Poller: PipelineStage {
             guard failures < context.configuration.unreadableLimit else {
                 let type = task.fail(.upstreamUnreadable, message: """
                     The upstream's answers about this task could not be read \(failures) times in a row \
-                    (last: HTTP \(status), \(answer.prefix(200))).
+                    (last: HTTP \(status), \(answer.prefix(500))).
                     """, at: now)
                 try await context.events.save(task, lease: lease, announcing: type)
                 return

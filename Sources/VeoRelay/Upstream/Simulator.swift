@@ -52,7 +52,7 @@ public struct SimulatorConfiguration: Sendable {
             return rates
         }
 
-        subscript(fault: Fault) -> Double {
+        public subscript(fault: Fault) -> Double {
             get {
                 switch fault {
                 case .tooManyRequests: tooManyRequests
@@ -367,6 +367,8 @@ public final class UpstreamSimulator: Sendable {
 public final class RequestGate: Sendable {
     private struct State {
         var closed = false
+        /// While closed, hold only this many more arrivals (nil: all of them).
+        var holding: Int?
         var held: [CheckedContinuation<Void, Never>] = []
         var arrived = 0
         var watchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
@@ -376,8 +378,12 @@ public final class RequestGate: Sendable {
 
     public init() {}
 
-    public func close() {
-        state.withLock { $0.closed = true }
+    /// Holds every request from now on (or only the next `count`) until `open()`.
+    public func close(holdingOnly count: Int? = nil) {
+        state.withLock { state in
+            state.closed = true
+            state.holding = count
+        }
     }
 
     /// Opens the door and lets everything held through.
@@ -408,7 +414,8 @@ public final class RequestGate: Sendable {
     func pass() async {
         await withCheckedContinuation { continuation in
             let (pass, ready) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
-                guard state.closed else { return (true, []) }
+                guard state.closed, state.holding ?? 1 > 0 else { return (true, []) }
+                state.holding = state.holding.map { $0 - 1 }
                 state.arrived += 1
                 state.held.append(continuation)
                 let arrived = state.arrived
