@@ -201,6 +201,19 @@ public final class UpstreamSimulator: Sendable {
             try await self.refuse(fault)
             return try await self.misbehave(fault, await self.handleSubmit(request, context: context), request: request, context: context)
         }
+        // For harnesses that watch the simulator from outside (scripts/chaos): how many times each
+        // distinct request was submitted, which is how "never paid twice" is checked.
+        router.get("/_simulator/submissions") { request, _ in
+            try self.authorize(request)
+            let counts = self.state.withLock { $0.submissionsByBody }
+            var byPrompt: [String: JSONValue] = [:]
+            for (body, count) in counts {
+                let prompt = (try? JSONValue.parse(body))?["prompt"]?.stringValue ?? "?"
+                byPrompt[prompt] = .int((byPrompt[prompt].flatMap { if case .int(let n) = $0 { n } else { nil } } ?? 0) + count)
+            }
+            return try JSONResponse.make(.ok, JSONValue.object([
+                "total": .int(counts.values.reduce(0, +)), "max_per_request": .int(counts.values.max() ?? 0), "by_prompt": .object(byPrompt)]))
+        }
         router.get("/v1/tasks/:id") { request, context in
             await self.polls.pass()
             let fault = self.arrive()

@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Crash harness: real processes, SIGKILL at random moments, and an audit of the relay's promises.
+
+  scripts/chaos --mode sqlite   --tasks 300 --kills 5     one relay on a SQLite file
+  scripts/chaos --mode postgres --tasks 300 --kills 5     two relays sharing one PostgreSQL database
+
+The upstream simulator runs with faults (429/500/503 before work; malformed, dropped, 502 and 504
+after the job was created). A webhook receiver verifies every delivery with the unmodified PyPI
+packages `standardwebhooks` and `svix`. Clients submit N tasks, each with its own Idempotency-Key,
+and retry every submission until some relay accepts it, also while relays are down. Meanwhile
+relays are killed with SIGKILL K times and restarted. At the end every accepted task must have
+exactly one terminal event, delivered and verified; no request may have been submitted upstream
+twice. Outcome-unknown failures (a job that may exist upstream, never resent) are reported.
+
+All traffic stays on 127.0.0.1. Every process started here is stopped by its PID.
+"""
+import argparse
+import base64
+import collections
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+from svix.webhooks import Webhook as SvixWebhook
+
+API_KEY = "chaos-key"
+UPSTREAM_KEY = "chaos-upstream-key"
+TERMINAL = ("task.succeeded", "task.failed")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, limit=60):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # any answer means it is up
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"chaos: no answer from {url}")
+
+
+class Receiver:
+    """A webhook endpoint that verifies each delivery with both libraries and records it."""
+
+    def __init__(self, secret):
+        self.lock = threading.Lock()
+        self.deliveries = []  # (webhook-id, type, task_id, error code, verified by both)
+        verifiers = (StandardWebhook(secret), SvixWebhook(secret))
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                verified = True
+                for verifier in verifiers:
+                    try:
+                        verifier.verify(body, headers)
+                    except Exception:  # noqa: BLE001 - any refusal is an unverified delivery
+                        verified = False
+                event = json.loads(body)
+                error = (event["data"].get("error") or {}).get("code")
+                with receiver.lock:
+                    receiver.deliveries.append((headers.get("webhook-id"), event["type"], event["data"]["task_id"], error, verified))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.deliveries)
+
+
+class Relays:
+    """The relay processes of one run, each restartable on its own port and database."""
+
+    def __init__(self, binary, count, database, environment, logs):
+        self.binary, self.database, self.logs = binary, database, logs
+        self.environment = environment
+        self.ports = [free_port() for _ in range(count)]
+        self.processes = [None] * count
+        self.starts = [0] * count
+        self.lock = threading.Lock()
+
+    def start(self, index):
+        self.starts[index] += 1
+        log = open(os.path.join(self.logs, f"relay-{index}-{self.starts[index]}.log"), "w")
+        env = dict(self.environment, VEO_RELAY_PORT=str(self.ports[index]), VEO_RELAY_DATABASE=self.database)
+        process = subprocess.Popen([self.binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        with self.lock:
+            self.processes[index] = process
+        wait_http(f"http://127.0.0.1:{self.ports[index]}/healthz")
+
+    def kill(self, index):
+        with self.lock:
+            process = self.processes[index]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def urls(self):
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    def stop_all(self):
+        for process in self.processes:
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            if process:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def submit(urls, index, rng_seed, start_at, stop_at):
+    """Submits task `index` at `start_at` with its Idempotency-Key until a relay accepts it; returns its id."""
+    rng = random.Random(rng_seed)
+    time.sleep(max(0, start_at - time.monotonic()))
+    body = json.dumps({"model": "veo3.1-fast-official", "prompt": f"chaos task {index}",
+                       "callback_url": SUBMIT_CALLBACK, "metadata": {"n": index}}).encode()
+    attempts = 0
+    while time.monotonic() < stop_at:
+        attempts += 1
+        request = urllib.request.Request(rng.choice(urls) + "/v1/videos/generations", data=body, method="POST", headers={
+            "Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json", "Idempotency-Key": f"chaos-{index}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)["data"][0]["task_id"], attempts
+        except (OSError, urllib.error.HTTPError):
+            time.sleep(0.05 + rng.random() * 0.1)  # relay down or busy: try again, maybe elsewhere
+    raise RuntimeError(f"task {index} was never accepted")
+
+
+SUBMIT_CALLBACK = ""
+
+
+def main():
+    global SUBMIT_CALLBACK
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--fault-rate", type=float, default=0.1)
+    parser.add_argument("--rate", type=float, default=40, help="tasks submitted per second")
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--postgres-url", help="an empty database's URL (postgres mode)")
+    parser.add_argument("--drain-limit", type=float, default=300, help="seconds to wait for the last webhooks")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    work = tempfile.mkdtemp(prefix="veo-relay-chaos-")
+    secret = subprocess.run([args.binary, "secret"], capture_output=True, text=True, check=True).stdout.strip()
+
+    receiver = Receiver(secret)
+    SUBMIT_CALLBACK = f"http://127.0.0.1:{receiver.port}/hooks/chaos"
+    simulator_port = free_port()
+    simulator_log = open(os.path.join(work, "simulator.log"), "w")
+    simulator = subprocess.Popen([args.binary, "simulate", "--port", str(simulator_port), "--api-key", UPSTREAM_KEY,
+                                  "--time-scale", "0.01", "--fault-rate", str(args.fault_rate), "--slow-delay", "0.2"],
+                                 stdout=simulator_log, stderr=subprocess.STDOUT)
+    relays = None
+    try:
+        wait_http(f"http://127.0.0.1:{simulator_port}/v1/tasks/x")
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "VEO_RELAY_API_KEYS": API_KEY, "VEO_RELAY_WEBHOOK_SECRET": secret,
+            "VEO_RELAY_UPSTREAM_URL": f"http://127.0.0.1:{simulator_port}", "VEO_RELAY_UPSTREAM_API_KEY": UPSTREAM_KEY,
+            "VEO_RELAY_CALLBACK_ALLOW_HTTP": "true", "VEO_RELAY_CALLBACK_ALLOW_CIDRS": "127.0.0.0/8",
+            "VEO_RELAY_RATE_LIMIT": "100000", "VEO_RELAY_UPSTREAM_RATE": "500", "VEO_RELAY_UPSTREAM_BURST": "500",
+            "VEO_RELAY_POLL_FLOOR": "0.1s", "VEO_RELAY_POLL_CEILING": "1s",
+            # Short leases so that a killed relay's work is taken over within seconds.
+            "VEO_RELAY_LEASE_DURATION": "4s", "VEO_RELAY_UPSTREAM_TIMEOUT": "3s", "VEO_RELAY_DELIVERY_TIMEOUT": "3s",
+            "VEO_RELAY_RETRY_SCHEDULE": "0,0.5s,1s,2s,4s,8s,15s,30s", "LOG_LEVEL": "notice",
+        }
+        count = 2 if args.mode == "postgres" else 1
+        database = args.postgres_url if args.mode == "postgres" else os.path.join(work, "relay.sqlite")
+        if not database:
+            raise SystemExit("chaos: --postgres-url is required in postgres mode")
+        relays = Relays(args.binary, count, database, environment, work)
+        for index in range(count):
+            relays.start(index)
+
+        started = time.monotonic()
+        accepted = {}
+        attempts = 0
+
+        # Kills at random moments over the submission window and a few seconds after it.
+        window = args.tasks / args.rate
+        moments = sorted(rng.uniform(0.2, window + 5) for _ in range(args.kills))
+
+        def killer():
+            for kill, moment in enumerate(moments):
+                time.sleep(max(0, started + moment - time.monotonic()))
+                index = rng.randrange(count)
+                relays.kill(index)
+                time.sleep(rng.uniform(0.1, 0.6))  # down for a moment: clients keep retrying
+                relays.start(index)
+                print(f"chaos: kill {kill + 1}/{args.kills}: relay {index} killed and restarted", flush=True)
+
+        kill_thread = threading.Thread(target=killer)
+        kill_thread.start()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(submit, relays.urls(), index, args.seed * 100_003 + index, started + index / args.rate, started + 600)
+                       for index in range(args.tasks)]
+            for index, future in enumerate(futures):
+                accepted[index], tries = future.result()
+                attempts += tries
+        kill_thread.join()
+        submitted_at = time.monotonic()
+
+        # Wait until every accepted task has a terminal webhook, or nothing new arrives for a while.
+        ids = set(accepted.values())
+        last_progress, seen = time.monotonic(), 0
+        while time.monotonic() - last_progress < args.drain_limit:
+            deliveries = receiver.snapshot()
+            finished = {task for (_, kind, task, _, _) in deliveries if kind in TERMINAL}
+            if ids <= finished:
+                break
+            if len(deliveries) != seen:
+                seen, last_progress = len(deliveries), time.monotonic()
+            time.sleep(0.2)
+        finished_at = time.monotonic()
+
+        with urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{simulator_port}/_simulator/submissions", headers={"Authorization": f"Bearer {UPSTREAM_KEY}"})) as r:
+            upstream = json.load(r)
+        deliveries = receiver.snapshot()
+        events = collections.defaultdict(set)      # (task, type) -> webhook-ids
+        receipts = collections.Counter()            # webhook-id -> deliveries
+        outcome_unknown, unverified = set(), 0
+        for webhook_id, kind, task, error, verified in deliveries:
+            events[(task, kind)].add(webhook_id)
+            receipts[webhook_id] += 1
+            unverified += 0 if verified else 1
+            if error == "submission_outcome_unknown":
+                outcome_unknown.add(task)
+        terminal = {task for (task, kind) in events if kind in TERMINAL}
+        lost = ids - terminal
+        two_terminals = {task for task in ids if sum(1 for kind in TERMINAL if (task, kind) in events) > 1}
+        duplicates = sum(1 for ids_ in events.values() if len(ids_) > 1) + len(two_terminals)
+        paid_twice = sum(1 for count_ in upstream["by_prompt"].values() if count_ > 1)
+        redelivered = sum(count_ - 1 for count_ in receipts.values() if count_ > 1)
+        report = collections.OrderedDict([
+            ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks), ("kills", args.kills),
+            ("accepted", len(ids)), ("submission attempts by clients", attempts),
+            ("lost (no terminal webhook)", len(lost)), ("paid twice (upstream submissions of one request > 1)", paid_twice),
+            ("duplicate events (one task and type under two webhook-ids)", duplicates),
+            ("unverified signatures", unverified), ("outcome-unknown failures (reported, not resent)", len(outcome_unknown)),
+            ("upstream submissions", upstream["total"]), ("webhooks received", len(deliveries)),
+            ("same webhook-id received again (receivers dedupe)", redelivered),
+            ("seconds to accept all", round(submitted_at - started, 1)),
+            ("seconds until the last terminal webhook", round(finished_at - started, 1)),
+        ])
+        width = max(len(key) for key in report)
+        for key, value in report.items():
+            print(f"chaos: {key:<{width}}  {value}")
+        if lost:
+            print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
+        failed = len(lost) + paid_twice + duplicates + unverified
+        return 1 if failed else 0
+    finally:
+        if relays:
+            relays.stop_all()
+        simulator.send_signal(signal.SIGTERM)
+        try:
+            simulator.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            simulator.kill()
+        receiver.server.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
