@@ -67,8 +67,14 @@ public final class PostgresStore: Store {
         return try await result.collect().map { $0.makeRandomAccess() }
     }
 
+    /// Runs `body` in a transaction. postgres-nio wraps what the body throws; the store's own errors
+    /// (`leaseLost`, …) come back out unwrapped, so callers see the same errors as from SQLite.
     private func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        } catch let error as PostgresTransactionError {
+            throw error.closureError ?? error
+        }
     }
 
     // MARK: Tasks
@@ -90,12 +96,16 @@ public final class PostgresStore: Store {
                     return try existing.text("fingerprint") == idempotency.fingerprint ? .replayed(taskID: try existing.text("task_id")) : .conflict
                 }
             }
-            try await rows("""
-                INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures)
-                VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(task.callbackURL), \(columns.metadataJSON),
-                        \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
-                        \(task.nextRunAt?.timeIntervalSince1970), \(task.failures))
-                """, on: connection)
+            do {
+                try await rows("""
+                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures)
+                    VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(task.callbackURL), \(columns.metadataJSON),
+                            \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
+                            \(task.nextRunAt?.timeIntervalSince1970), \(task.failures))
+                    """, on: connection)
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                throw StoreError.duplicateTask(task.id)
+            }
             return .created
         }
     }

@@ -1,0 +1,86 @@
+import Foundation
+import GRDB
+import PostgresNIO
+import Testing
+@testable import VeoRelay
+
+/// The two stores' migrations are written separately (SQL dialects differ); this keeps them from
+/// drifting: the same tables, the same columns with the same kind of type and nullability, and the
+/// same indexed column lists.
+@Suite("Schema equivalence", .enabled(if: TestPostgres.adminURL != nil, "needs the test PostgreSQL"))
+struct SchemaEquivalenceTests {
+    /// table → column → "type class, nullable"; table → indexed column lists.
+    struct Schema: Equatable, CustomStringConvertible {
+        var columns: [String: [String: String]] = [:]
+        var indexes: [String: Set<[String]>] = [:]
+        var description: String { "columns: \(columns.sorted { $0.key < $1.key })\nindexes: \(indexes.sorted { $0.key < $1.key })" }
+    }
+
+    static let bookkeeping: Set<String> = ["grdb_migrations", "schema_migrations", "sqlite_sequence"]
+
+    @Test func bothMigrationsProduceTheSameSchema() async throws {
+        let sqlite = try await Self.sqliteSchema()
+        let postgres = try await Self.postgresSchema()
+        #expect(Set(sqlite.columns.keys) == ["clients", "tasks", "events", "delivery_attempts", "idempotency_keys"])
+        #expect(Set(sqlite.columns.keys) == Set(postgres.columns.keys))
+        #expect(sqlite.columns["tasks"]?["submission_answer"] == "text, null", "the latest migration is there")
+        for table in sqlite.columns.keys.sorted() {
+            #expect(sqlite.columns[table] == postgres.columns[table], "columns of \(table)")
+            #expect(sqlite.indexes[table] == postgres.indexes[table], "indexes of \(table)")
+        }
+    }
+
+    static func sqliteSchema() async throws -> Schema {
+        let path = try await TestStores.Kind.sqlite.freshLocation()
+        _ = try SQLiteStore(path: path)
+        let queue = try DatabaseQueue(path: path)
+        let classes = ["TEXT": "text", "REAL": "real", "INTEGER": "integer", "BLOB": "blob"]
+        return try await queue.read { db in
+            var schema = Schema()
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'").filter { !bookkeeping.contains($0) }
+            for table in tables {
+                let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))")
+                let primaryKey = columns.filter { ($0["pk"] as Int) > 0 }.sorted { ($0["pk"] as Int) < ($1["pk"] as Int) }.map { $0["name"] as String }
+                for column in columns {
+                    let name: String = column["name"]
+                    let nullable = (column["notnull"] as Int) == 0 && !primaryKey.contains(name)
+                    schema.columns[table, default: [:]][name] = "\(classes[column["type"] as String] ?? "?"), \(nullable ? "null" : "not null")"
+                }
+                var indexes: Set<[String]> = [primaryKey]
+                for index in try Row.fetchAll(db, sql: "PRAGMA index_list(\(table))") {
+                    indexes.insert(try String.fetchAll(db, sql: "SELECT name FROM pragma_index_info(?) ORDER BY seqno", arguments: [index["name"] as String]))
+                }
+                schema.indexes[table] = indexes
+            }
+            return schema
+        }
+    }
+
+    static func postgresSchema() async throws -> Schema {
+        let url = try await TestPostgres.freshDatabase()
+        try await PostgresStore(url: url, logger: TestLog.logger).close()
+        let components = try #require(URLComponents(string: url))
+        let client = PostgresClient(configuration: .init(host: components.host ?? "127.0.0.1", port: components.port ?? 5432,
+                                                         username: components.user ?? "postgres", password: components.password,
+                                                         database: String(components.path.dropFirst()), tls: .disable),
+                                    backgroundLogger: TestLog.logger)
+        let runner = Task { await client.run() }
+        defer { runner.cancel() }
+        let classes = ["text": "text", "double precision": "real", "bigint": "integer", "bytea": "blob"]
+        var schema = Schema()
+        let columns = try await client.query("""
+            SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns WHERE table_schema = 'public'
+            """)
+        for try await (table, column, type, nullable) in columns.decode((String, String, String, String).self) where !bookkeeping.contains(table) {
+            schema.columns[table, default: [:]][column] = "\(classes[type] ?? "?"), \(nullable == "YES" ? "null" : "not null")"
+        }
+        let indexes = try await client.query("SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+        for try await (table, definition) in indexes.decode((String, String).self) where !bookkeeping.contains(table) {
+            let open = try #require(definition.lastIndex(of: "("))
+            let close = try #require(definition.lastIndex(of: ")"))
+            let list = definition[definition.index(after: open)..<close]
+            schema.indexes[table, default: []].insert(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        return schema
+    }
+}

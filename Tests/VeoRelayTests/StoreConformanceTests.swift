@@ -1,0 +1,307 @@
+import Foundation
+import Testing
+@testable import VeoRelay
+
+/// Every `Store` method, the same expectations on SQLite and on PostgreSQL, each case on a new empty
+/// database (so migrations from nothing run every time). Times are whole seconds so that round trips
+/// compare exactly.
+@Suite("Store conformance")
+struct StoreConformanceTests {
+    @Test(arguments: TestStores.all)
+    func migrationsBuildAnEmptyDatabaseAndRunAgainAsANoOp(store kind: TestStores.Kind) async throws {
+        let location = try await kind.freshLocation()
+        let first = try await StoreLocation.open(location, logger: TestLog.logger)
+        #expect(try await first.clientCount() == 0)
+        #expect(try await first.clients().isEmpty)
+        first.close()
+        let again = try await StoreLocation.open(location, logger: TestLog.logger)
+        #expect(try await again.clientCount() == 0)
+        again.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func tasksRoundTripAndStayWithTheirClient(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        var task = try fixture.task("round trip", due: 0)
+        task.metadata = .object(["chat_id": .int(42)])
+        #expect(try await fixture.store.insert(task, idempotency: nil) == .created)
+        #expect(try await fixture.store.task(id: task.id, clientID: fixture.client.id) == task)
+        #expect(try await fixture.store.task(id: task.id, clientID: "someone-else") == nil)
+        await #expect(throws: StoreError.duplicateTask(task.id)) { try await fixture.store.insert(task, idempotency: nil) }
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func idempotencyKeysReplayConflictAndArePerClient(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let key = IdempotencyKey(key: "k1", fingerprint: "body-a")
+        let first = try fixture.task("first", due: 0)
+        #expect(try await fixture.store.insert(first, idempotency: key) == .created)
+        #expect(try await fixture.store.insert(try fixture.task("again", due: 0), idempotency: key) == .replayed(taskID: first.id))
+        #expect(try await fixture.store.insert(try fixture.task("other body", due: 0),
+                                               idempotency: IdempotencyKey(key: "k1", fingerprint: "body-b")) == .conflict)
+        var foreign = try fixture.task("another client", due: 0)
+        foreign.clientID = "client-2"
+        #expect(try await fixture.store.insert(foreign, idempotency: key) == .created, "keys are per client")
+        #expect(try await fixture.store.pruneIdempotencyKeys(before: fixture.t0) == 0, "kept until their cutoff")
+        #expect(try await fixture.store.pruneIdempotencyKeys(before: fixture.t0.addingTimeInterval(1)) == 2)
+        #expect(try await fixture.store.insert(try fixture.task("after pruning", due: 0), idempotency: key) == .created)
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func claimsTakeTheMostOverdueFirstAndNeverTheSameRowTwice(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let later = try fixture.task("due second", due: 2)
+        let sooner = try fixture.task("due first", due: 1)
+        let last = try fixture.task("due third", due: 3)
+        let future = try fixture.task("not due yet", due: 100)
+        for task in [later, sooner, last, future] { _ = try await fixture.store.insert(task, idempotency: nil) }
+        let now = fixture.t0.addingTimeInterval(5)
+        let a = try await fixture.store.claimTasks(.submission, now: now, limit: 2, lease: fixture.lease("a/submitter/1", until: 60))
+        #expect(a.map(\.id) == [sooner.id, later.id])
+        let b = try await fixture.store.claimTasks(.submission, now: now, limit: 10, lease: fixture.lease("b/submitter/1", until: 60))
+        #expect(b.map(\.id) == [last.id], "leased rows are not claimed again; rows not yet due are not claimed")
+        #expect(try await fixture.store.claimTasks(.poll, now: now, limit: 10, lease: fixture.lease("b/poller/1", until: 60)).isEmpty,
+                "queued tasks are not polled")
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func anExpiredLeaseIsTakenOverAndItsOldOwnerCanNoLongerWrite(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        _ = try await fixture.store.insert(try fixture.task("contested", due: 0), idempotency: nil)
+        let old = fixture.lease("a/poller/1", until: 10)
+        var claimed = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: old).first)
+        let newer = fixture.lease("b/submitter/1", until: 70)
+        #expect(try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(5), limit: 1, lease: newer).isEmpty)
+        let taken = try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(11), limit: 1, lease: newer)
+        #expect(taken.map(\.id) == [claimed.id])
+        claimed.retry(at: fixture.t0.addingTimeInterval(20))
+        await #expect(throws: StoreError.leaseLost(claimed.id)) {
+            try await fixture.store.save(claimed, lease: old, keepLease: false, event: nil)
+        }
+        try await fixture.store.save(claimed, lease: newer, keepLease: false, event: nil)
+        #expect(try await fixture.store.task(id: claimed.id, clientID: fixture.client.id)?.failures == 1)
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func aSubmittingTaskKeepsItsLeaseUntilItExpiresAndLateAnswersAreRecorded(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        _ = try await fixture.store.insert(try fixture.task("on the wire", due: 0), idempotency: nil)
+        let lease = fixture.lease("a/submitter/1", until: 30)
+        var task = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: lease).first)
+        task.beginSubmission()
+        try await fixture.store.save(task, lease: lease, keepLease: true, event: nil)
+        try await fixture.store.releaseLeases(ownerPrefix: "a/submitter/")
+        let other = fixture.lease("b/submitter/1", until: 90)
+        #expect(try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(1), limit: 1, lease: other).isEmpty,
+                "only the lease's expiry may decide the outcome is unknown")
+        let orphan = try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(31), limit: 1, lease: other)
+        #expect(orphan.map(\.state) == [.submitting])
+
+        let late = UpstreamSubmission(taskID: "upstream-1", answer: #"{"task_id":"upstream-1"}"#)
+        #expect(try await fixture.store.recordLateSubmission(taskID: task.id, late))
+        #expect(try await fixture.store.recordLateSubmission(taskID: task.id, UpstreamSubmission(taskID: "upstream-2", answer: "")) == false,
+                "a recorded upstream id is never overwritten")
+        let stored = try #require(try await fixture.store.task(id: task.id, clientID: fixture.client.id))
+        #expect(stored.upstreamTaskID == "upstream-1")
+        #expect(stored.submissionAnswer == late.answer)
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func releasingLeasesGivesBackOnlyThatStagesRows(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let polled = try await fixture.runningTask("held by the poller", lease: fixture.lease("a/poller/1", until: 60))
+        let delivering = try await fixture.finishedTask("held by the dispatcher")
+        let dispatcherLease = fixture.lease("a/dispatcher/1", until: 60)
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: dispatcherLease, excluding: []).count == 1)
+
+        try await fixture.store.releaseLeases(ownerPrefix: "a/submitter/")
+        let probe = fixture.lease("b/probe/1", until: 60)
+        #expect(try await fixture.store.claimTasks(.poll, now: fixture.t0, limit: 10, lease: probe).isEmpty)
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: probe, excluding: []).isEmpty)
+        try await fixture.store.releaseLeases(ownerPrefix: "a/poller/")
+        #expect(try await fixture.store.claimTasks(.poll, now: fixture.t0, limit: 10, lease: probe).map(\.id) == [polled.id])
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: probe, excluding: []).isEmpty)
+        try await fixture.store.releaseLeases(ownerPrefix: "a/dispatcher/")
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: probe, excluding: []).map(\.taskID) == [delivering])
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func eventsOfOneTaskAreDeliveredInOrderOneAtATime(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let lease = fixture.lease("a/poller/1", until: 60)
+        var task = try await fixture.runningTask("two events", lease: lease)
+        let first = NewEvent(type: .taskProgress, payload: Data(#"{"n":1}"#.utf8), createdAt: fixture.t0)
+        try await fixture.store.save(task, lease: lease, keepLease: true, event: first)
+        _ = task.observe(UpstreamTaskView(status: "completed", progress: 100), at: fixture.t0, nextPollAt: fixture.t0)
+        let second = NewEvent(type: .taskSucceeded, payload: Data(#"{"n":2}"#.utf8), createdAt: fixture.t0)
+        try await fixture.store.save(task, lease: lease, keepLease: false, event: second)
+
+        let dispatcher = fixture.lease("a/dispatcher/1", until: 60)
+        let claimed = try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: dispatcher, excluding: [])
+        #expect(claimed.map(\.eventID) == [first.id], "the second waits while the first is pending")
+        let delivery = try #require(claimed.first)
+        #expect(delivery.payload == first.payload)
+        #expect(delivery.callbackURL == task.callbackURL)
+        #expect(delivery.destination == "hooks.example.com:443")
+        #expect(delivery.attempts == 0)
+        #expect(delivery.signingSecrets == [fixture.client.signingSecret])
+        try await fixture.store.recordAttempt(fixture.attempt(first.id, status: 204), resolution: .delivered, lease: dispatcher)
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: dispatcher,
+                                                        excluding: ["hooks.example.com:443"]).isEmpty, "an excluded destination is skipped")
+        let next = try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: dispatcher, excluding: [])
+        #expect(next.map(\.eventID) == [second.id])
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func attemptsRetriesDeadLettersAndReplay(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let taskID = try await fixture.finishedTask("dead letter")
+        let lease = fixture.lease("a/dispatcher/1", until: 60)
+        let event = try #require(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
+        await #expect(throws: StoreError.leaseLost(event.eventID)) {
+            try await fixture.store.recordAttempt(fixture.attempt(event.eventID, status: 500), resolution: .exhausted,
+                                                  lease: fixture.lease("b/dispatcher/1", until: 60))
+        }
+        try await fixture.store.releaseDelivery(eventID: event.eventID, lease: lease)
+        let again = try #require(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
+        try await fixture.store.recordAttempt(fixture.attempt(again.eventID, status: 503), resolution: .retry(at: fixture.t0.addingTimeInterval(5)),
+                                              lease: lease)
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0.addingTimeInterval(4), limit: 1, lease: lease, excluding: []).isEmpty)
+        let retried = try #require(try await fixture.store.claimDeliveries(now: fixture.t0.addingTimeInterval(5), limit: 1, lease: lease,
+                                                                           excluding: []).first)
+        #expect(retried.attempts == 1)
+        var last = fixture.attempt(retried.eventID, status: 500)
+        last.attemptedAt = fixture.t0.addingTimeInterval(5)
+        try await fixture.store.recordAttempt(last, resolution: .exhausted, lease: lease)
+
+        #expect(try await fixture.store.callbackSummary(taskID: taskID)
+            == CallbackSummary(state: "failed", attempts: 2, lastStatusCode: 500, lastError: nil, nextAttemptAt: nil))
+        let log = try #require(try await fixture.store.deliveryLog(taskID: taskID, clientID: fixture.client.id))
+        #expect(log.map(\.state) == [.failed])
+        #expect(log.first?.attemptLog.map(\.statusCode) == [503, 500], "oldest first")
+        #expect(try await fixture.store.deliveryLog(taskID: taskID, clientID: "someone-else") == nil)
+        #expect(try await fixture.store.deliveries(clientID: fixture.client.id, state: .failed, limit: 10).map(\.eventID) == [event.eventID])
+        #expect(try await fixture.store.deliveries(clientID: "someone-else", state: .failed, limit: 10).isEmpty)
+        #expect(try await fixture.store.deliveries(clientID: nil, state: .failed, limit: 10).count == 1, "operators see every client")
+
+        #expect(try await fixture.store.redeliver(taskID: taskID, clientID: "someone-else", now: fixture.t0) == nil)
+        let replay = try #require(try await fixture.store.redeliver(taskID: taskID, clientID: fixture.client.id, now: fixture.t0.addingTimeInterval(9)))
+        #expect(replay.eventID == event.eventID && replay.state == .pending && replay.attempts == 0)
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0.addingTimeInterval(9), limit: 1, lease: lease, excluding: [])
+            .map(\.eventID) == [event.eventID])
+
+        #expect(try await fixture.store.pruneAttempts(before: fixture.t0.addingTimeInterval(1)) == 1)
+        #expect(try await fixture.store.deliveryLog(taskID: taskID, clientID: fixture.client.id)?.first?.attemptLog.count == 1)
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func aFailedTaskCanBeResubmittedByAnOperatorOnly(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let lease = fixture.lease("a/submitter/1", until: 60)
+        _ = try await fixture.store.insert(try fixture.task("resubmit", due: 0), idempotency: nil)
+        var task = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: lease).first)
+        #expect(try await fixture.store.resubmit(taskID: task.id, now: fixture.t0) == false, "only a failed task")
+        _ = task.fail(.submissionOutcomeUnknown, message: "lost", at: fixture.t0)
+        try await fixture.store.save(task, lease: lease, keepLease: false, event: nil)
+        #expect(try await fixture.store.resubmit(taskID: task.id, now: fixture.t0.addingTimeInterval(1)))
+        let queued = try #require(try await fixture.store.task(id: task.id, clientID: fixture.client.id))
+        #expect(queued.state == .queued && queued.error == nil && queued.upstreamTaskID == nil)
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
+    func clientsSecretsRotationAndRevocation(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let store = fixture.store
+        #expect(try await store.client(keyHash: "hash-1") == fixture.client)
+        #expect(try await store.clientCount() == 1)
+        let newSecret = WebhookSecret.generate().encoded
+        #expect(try await store.rotateSecret(clientID: fixture.client.id, newSecret: newSecret, previousValidUntil: fixture.t0.addingTimeInterval(60)))
+        let taskID = try await fixture.finishedTask("signed twice")
+        let lease = fixture.lease("a/dispatcher/1", until: 60)
+        let during = try #require(try await store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
+        #expect(during.signingSecrets == [newSecret, fixture.client.signingSecret])
+        try await store.releaseDelivery(eventID: during.eventID, lease: lease)
+        let after = try #require(try await store.claimDeliveries(now: fixture.t0.addingTimeInterval(61), limit: 1, lease: lease, excluding: []).first)
+        #expect(after.signingSecrets == [newSecret], "the old secret ends with its grace period")
+        #expect(after.taskID == taskID)
+
+        #expect(try await store.revokeClient(id: fixture.client.id, at: fixture.t0))
+        #expect(try await store.client(keyHash: "hash-1") == nil)
+        #expect(try await store.clientCount() == 0)
+        #expect(try await store.clients().first?.revokedAt == fixture.t0, "listed with its revocation")
+        try await store.upsertClient(fixture.client, keyHash: "hash-1", now: fixture.t0)
+        #expect(try await store.client(keyHash: "hash-1") != nil, "configured again, it works again")
+
+        for id in ["env_a", "env_b", "env_c"] {
+            try await store.upsertClient(Client(id: id, name: id, signingSecret: newSecret), keyHash: "hash-\(id)", now: fixture.t0)
+        }
+        #expect(try await store.revokeClients(prefix: "env_", keeping: ["env_b"], at: fixture.t0) == 2)
+        #expect(try await store.client(keyHash: "hash-env_b") != nil)
+        #expect(try await store.client(keyHash: "hash-env_a") == nil)
+        #expect(try await store.client(keyHash: "hash-1") != nil, "other clients are untouched")
+        fixture.store.close()
+    }
+}
+
+/// A new store with one client, and helpers that build tasks and events at fixed whole seconds.
+struct StoreFixture {
+    let store: any Store
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    let client = Client(id: "client-1", name: "one", signingSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+
+    init(_ kind: TestStores.Kind) async throws {
+        store = try await StoreLocation.open(try await kind.freshLocation(), logger: TestLog.logger)
+        try await store.upsertClient(client, keyHash: "hash-1", now: t0)
+    }
+
+    /// A queued task, due `due` seconds after t0.
+    func task(_ prompt: String, due: TimeInterval) throws -> RelayTask {
+        let request = try RequestValidator().validate(.object([
+            "model": .string("veo3.1-fast-official"), "prompt": .string(prompt), "callback_url": .string("https://hooks.example.com/veo")]))
+        var task = RelayTask(clientID: client.id, request: request, now: t0)
+        task.nextRunAt = t0.addingTimeInterval(due)
+        return task
+    }
+
+    func lease(_ owner: String, until seconds: TimeInterval) -> Lease {
+        Lease(owner: owner, expiresAt: t0.addingTimeInterval(seconds))
+    }
+
+    func attempt(_ eventID: String, status: Int) -> DeliveryAttempt {
+        DeliveryAttempt(eventID: eventID, attemptedAt: t0, statusCode: status, latency: 0.01, error: nil, responseExcerpt: "ok")
+    }
+
+    /// A task submitted upstream and claimed for polling under `lease`.
+    func runningTask(_ prompt: String, lease: Lease) async throws -> RelayTask {
+        _ = try await store.insert(try task(prompt, due: 0), idempotency: nil)
+        let submitter = self.lease("setup/submitter/\(prompt)", until: 60)
+        var claimed = try #require(try await store.claimTasks(.submission, now: t0, limit: 1, lease: submitter).first)
+        claimed.submitted(UpstreamSubmission(taskID: "upstream-\(claimed.id)", answer: "{}"), at: t0, firstPollAt: t0)
+        try await store.save(claimed, lease: submitter, keepLease: false, event: nil)
+        return try #require(try await store.claimTasks(.poll, now: t0, limit: 1, lease: lease).first)
+    }
+
+    /// A task that succeeded, with its `task.succeeded` event pending; returns the task id.
+    func finishedTask(_ prompt: String) async throws -> String {
+        let poller = lease("setup/poller/\(prompt)", until: 60)
+        var running = try await runningTask(prompt, lease: poller)
+        let type = running.observe(UpstreamTaskView(status: "completed", progress: 100), at: t0, nextPollAt: t0)
+        try await EventAnnouncer(store: store, clock: FixedClock(now: t0), dispatcherWake: WakeSignal()).save(running, lease: poller, announcing: type)
+        return running.id
+    }
+}
+
+struct FixedClock: WallClock {
+    let date: Date
+    init(now: Date) { date = now }
+    func now() -> Date { date }
+}
