@@ -26,11 +26,9 @@ struct UpstreamEngineTests {
         #expect(Set(ids) == accepted, "every accepted task got a terminal webhook")
         #expect(ids.count == Set(ids).count, "exactly one each")
         #expect(harness.simulator.maxSubmissionsOfOneRequest == 1, "no request was submitted twice")
-        // The token bucket allows at most `burst + rate × window` requests in any window. Tokens are taken
-        // when work is claimed and requests counted when they arrive, a few ms later: allow 50 ms of jitter.
-        let jitter = 0.05
-        #expect(harness.simulator.maxRequests(inAnyWindowOf: 1) <= Int(burst + rate * (1 + jitter)))
-        #expect(harness.simulator.maxRequests(inAnyWindowOf: 0.25) <= Int(burst + rate * (0.25 + jitter)))
+        // The budget itself (at most `burst + rate × window` requests) is proven on an injected clock in
+        // `theBudgetRefillsAtItsRateAndCapsBursts`; requests timed here on the wall clock would bunch up
+        // on a loaded machine and prove nothing about the relay.
         let outcomes = Dictionary(grouping: terminal) { $0.json["data"]?["error"]?["code"]?.stringValue ?? "succeeded" }.mapValues(\.count)
         #expect((outcomes["succeeded"] ?? 0) > accepted.count / 2, "\(outcomes)")
         #expect(Set(outcomes.keys).isSubset(of: ["succeeded", "submission_outcome_unknown"]), "\(outcomes)")
@@ -249,7 +247,7 @@ struct SimulatorFaultTests {
         let harness = try await RelayHarness.start(simulator: simulator)
         let relay = try await harness.startRelay()
         _ = try await APIClient(baseURL: relay.baseURL).submit(harness.request())
-        let delivery = try await harness.receiver.next(within: .seconds(5))[0]
+        let delivery = try await harness.receiver.next()[0]
         #expect(delivery.json["data"]?["error"]?["code"] == .string("submission_outcome_unknown"), "\(name)")
         #expect(harness.simulator.totalSubmissions == 1)
         try await harness.stop(relay)

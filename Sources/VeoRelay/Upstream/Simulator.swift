@@ -135,7 +135,6 @@ public final class UpstreamSimulator: Sendable {
         var jobs: [String: Job] = [:]
         var submissionsByBody: [Data: Int] = [:]
         var polls = 0
-        var requestTimes: [Date] = []
     }
 
     private let settings: Mutex<SimulatorConfiguration>
@@ -163,18 +162,6 @@ public final class UpstreamSimulator: Sendable {
     /// The largest number of times one request body was submitted: 1 means no double submission.
     public var maxSubmissionsOfOneRequest: Int { state.withLock { $0.submissionsByBody.values.max() ?? 0 } }
     public var totalPolls: Int { state.withLock { $0.polls } }
-
-    /// The most requests (of any kind, faulty ones included) received within any `window` seconds.
-    public func maxRequests(inAnyWindowOf window: TimeInterval) -> Int {
-        let times = state.withLock { $0.requestTimes }.sorted()
-        var start = 0
-        var most = 0
-        for end in times.indices {
-            while times[end].timeIntervalSince(times[start]) >= window { start += 1 }
-            most = max(most, end - start + 1)
-        }
-        return most
-    }
 
     /// Lets every held job finish now (see `holdJobs`); jobs created later run on the clock again.
     public func releaseJobs() {
@@ -228,11 +215,9 @@ public final class UpstreamSimulator: Sendable {
         }
     }
 
-    /// Logs the request and draws its fault.
+    /// Draws the request's fault.
     private func arrive() -> SimulatorConfiguration.Fault? {
-        let now = clock.now()
-        state.withLock { $0.requestTimes.append(now) }
-        return configuration.faults.draw()
+        configuration.faults.draw()
     }
 
     /// Faults that refuse the request before any work is done (or delay it).
