@@ -68,7 +68,8 @@ final class ShutdownSignals {
                     Console.error("veo-relay: second signal, stopping at once")
                     _exit(128 + number)
                 }
-                Console.error("veo-relay: stopping: finishing work in flight for up to \(drainTimeout) s; a second signal stops at once")
+                Console.error("veo-relay: stopping: finishing work in flight for up to \(drainTimeout) s; a second signal stops at once",
+                              level: .notice)
                 Task { await group.triggerGracefulShutdown() }
                 DispatchQueue.global().asyncAfter(deadline: .now() + drainTimeout + 5) {
                     Console.error("veo-relay: still stopping \(Int(drainTimeout) + 5) s after the signal, exiting")

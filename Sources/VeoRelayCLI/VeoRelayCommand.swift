@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import VeoRelay
 
 @main
@@ -8,7 +9,7 @@ struct VeoRelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veo-relay",
         abstract: "A webhook relay for the Veo 3.1 video API: submit, poll, and get a signed callback.",
-        subcommands: [Serve.self, Simulate.self, Sink.self, Submit.self, Resubmit.self, Redeliver.self, Deliveries.self, Keys.self, Secret.self, Benchmark.self])
+        subcommands: [Serve.self, Simulate.self, Sink.self, Submit.self, Resubmit.self, Redeliver.self, Deliveries.self, Keys.self, Secret.self, Benchmark.self, Probe.self])
 }
 
 /// Reads `VEO_RELAY_*` variables: a flag always wins over its variable.
@@ -43,13 +44,29 @@ struct LoggingOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. [env: LOG_LEVEL] (default: info)")
     var logLevel: String?
 
+    @Option(help: "Log format: text, or json for one JSON object per line. [env: VEO_RELAY_LOG_FORMAT] (default: text)")
+    var logFormat: String?
+
     func bootstrap(label: String) throws -> Logger {
         let text = logLevel ?? Env.string("LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: text) else { throw ValidationError("unknown log level '\(text)'") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let format = logFormat ?? Env.string("VEO_RELAY_LOG_FORMAT") ?? "text"
+        switch format {
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case "json":
+            Console.jsonLogs.store(true, ordering: .relaxed)
+            LoggingSystem.bootstrap { label in
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        default:
+            throw ValidationError("unknown log format '\(format)' (text or json)")
         }
         return Logger(label: label)
     }
@@ -61,7 +78,15 @@ enum Console {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
-    static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+    /// Set once logging is bootstrapped with `--log-format json`: standard error then carries
+    /// JSON lines only, so these messages become log entries too.
+    static let jsonLogs = Atomic(false)
+
+    static func error(_ text: String, level: Logger.Level = .error) {
+        if jsonLogs.load(ordering: .relaxed) {
+            Logger(label: "veo-relay").log(level: level, "\(text)")
+        } else {
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
     }
 }

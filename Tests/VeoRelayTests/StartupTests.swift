@@ -73,12 +73,8 @@ struct StartupTests {
             return .init(status: .noContent)
         }
         let receiverServer = try await receiver.start()
-        let relay = try RelayProcess(["serve", "--port", "0", "--drain-timeout", "1s"], environment: [
-            "VEO_RELAY_API_KEYS": RelayHarness.apiKey, "VEO_RELAY_WEBHOOK_SECRET": RelayHarness.secret,
-            "VEO_RELAY_CALLBACK_ALLOW_HTTP": "true", "VEO_RELAY_CALLBACK_ALLOW_CIDRS": "127.0.0.0/8",
-        ])
-        try await relay.waitForOutput("listening on http://127.0.0.1:")
-        let port = try #require(relay.standardOutput.firstMatch(of: /listening on http:\/\/127\.0\.0\.1:(\d+)/)?.1)
+        let relay = try RelayProcess(["serve", "--port", "0", "--drain-timeout", "1s"], environment: RelayProcess.testEnvironment)
+        let port = try await relay.listeningPort()
         let callback = receiverServer.baseURL + "/hook"
         _ = try await APIClient(baseURL: "http://127.0.0.1:\(port)").submit(.object([
             "model": .string("veo3.1-fast-official"), "prompt": .string("a cat"), "callback_url": .string(callback),

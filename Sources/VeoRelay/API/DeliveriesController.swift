@@ -46,7 +46,7 @@ public struct DeliveriesController: Sendable {
             throw APIError.notFound("No task '\(id)' with an event to deliver.")
         }
         dispatcherWake.signal()
-        context.logger.info("redelivery requested", metadata: ["task": "\(id)", "event": "\(record.eventID)"])
+        context.logger.info("redelivery requested", metadata: ["task_id": "\(id)", "event_id": "\(record.eventID)"])
         return try JSONResponse.make(.accepted, Envelope(code: 202, data: DeliveryResource(record)))
     }
 }

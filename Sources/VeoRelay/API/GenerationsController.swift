@@ -40,7 +40,7 @@ public struct GenerationsController: Sendable {
         switch try await store.insert(task, idempotency: try Self.idempotencyKey(request, json: json)) {
         case .created:
             Counter(label: "veo_relay_tasks_accepted_total").increment()
-            context.logger.info("accepted", metadata: ["task": "\(task.id)", "client": "\(client.id)", "model": "\(task.request.model.rawValue)"])
+            context.logger.info("accepted", metadata: ["task_id": "\(task.id)", "client_id": "\(client.id)", "model": "\(task.request.model.rawValue)"])
             submitterWake.signal()
             return try Self.submitted(task.id)
         case .replayed(let existing):

@@ -48,16 +48,8 @@ public func buildRelay(
     let webhookHTTP = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout, allowedPeers: configuration.callbacks.addresses)
 
     let router = Router(context: RelayRequestContext.self)
+    router.middlewares.add(MetricsMiddleware())
     router.middlewares.add(ErrorEnvelopeMiddleware())
-    router.get("/healthz") { _, _ in try JSONResponse.make(.ok, ["status": "ok"]) }
-    router.get("/openapi.yaml") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: openAPI)))
-    }
-    router.get("/metrics") { _, _ in
-        var text: [UInt8] = []
-        metrics.emit(into: &text)
-        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
-    }
     let api = router.group("v1")
         .add(middleware: BearerAuthenticator(store: store))
         .add(middleware: RateLimitMiddleware(policy: configuration.rateLimit, clock: clock))
@@ -68,6 +60,12 @@ public func buildRelay(
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
 
     let gate = UpstreamGate(policy: engine.upstream, clock: clock)
+    let destinations = DestinationGate(policy: engine.destinations)
+    OperationsController(store: store, metrics: metrics,
+                         sampler: MetricsSampler(store: store, upstream: gate, destinations: destinations, clock: clock,
+                                                 failures: FailureBackoff(component: "metrics", logger: logger)),
+                         openAPI: openAPI).addRoutes(to: router)
+    MetricsSampler.recordStart(at: clock.now())
     let upstream: UpstreamClient
     let upstreamDescription: String
     switch configuration.upstream {
@@ -98,7 +96,7 @@ public func buildRelay(
     }
     let workers = [
         worker(Dispatcher(store: store, http: webhookHTTP, clock: clock,
-                          leases: stages.leases(for: "dispatcher"), gate: DestinationGate(policy: engine.destinations),
+                          leases: stages.leases(for: "dispatcher"), gate: destinations,
                           configuration: engine, logger: logger),
                concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
         worker(Poller(context: stages), concurrency: engine.pollConcurrency, wake: wakeups.poller),

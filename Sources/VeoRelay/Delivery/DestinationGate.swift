@@ -67,6 +67,11 @@ public final class DestinationGate: Sendable {
         destinations.withLock { all in all[key]?.breaker.isOpen(at: now) ?? false }
     }
 
+    /// How many destinations' circuits are open (for metrics).
+    public func openCircuits(at now: Date) -> Int {
+        destinations.withLock { all in all.values.count { $0.breaker.isOpen(at: now) } }
+    }
+
     private func admits(_ destination: Destination, now: Date) -> Bool {
         switch destination.breaker.permission(at: now) {
         case .allowed: destination.inFlight < policy.maxConcurrent

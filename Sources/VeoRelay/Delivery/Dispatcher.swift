@@ -50,15 +50,16 @@ public struct Dispatcher: PipelineStage {
                                       latency: outcome.latency, error: outcome.error, responseExcerpt: outcome.excerpt)
         let resolution = resolve(outcome, attemptsMade: delivery.attempts + 1, now: clock.now())
         Counter(label: "veo_relay_delivery_attempts_total", dimensions: [("result", Self.label(resolution))]).increment()
-        Timer(label: "veo_relay_delivery_latency_seconds").recordSeconds(outcome.latency)
+        Timer(label: "veo_relay_delivery_duration_seconds").recordSeconds(outcome.latency)
+        if resolution == .exhausted { Counter(label: "veo_relay_dead_letters_total").increment() }
         logger.info("delivery attempt", metadata: [
-            "event": "\(delivery.eventID)", "task": "\(delivery.taskID)", "attempt": "\(delivery.attempts + 1)",
+            "event_id": "\(delivery.eventID)", "task_id": "\(delivery.taskID)", "attempt": "\(delivery.attempts + 1)",
             "status": "\(outcome.statusCode.map(String.init) ?? "-")", "result": "\(Self.label(resolution))",
         ])
         do {
             try await store.recordAttempt(attempt, resolution: resolution, lease: claim.lease)
         } catch {
-            logger.error("could not record delivery attempt", metadata: ["event": "\(delivery.eventID)", "error": "\(error)"])
+            logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "\(error)"])
         }
     }
 

@@ -39,11 +39,11 @@ public struct Poller: PipelineStage {
                 context.schedule.estimates.record(view.actualTime ?? now.timeIntervalSince(submittedAt), for: task.request.model)
             }
             if task.state.isTerminal {
-                context.logger.info("task ended", metadata: ["task": "\(task.id)", "status": "\(view.status)"])
+                context.logger.info("task ended", metadata: ["task_id": "\(task.id)", "status": "\(view.status)"])
             }
             try await context.events.save(task, lease: lease, announcing: event)
         } catch {
-            context.logger.error("poll step failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+            context.logger.error("poll step failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
         }
     }
 
@@ -71,7 +71,7 @@ public struct Poller: PipelineStage {
         default:
             break
         }
-        context.logger.warning("poll failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+        context.logger.warning("poll failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
         let retryAfter: TimeInterval? = if case .transient(_, _, let value) = error { value } else { nil }
         let delay = context.configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)
         task.retry(at: now.addingTimeInterval(max(delay, context.configuration.polling.floor)))

@@ -53,18 +53,18 @@ public struct Submitter: PipelineStage {
                 // judged the outcome unknown meanwhile. The paid job must still be traceable.
                 let recorded = try await context.store.recordLateSubmission(taskID: task.id, submission)
                 context.logger.error("submission answered after its lease expired", metadata: [
-                    "task": "\(task.id)", "upstream_task": "\(submission.taskID)", "recorded": "\(recorded)"])
+                    "task_id": "\(task.id)", "upstream_task_id": "\(submission.taskID)", "recorded": "\(recorded)"])
                 return
             }
-            context.logger.info("submitted", metadata: ["task": "\(task.id)", "upstream_task": "\(submission.taskID)"])
+            context.logger.info("submitted", metadata: ["task_id": "\(task.id)", "upstream_task_id": "\(submission.taskID)"])
         } catch {
-            context.logger.error("submission step failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+            context.logger.error("submission step failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
         }
     }
 
     private func handle(_ error: UpstreamError, task: inout RelayTask, lease: Lease) async throws {
         Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", Self.outcome(error))]).increment()
-        context.logger.warning("submission failed", metadata: ["task": "\(task.id)", "error": "\(error)"])
+        context.logger.warning("submission failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
         let now = context.clock.now()
         switch error {
         case .transient(_, _, let retryAfter):

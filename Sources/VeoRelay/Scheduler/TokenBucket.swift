@@ -26,6 +26,12 @@ public struct TokenBucket: Sendable, Equatable {
         tokens = min(burst, tokens + Double(count))
     }
 
+    /// Tokens available now (for metrics).
+    public mutating func available(at now: Date) -> Double {
+        refill(at: now)
+        return tokens
+    }
+
     /// Seconds until one token is available.
     public mutating func wait(at now: Date) -> TimeInterval {
         refill(at: now)

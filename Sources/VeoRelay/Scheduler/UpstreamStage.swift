@@ -56,7 +56,7 @@ public struct UpstreamStageContext: Sendable {
         gate.refund(1)
         let type = task.fail(.timeout, message: "The task did not finish within \(deadline.unixSeconds - task.createdAt.unixSeconds) s.",
                              at: now)
-        logger.warning("task timed out", metadata: ["task": "\(task.id)"])
+        logger.warning("task timed out", metadata: ["task_id": "\(task.id)"])
         try await events.save(task, lease: lease, announcing: type)
         return true
     }

@@ -125,8 +125,8 @@ public struct SystemResolver: HostResolver {
     struct ResolutionError: Error { var host: String }
 }
 
-/// A resolver whose answer is given up on after `timeout`. A lookup already running cannot be
-/// interrupted, so the caller is answered when the time is up and the lookup finishes on its own.
+/// A resolver whose answer is given up on after `timeout` (a lookup cannot be interrupted; it
+/// finishes on its own).
 public struct TimeLimitedResolver: HostResolver {
     let base: any HostResolver
     let timeout: Duration
@@ -136,42 +136,7 @@ public struct TimeLimitedResolver: HostResolver {
         self.timeout = timeout
     }
 
-    public struct TimedOut: Error {}
-
     public func addresses(of host: String) async throws -> [[UInt8]] {
-        let answer = FirstAnswer<[[UInt8]]>()
-        return try await withCheckedThrowingContinuation { continuation in
-            answer.deliver(to: continuation)
-            let lookup = Task { [base] in
-                answer.resolve(with: await Result { () async throws -> [[UInt8]] in try await base.addresses(of: host) })
-            }
-            Task { [timeout] in
-                try? await Task.sleep(for: timeout)
-                answer.resolve(with: .failure(TimedOut()))
-                lookup.cancel()
-            }
-        }
-    }
-}
-
-/// Resumes a continuation with whichever result comes first; later ones are dropped.
-final class FirstAnswer<T: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
-
-    func deliver(to continuation: CheckedContinuation<T, any Error>) {
-        self.continuation.withLock { $0 = continuation }
-    }
-
-    func resolve(with result: Result<T, any Error>) {
-        continuation.withLock { waiting in
-            defer { waiting = nil }
-            return waiting
-        }?.resume(with: result)
-    }
-}
-
-extension Result where Failure == any Error {
-    init(catching body: () async throws -> Success) async {
-        do { self = .success(try await body()) } catch { self = .failure(error) }
+        try await answer(within: timeout) { [base] in try await base.addresses(of: host) }
     }
 }

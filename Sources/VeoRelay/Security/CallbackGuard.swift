@@ -51,7 +51,7 @@ public struct CallbackGuard: Sendable {
         } else {
             do {
                 addresses = try await resolver.addresses(of: host)
-            } catch is TimeLimitedResolver.TimedOut {
+            } catch is TimedOut {
                 throw ValidationFailure(param: param, "\(param)'s host '\(host)' did not resolve in time.")
             } catch {
                 throw ValidationFailure(param: param, "\(param)'s host '\(host)' does not resolve.")

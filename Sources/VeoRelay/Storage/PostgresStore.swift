@@ -77,6 +77,20 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func backlog(now: Date) async throws -> BacklogStatistics {
+        var bindings = PostgresBindings()
+        bindings.append(now.timeIntervalSince1970)
+        return try BacklogQuery.statistics(from: try await rows(PostgresQuery(unsafeSQL: BacklogQuery.sql(now: "$1"), binds: bindings)))
+    }
+
+    public func checkReady() async throws {
+        let applied = Set(try await rows("SELECT name FROM schema_migrations").map { try $0.text("name") })
+        let missing = PostgresMigrations.steps.map(\.name).filter { !applied.contains($0) }
+        guard missing.isEmpty else {
+            throw StoreNotReady(description: "the database lacks migrations \(missing.joined(separator: ", "))")
+        }
+    }
+
     // MARK: Tasks
 
     public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {

@@ -107,3 +107,32 @@ enum RowMapping {
                      revokedAt: try row.optionalDate("revoked_at"), rotationEndsAt: try row.optionalDate("previous_secret_expires_at"))
     }
 }
+
+/// One query for `Store.backlog`, shared by both stores: a row per task state with its count, then
+/// one row per stage with its oldest due time (each an index range on `(state, due time)`).
+enum BacklogQuery {
+    /// The SQL with `parameter` standing for "now" (`?` for SQLite, `$1` for PostgreSQL).
+    static func sql(now parameter: String) -> String {
+        """
+        SELECT state AS kind, count(*) AS count, CAST(NULL AS REAL) AS oldest FROM tasks GROUP BY state
+        UNION ALL SELECT 'submission', 0, min(next_run_at) FROM tasks WHERE state = 'queued' AND next_run_at <= \(parameter)
+        UNION ALL SELECT 'poll', 0, min(next_run_at) FROM tasks WHERE state = 'running' AND next_run_at <= \(parameter)
+        UNION ALL SELECT 'delivery', 0, min(next_attempt_at) FROM events WHERE state = 'pending' AND next_attempt_at <= \(parameter)
+        """
+    }
+
+    static func statistics(from rows: [some StoredRow]) throws -> BacklogStatistics {
+        var statistics = BacklogStatistics()
+        for row in rows {
+            let kind = try row.text("kind")
+            switch kind {
+            case "submission": statistics.oldestDueSubmission = try row.optionalDate("oldest")
+            case "poll": statistics.oldestDuePoll = try row.optionalDate("oldest")
+            case "delivery": statistics.oldestDueDelivery = try row.optionalDate("oldest")
+            default:
+                if let state = TaskState(rawValue: kind) { statistics.tasksByState[state] = try row.integer("count") }
+            }
+        }
+        return statistics
+    }
+}

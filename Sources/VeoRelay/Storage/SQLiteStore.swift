@@ -14,6 +14,19 @@ public final class SQLiteStore: Store {
         try SQLiteMigrations.migrator.migrate(pool)
     }
 
+    public func backlog(now: Date) async throws -> BacklogStatistics {
+        let now = now.timeIntervalSince1970
+        return try await pool.read { db in
+            try BacklogQuery.statistics(from: Row.fetchAll(db, sql: BacklogQuery.sql(now: "?"), arguments: [now, now, now]))
+        }
+    }
+
+    public func checkReady() async throws {
+        guard try await pool.read({ db in try SQLiteMigrations.migrator.hasCompletedMigrations(db) }) else {
+            throw StoreNotReady(description: "the database lacks migrations of this build")
+        }
+    }
+
     // MARK: Tasks
 
     public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {

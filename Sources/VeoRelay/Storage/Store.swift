@@ -69,6 +69,15 @@ public struct DeliveryRecord: Sendable, Equatable {
     public var attemptLog: [DeliveryAttempt]
 }
 
+/// How much work is waiting, for the metrics operators alert on.
+public struct BacklogStatistics: Sendable, Equatable {
+    public var tasksByState: [TaskState: Int] = [:]
+    /// Due time of the most overdue queued submission, poll and pending delivery; nil when none is due.
+    public var oldestDueSubmission: Date?
+    public var oldestDuePoll: Date?
+    public var oldestDueDelivery: Date?
+}
+
 /// A client as `keys list` shows it: never its key, never its secret.
 public struct ClientRecord: Sendable, Equatable {
     public var id: String
@@ -233,8 +242,20 @@ public protocol Store: Sendable {
     /// keys that were removed from the configuration); returns how many.
     func revokeClients(prefix: String, keeping keep: Set<String>, at date: Date) async throws -> Int
 
+    /// Tasks by state and the oldest due work of each stage, as of `now`.
+    func backlog(now: Date) async throws -> BacklogStatistics
+
+    /// Returns when the database answers and holds every migration this build knows (readiness);
+    /// throws `StoreNotReady` or the database's error otherwise.
+    func checkReady() async throws
+
     /// Releases connections; the store is not used afterwards.
     func close()
+}
+
+/// The database answers but is not the schema this build expects.
+public struct StoreNotReady: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// The database named in the configuration cannot be used; says which and why, in one line.

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -81,7 +82,7 @@ public struct UpstreamClient: Sendable {
     /// answer that names no task may still mean one was created, so those are outcome-unknown.
     public func submit(_ request: GenerationRequest) async throws(UpstreamError) -> UpstreamSubmission {
         let body = try? JSONCoding.encode(request)
-        let response = try await send(.POST, path: "/v1/videos/generations", body: body, resendable: false)
+        let response = try await send(.POST, path: "/v1/videos/generations", body: body, endpoint: "submit", resendable: false)
         switch response.effectiveStatus {
         case 200..<300:
             guard let taskID = UpstreamAnswer.submittedTaskID(in: response.json) else {
@@ -99,7 +100,7 @@ public struct UpstreamClient: Sendable {
 
     public func task(id: String) async throws(UpstreamError) -> UpstreamTaskView {
         let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
-        let response = try await send(.GET, path: "/v1/tasks/\(escaped)", body: nil, resendable: true)
+        let response = try await send(.GET, path: "/v1/tasks/\(escaped)", body: nil, endpoint: "poll", resendable: true)
         switch response.effectiveStatus {
         case 200..<300:
             guard let json = response.json, let view = UpstreamAnswer.taskView(from: json) else {
@@ -130,7 +131,7 @@ public struct UpstreamClient: Sendable {
         var message: String { json.flatMap(UpstreamTaskView.message(in:)) ?? "HTTP \(effectiveStatus)" }
     }
 
-    private func send(_ method: HTTPMethod, path: String, body: Data?, resendable: Bool) async throws(UpstreamError) -> Response {
+    private func send(_ method: HTTPMethod, path: String, body: Data?, endpoint: String, resendable: Bool) async throws(UpstreamError) -> Response {
         var request = HTTPClientRequest(url: location() + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(apiKey.value)")
@@ -138,6 +139,12 @@ public struct UpstreamClient: Sendable {
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let started = ContinuousClock.now
+        func measured(_ statusClass: String) {
+            Counter(label: "veo_relay_upstream_requests_total", dimensions: [("endpoint", endpoint), ("status_class", statusClass)]).increment()
+            Timer(label: "veo_relay_upstream_request_duration_seconds", dimensions: [("endpoint", endpoint)])
+                .record(duration: ContinuousClock.now - started)
         }
         do {
             let response = try await http.execute(request, timeout: timeout)
@@ -147,9 +154,11 @@ public struct UpstreamClient: Sendable {
             let bytes = Data(buffer: try await response.body.collect(upTo: 1 << 20))
             // Recorded once, after the whole answer arrived: a connection lost mid-body is a failure.
             gate?.record(status == 429 ? .throttled(retryAfter: retryAfter) : status >= 500 ? .failed : .answered)
+            measured("\(status / 100)xx")
             return Response(status: status, json: try? JSONValue.parse(bytes), excerpt: UpstreamAnswer.excerpt(bytes), retryAfter: retryAfter)
         } catch {
             gate?.record(.failed)
+            measured("error")
             if resendable || Self.neverSent(error) {
                 throw .transient(status: nil, message: "\(error)", retryAfter: nil)
             }

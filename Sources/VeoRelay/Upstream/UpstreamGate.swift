@@ -81,6 +81,12 @@ public final class UpstreamGate: Sendable {
         return state.withLock { $0.breaker.isOpen(at: now) }
     }
 
+    /// Request budget left now (for metrics).
+    public func availableTokens() -> Double {
+        let now = clock.now()
+        return state.withLock { $0.bucket.available(at: now) }
+    }
+
     enum Outcome {
         /// The upstream answered as a working service (2xx, or a 4xx about the request).
         case answered

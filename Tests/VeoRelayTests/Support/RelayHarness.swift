@@ -113,6 +113,12 @@ struct RelayHarness: Sendable {
     /// A valid request body with the receiver as callback.
     func request(prompt: String = "a golden retriever running on the beach, sunset, cinematic",
                  extra: [String: JSONValue] = [:]) -> JSONValue {
+        Self.generation(callbackURL: callbackURL, prompt: prompt, extra: extra)
+    }
+
+    /// A valid request body with `callbackURL` as callback.
+    static func generation(callbackURL: String, prompt: String = "a golden retriever running on the beach, sunset, cinematic",
+                           extra: [String: JSONValue] = [:]) -> JSONValue {
         var fields: [String: JSONValue] = ["model": .string("veo3.1-fast-official"), "prompt": .string(prompt),
                                            "callback_url": .string(callbackURL)]
         fields.merge(extra) { $1 }
@@ -129,6 +135,8 @@ struct APIClient: Sendable {
         var status: Int
         var json: JSONValue
         var headers: [String: String] = [:]
+        /// The body as text (for answers that are not JSON, like `/metrics`).
+        var text = ""
 
         var taskID: String? {
             guard case .array(let entries)? = json["data"] else { return nil }
@@ -160,7 +168,8 @@ struct APIClient: Sendable {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 1 << 20)
         return Answer(status: Int(response.status.code), json: (try? JSONValue.parse(Data(buffer: bytes))) ?? .null,
-                      headers: Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }) { $1 })
+                      headers: Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }) { $1 },
+                      text: String(buffer: bytes))
     }
 
     /// Submits and returns the relay task id.

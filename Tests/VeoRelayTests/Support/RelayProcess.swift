@@ -13,6 +13,12 @@ final class RelayProcess: @unchecked Sendable {
             .first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0].appendingPathComponent("veo-relay")
     }()
 
+    /// The configuration tests run `serve` with: the test key and secret, callbacks on loopback.
+    static let testEnvironment = [
+        "VEO_RELAY_API_KEYS": RelayHarness.apiKey, "VEO_RELAY_WEBHOOK_SECRET": RelayHarness.secret,
+        "VEO_RELAY_CALLBACK_ALLOW_HTTP": "true", "VEO_RELAY_CALLBACK_ALLOW_CIDRS": "127.0.0.0/8",
+    ]
+
     /// Output beyond this much is a flood: the process is killed and the test fails.
     static let outputLimit = 256 * 1024
 
@@ -77,6 +83,23 @@ final class RelayProcess: @unchecked Sendable {
         try await eventually("veo-relay to print '\(text)'", within: .seconds(60)) {
             self.standardOutput.contains(text) || self.standardError.contains(text)
         }
+    }
+
+    /// Runs `body`; if it fails, the error carries the end of what the process logged.
+    func explaining<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw TestFailure("\(error); veo-relay logged: \(standardError.suffix(3_000))")
+        }
+    }
+
+    /// The port `serve` reports in its banner, once it is listening.
+    func listeningPort() async throws -> Int {
+        try await waitForOutput("listening on http://127.0.0.1:")
+        let port = standardOutput.firstMatch(of: /listening on http:\/\/127\.0\.0\.1:(\d+)/)?.1
+        guard let port = port.flatMap({ Int($0) }) else { throw TestFailure("no port in the banner: \(standardOutput)") }
+        return port
     }
 
     deinit {

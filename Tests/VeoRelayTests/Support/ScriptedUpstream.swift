@@ -15,10 +15,18 @@ final class ScriptedUpstream: Sendable {
 
     private let submissions = Mutex(0)
     private let polls = Mutex(0)
+    private let answerSubmission: @Sendable (_ submission: Int) -> Answer
     private let answerPoll: @Sendable (_ poll: Int) -> Answer
 
-    init(poll: @escaping @Sendable (_ poll: Int) -> Answer) {
+    init(submit: @escaping @Sendable (_ submission: Int) -> Answer = ScriptedUpstream.accepted,
+         poll: @escaping @Sendable (_ poll: Int) -> Answer) {
+        answerSubmission = submit
         answerPoll = poll
+    }
+
+    /// A submission taken as `scripted_<number>`.
+    static func accepted(_ number: Int) -> Answer {
+        Answer(body: #"{"code": 200, "data": [{"status": "submitted", "task_id": "scripted_\#(number)"}]}"#)
     }
 
     var submissionCount: Int { submissions.withLock { $0 } }
@@ -31,7 +39,7 @@ final class ScriptedUpstream: Sendable {
                 count += 1
                 return count
             }
-            return Self.response(Answer(body: #"{"code": 200, "data": [{"status": "submitted", "task_id": "scripted_\#(number)"}]}"#))
+            return Self.response(self.answerSubmission(number))
         }
         router.get("/v1/tasks/:id") { _, _ in
             let number = self.polls.withLock { count in
