@@ -75,6 +75,11 @@ check(json.loads(final_by["VOLUME"][-1]) == ["/data"], "VOLUME /data")
 check(any("libsqlite3-0" in run and "ca-certificates" in run and "tzdata" in run for run in final_by["RUN"]),
       "the runtime stage installs libsqlite3-0, ca-certificates, tzdata")
 check(dockerfile.envs.get("VEO_RELAY_DATABASE", "").startswith("/data/"), "the SQLite file lives on /data")
+build_stage = instructions[:max(n for n, i in enumerate(instructions) if i["instruction"] == "FROM")]
+check([i["value"] for i in build_stage if i["instruction"] == "RUN"][-1] == "scripts/build-release /staging",
+      "the build stage ends with scripts/build-release /staging, the build check-deploy repeats")
+# The runtime stage's variables, for check-deploy to start the binary with.
+(work / "image.env").write_text("".join(f"{name}={value}\n" for name, value in dockerfile.envs.items()))
 
 # Queries: only metrics of the README's table.
 readme = (root / "README.md").read_text()

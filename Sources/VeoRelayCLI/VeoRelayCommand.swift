@@ -51,22 +51,17 @@ struct LoggingOptions: ParsableArguments {
         let text = logLevel ?? Env.string("LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: text) else { throw ValidationError("unknown log level '\(text)'") }
         let format = logFormat ?? Env.string("VEO_RELAY_LOG_FORMAT") ?? "text"
+        let makeHandler: @Sendable (String) -> any LogHandler
         switch format {
-        case "text":
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-        case "json":
-            Console.jsonLogs.store(true, ordering: .relaxed)
-            LoggingSystem.bootstrap { label in
-                var handler = JSONLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            }
-        default:
-            throw ValidationError("unknown log format '\(format)' (text or json)")
+        case "text": makeHandler = StreamLogHandler.standardError(label:)
+        case "json": makeHandler = JSONLogHandler.init(label:)
+        default: throw ValidationError("unknown log format '\(format)' (text or json)")
+        }
+        Console.jsonLogs.store(format == "json", ordering: .relaxed)
+        LoggingSystem.bootstrap { label in
+            var handler = makeHandler(label)
+            handler.logLevel = level
+            return handler
         }
         return Logger(label: label)
     }

@@ -76,9 +76,8 @@ struct StartupTests {
         let relay = try RelayProcess(["serve", "--port", "0", "--drain-timeout", "1s"], environment: RelayProcess.testEnvironment)
         let port = try await relay.listeningPort()
         let callback = receiverServer.baseURL + "/hook"
-        _ = try await APIClient(baseURL: "http://127.0.0.1:\(port)").submit(.object([
-            "model": .string("veo3.1-fast-official"), "prompt": .string("a cat"), "callback_url": .string(callback),
-            "callback_events": .array([.string("task.submitted")])]))
+        _ = try await APIClient(baseURL: "http://127.0.0.1:\(port)").submit(RelayHarness.generation(
+            callbackURL: callback, prompt: "a cat", extra: ["callback_events": .array([.string("task.submitted")])]))
         _ = try await receiver.next() // the webhook is in flight and its receiver never answers
 
         relay.signal(SIGTERM)

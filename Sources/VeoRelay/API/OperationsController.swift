@@ -33,16 +33,17 @@ struct OperationsController {
     /// otherwise 503 with the reason, so a load balancer sends the work elsewhere.
     func readiness() async throws -> Response {
         // Request handlers run inside the server's service, which is told first when the relay stops.
-        if Task.isShuttingDownGracefully {
-            return try JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": "the relay is stopping"])
+        func unavailable(_ reason: String) throws -> Response {
+            try JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": reason])
         }
+        if Task.isShuttingDownGracefully { return try unavailable("the relay is stopping") }
         do {
             try await answer(within: Self.readinessTimeout) { [store] in try await store.checkReady() }
             return try JSONResponse.make(.ok, ["status": "ready"])
         } catch is TimedOut {
-            return try JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": "the database did not answer within \(Self.readinessTimeout)"])
+            return try unavailable("the database did not answer within \(Self.readinessTimeout)")
         } catch {
-            return try JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": "the database is not usable: \(Self.reason(error))"])
+            return try unavailable("the database is not usable: \(Self.reason(error))")
         }
     }
 

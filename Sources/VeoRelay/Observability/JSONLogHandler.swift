@@ -10,11 +10,12 @@ public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
-    private let output: LineOutput
 
-    public init(label: String, output: LineOutput = .standardError) {
+    /// One write per line, serialised, so concurrent entries never interleave.
+    private static let standardError = Mutex(FileHandle.standardError)
+
+    public init(label: String) {
         self.label = label
-        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -31,7 +32,7 @@ public struct JSONLogHandler: LogHandler {
         object["label"] = .string(label)
         object["message"] = .string(event.message.description)
         guard let line = try? JSONCoding.encode(JSONValue.object(object)) else { return }
-        output.write(line + [UInt8(ascii: "\n")])
+        Self.standardError.withLock { $0.write(line + [UInt8(ascii: "\n")]) }
     }
 
     static func json(_ value: Logger.Metadata.Value) -> JSONValue {
@@ -40,21 +41,6 @@ public struct JSONLogHandler: LogHandler {
         case .stringConvertible(let value): .string(value.description)
         case .array(let values): .array(values.map(json))
         case .dictionary(let values): .object(values.mapValues(json))
-        }
-    }
-
-    /// Where lines go; one write per line, serialised, so concurrent entries never interleave.
-    public final class LineOutput: Sendable {
-        private let handle: Mutex<FileHandle>
-
-        public init(_ handle: FileHandle) {
-            self.handle = Mutex(handle)
-        }
-
-        public static let standardError = LineOutput(.standardError)
-
-        func write(_ line: Data) {
-            handle.withLock { $0.write(line) }
         }
     }
 }

@@ -16,7 +16,7 @@ enum TestPostgres {
     }
 
     /// Takes a database away from its users, as an outage would: new connections are refused and
-    /// open ones are ended. `available(_:)` gives it back.
+    /// open ones are ended. `giveBack(_:)` gives it back.
     static func takeAway(_ url: String) async throws {
         let name = try databaseName(url)
         try await administer("ALTER DATABASE \(name) ALLOW_CONNECTIONS false")
@@ -47,4 +47,3 @@ enum TestPostgres {
         try await client.query(PostgresQuery(unsafeSQL: sql))
     }
 }
-
