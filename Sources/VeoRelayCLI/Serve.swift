@@ -114,10 +114,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long SIGTERM/SIGINT may drain in-flight work before it is cut short; a second signal stops at once. [env: VEO_RELAY_DRAIN_TIMEOUT] (default: 25s)")
     var drainTimeout: String?
 
+    @Option(help: "After SIGTERM/SIGINT, keep serving this long with /readyz failing before the server closes, so load balancers stop routing here first; part of the drain timeout. [env: VEO_RELAY_READINESS_GRACE] (default: 0s)")
+    var readinessGrace: String?
+
     @Option(help: "Simulator only: multiply job durations by this factor. [env: VEO_RELAY_SIMULATOR_TIME_SCALE] (default: 0.1)")
     var simulatorTimeScale: Double?
 
     @OptionGroup var logging: LoggingOptions
+
+    @OptionGroup var tracing: TracingOptions
 
     func configuration() throws -> RelayConfiguration {
         var configuration = RelayConfiguration()
@@ -170,6 +175,7 @@ struct Serve: AsyncParsableCommand {
         engine.attemptRetention = try Env.duration(attemptRetention, "VEO_RELAY_ATTEMPT_RETENTION") ?? engine.attemptRetention
         configuration.engine = engine
         configuration.drainTimeout = try Env.duration(drainTimeout, "VEO_RELAY_DRAIN_TIMEOUT") ?? configuration.drainTimeout
+        configuration.readinessGrace = try Env.duration(readinessGrace, "VEO_RELAY_READINESS_GRACE") ?? configuration.readinessGrace
         return configuration
     }
 
@@ -194,11 +200,13 @@ struct Serve: AsyncParsableCommand {
         do {
             let configuration = try configuration()
             startup.address = "\(configuration.host):\(configuration.port)"
+            let tracer = try tracing.bootstrap(logger: logger)
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
             let relay = try await buildRelay(configuration, logger: logger, metrics: registry) { port in startup.listening(on: port) }
             startup.banner = { port in Banner(configuration: configuration, relay: relay, port: port).text }
-            let group = ServiceGroup(configuration: .init(services: [relay.application], logger: logger)
+            let group = ServiceGroup(configuration: .init(services: Array(tracer.map { [$0] } ?? []) + [relay.application, relay.readinessWithdrawal],
+                                                             logger: logger)
                 .drained(within: configuration.drainTimeout))
             let signals = ShutdownSignals(group: group, drainTimeout: configuration.drainTimeout)
             try await group.run()

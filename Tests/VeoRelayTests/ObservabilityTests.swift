@@ -1,4 +1,6 @@
 import Foundation
+import Hummingbird
+import Synchronization
 import Testing
 @testable import VeoRelay
 
@@ -71,15 +73,24 @@ import Testing
         for server in [upstreamServer, healthyServer, failingServer] { try await server.stop() }
     }
 
-    @Test func readinessFollowsTheDatabaseWithoutARestart() async throws {
-        let relay = try RelayProcess(["serve", "--port", "0"], environment: RelayProcess.testEnvironment)
-        let api = APIClient(baseURL: "http://127.0.0.1:\(try await relay.listeningPort())", key: nil)
+    /// A stopping relay fails readiness first and keeps serving through its grace (here long enough
+    /// that the test, not the clock, ends it with the second signal).
+    @Test func readinessIsWithdrawnWhileTheRelayKeepsServingAtStop() async throws {
+        let relay = try RelayProcess(["serve", "--port", "0", "--readiness-grace", "3600s", "--drain-timeout", "7200s"],
+                                     environment: RelayProcess.testEnvironment)
+        let api = APIClient(baseURL: "http://127.0.0.1:\(try await relay.listeningPort())")
         let ready = try await api.get("/readyz")
         #expect(ready.status == 200)
         #expect(ready.json["status"]?.stringValue == "ready")
-        #expect(try await api.get("/healthz").status == 200)
+
         relay.signal(SIGTERM)
-        #expect(try await relay.exitStatus() == 0)
+        try await eventually("/readyz to turn 503") { try await api.get("/readyz").status == 503 }
+        let stopping = try await api.get("/readyz")
+        #expect(stopping.json["reason"]?.stringValue == "the relay is stopping", "\(stopping.json)")
+        #expect(try await api.get("/healthz").status == 200)
+        _ = try await api.submit(RelayHarness.generation(callbackURL: "http://127.0.0.1:9/hook"))
+        relay.signal(SIGTERM)
+        #expect(try await relay.exitStatus() == 128 + SIGTERM, "the second signal stops at once")
     }
 
     /// The relay's PostgreSQL database taken away under it (connections ended, new ones refused):
@@ -115,7 +126,7 @@ import Testing
     @Test func jsonLogsAreOneObjectPerLineWithTaskIDs() async throws {
         let receiver = WebhookReceiver()
         let receiverServer = try await receiver.start()
-        let relay = try RelayProcess(["serve", "--port", "0", "--log-format", "json"], environment: RelayProcess.testEnvironment)
+        let relay = try RelayProcess(["serve", "--port", "0", "--log-format", "json", "--simulator-time-scale", "0.01"], environment: RelayProcess.testEnvironment)
         let api = APIClient(baseURL: "http://127.0.0.1:\(try await relay.listeningPort())")
         let taskID = try await api.submit(RelayHarness.generation(callbackURL: receiverServer.baseURL + "/hook"))
         _ = try await receiver.next()
@@ -141,6 +152,89 @@ import Testing
         #expect(delivery?["task_id"] as? String == taskID)
         #expect((delivery?["event_id"] as? String)?.hasPrefix("msg_") == true)
         try await receiverServer.stop()
+    }
+
+    /// With an OTLP/HTTP collector configured, a task is one trace: the intake request's span is the
+    /// parent of the submission, every poll and the delivery attempt, and the webhook request carries
+    /// the context of the HTTP client span under that attempt.
+    @Test func aTaskIsOneTraceFromIntakeToDelivery() async throws {
+        let collector = SpanCollector()
+        let collectorServer = try await collector.start()
+        let receiver = WebhookReceiver()
+        let receiverServer = try await receiver.start()
+        var environment = RelayProcess.testEnvironment
+        environment["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/json"
+        let relay = try RelayProcess(["serve", "--port", "0", "--simulator-time-scale", "0.01", "--otel-endpoint", collectorServer.baseURL],
+                                     environment: environment)
+        let api = APIClient(baseURL: "http://127.0.0.1:\(try await relay.listeningPort())")
+        let taskID = try await api.submit(RelayHarness.generation(callbackURL: receiverServer.baseURL + "/hook"))
+        let delivery = try #require(try await receiver.next().first)
+        relay.signal(SIGTERM)
+        #expect(try await relay.exitStatus() == 0, "\(relay.standardError.suffix(2_000))")
+        try await receiverServer.stop()
+        try await collectorServer.stop()
+
+        // Stopping flushed every span; those of this task share one trace rooted at the intake.
+        let spans = collector.spans
+        let intake = try #require(spans.first { $0.name == "/v1/videos/generations" && $0.kind == 2 }, "\(spans.map(\.name))")
+        let ofTask = spans.filter { $0.taskID == taskID }
+        #expect(Set(ofTask.map(\.name)).isSuperset(of: ["veo.submit", "veo.poll", "webhook.deliver"]), "\(ofTask.map(\.name))")
+        for span in ofTask {
+            #expect(span.traceID == intake.traceID, "\(span.name) is in the intake's trace")
+            #expect(span.parentSpanID == intake.spanID, "\(span.name) is a child of the intake span")
+        }
+        let deliverSpan = try #require(ofTask.first { $0.name == "webhook.deliver" })
+        let sent = try #require(delivery.traceParent?.firstMatch(of: /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/), "\(delivery.traceParent ?? "none")")
+        #expect(String(sent.1) == intake.traceID)
+        let request = try #require(spans.first { $0.spanID == String(sent.2) }, "the webhook's traceparent names an exported span")
+        #expect(request.parentSpanID == deliverSpan.spanID && request.kind == 3, "the HTTP client span of the attempt: \(request)")
+    }
+}
+
+/// An OTLP/HTTP (JSON) trace collector: keeps every span it is sent.
+final class SpanCollector: Sendable {
+    struct Span: Sendable {
+        var name: String
+        var kind: Int
+        var traceID: String
+        var spanID: String
+        var parentSpanID: String
+        var taskID: String?
+    }
+
+    private let received = Mutex<[Span]>([])
+
+    var spans: [Span] { received.withLock { $0 } }
+
+    func start() async throws -> RunningServer {
+        let router = Router()
+        router.post("/v1/traces") { request, _ in
+            var request = request
+            let body = try JSONValue.parse(Data(buffer: try await request.collectBody(upTo: 16 << 20)))
+            let spans = Self.list(body["resourceSpans"]).flatMap { Self.list($0["scopeSpans"]) }
+                .flatMap { Self.list($0["spans"]) }.map(Self.span)
+            self.received.withLock { $0 += spans }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{}")))
+        }
+        return try await RunningServer.start(router: router)
+    }
+
+    static func span(_ json: JSONValue) -> Span {
+        let taskID = list(json["attributes"]).first { $0["key"]?.stringValue == "veo_relay.task_id" }?["value"]?["stringValue"]
+        return Span(name: json["name"]?.stringValue ?? "", kind: json["kind"]?.numberValue.map { Int($0) } ?? 0,
+                    traceID: hex(json["traceId"]), spanID: hex(json["spanId"]), parentSpanID: hex(json["parentSpanId"]),
+                    taskID: taskID?.stringValue)
+    }
+
+    private static func list(_ value: JSONValue?) -> [JSONValue] {
+        if case .array(let items)? = value { items } else { [] }
+    }
+
+    /// OTLP/JSON asks for hex ids; protobuf's JSON mapping gives base64. Either becomes hex.
+    static func hex(_ value: JSONValue?) -> String {
+        guard let text = value?.stringValue, !text.isEmpty else { return "" }
+        if text.count % 16 == 0, text.allSatisfy(\.isHexDigit) { return text.lowercased() }
+        return Data(base64Encoded: text).map { $0.map { String(format: "%02x", $0) }.joined() } ?? text
     }
 }
 

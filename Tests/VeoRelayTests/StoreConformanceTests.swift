@@ -151,6 +151,7 @@ struct StoreConformanceTests {
         #expect(delivery.destination == "hooks.example.com:443")
         #expect(delivery.attempts == 0)
         #expect(delivery.signingSecrets == [fixture.client.signingSecret])
+        #expect(delivery.traceParent == task.traceParent && task.traceParent != nil, "the attempt continues the task's trace")
         try await fixture.store.recordAttempt(fixture.attempt(first.id, status: 204), resolution: .delivered, lease: dispatcher)
         #expect(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: dispatcher,
                                                         excluding: ["hooks.example.com:443"]).isEmpty, "an excluded destination is skipped")
@@ -269,6 +270,7 @@ struct StoreFixture {
             "model": .string("veo3.1-fast-official"), "prompt": .string(prompt), "callback_url": .string("https://hooks.example.com/veo")]))
         var task = RelayTask(clientID: client.id, request: request, now: t0)
         task.nextRunAt = t0.addingTimeInterval(due)
+        task.traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         return task
     }
 

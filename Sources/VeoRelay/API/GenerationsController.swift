@@ -36,7 +36,8 @@ public struct GenerationsController: Sendable {
         } catch {
             throw APIError.validation(error)
         }
-        let task = RelayTask(clientID: client.id, request: relayRequest, now: clock.now())
+        var task = RelayTask(clientID: client.id, request: relayRequest, now: clock.now())
+        task.traceParent = TaskTrace.currentParent()
         switch try await store.insert(task, idempotency: try Self.idempotencyKey(request, json: json)) {
         case .created:
             Counter(label: "veo_relay_tasks_accepted_total").increment()

@@ -1,11 +1,11 @@
 import Hummingbird
 import Prometheus
-import ServiceLifecycle
 
 /// The routes operators and orchestrators call, outside `/v1` and without authentication:
 /// liveness, readiness, metrics and the API description.
 struct OperationsController {
     let store: any Store
+    let stopState: StopState
     let metrics: PrometheusCollectorRegistry
     let sampler: MetricsSampler
     let openAPI: String
@@ -32,11 +32,10 @@ struct OperationsController {
     /// 200 when the database answers with this build's schema and the relay is not stopping;
     /// otherwise 503 with the reason, so a load balancer sends the work elsewhere.
     func readiness() async throws -> Response {
-        // Request handlers run inside the server's service, which is told first when the relay stops.
         func unavailable(_ reason: String) throws -> Response {
             try JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": reason])
         }
-        if Task.isShuttingDownGracefully { return try unavailable("the relay is stopping") }
+        if stopState.isStopping { return try unavailable("the relay is stopping") }
         do {
             try await answer(within: Self.readinessTimeout) { [store] in try await store.checkReady() }
             return try JSONResponse.make(.ok, ["status": "ready"])

@@ -25,6 +25,8 @@ extension RelayConfiguration {
         check.atLeastOne(limits.maxMetadataBytes, "--max-metadata-bytes / VEO_RELAY_MAX_METADATA_BYTES")
         check.atLeastOne(limits.maxURLLength, "--max-url-length / VEO_RELAY_MAX_URL_LENGTH")
         check.positive(drainTimeout, "--drain-timeout / VEO_RELAY_DRAIN_TIMEOUT", maximum: ConfigurationCheck.day)
+        check.require(readinessGrace >= 0 && readinessGrace < drainTimeout, "--readiness-grace / VEO_RELAY_READINESS_GRACE",
+                      "must be at least 0 and shorter than the drain timeout (\(drainTimeout) s), not \(readinessGrace) s")
         engine.validate(into: &check)
         if let problem = check.problems.first { throw ConfigurationError(problem) }
     }

@@ -14,6 +14,8 @@ public struct Relay: Sendable {
     public var routes: [String]
     public var clients: ClientBootstrap.Outcome
     public var upstreamDescription: String
+    /// Runs after `application` in a service group to withdraw readiness before the server stops.
+    public var readinessWithdrawal: ReadinessWithdrawal
 }
 
 /// The wake-up signals that connect the stages.
@@ -51,6 +53,7 @@ public func buildRelay(
     router.middlewares.add(MetricsMiddleware())
     router.middlewares.add(ErrorEnvelopeMiddleware())
     let api = router.group("v1")
+        .add(middleware: TracingMiddleware())
         .add(middleware: BearerAuthenticator(store: store))
         .add(middleware: RateLimitMiddleware(policy: configuration.rateLimit, clock: clock))
     GenerationsController(store: store, validator: RequestValidator(limits: configuration.limits),
@@ -61,7 +64,8 @@ public func buildRelay(
 
     let gate = UpstreamGate(policy: engine.upstream, clock: clock)
     let destinations = DestinationGate(policy: engine.destinations)
-    OperationsController(store: store, metrics: metrics,
+    let stopState = StopState()
+    OperationsController(store: store, stopState: stopState, metrics: metrics,
                          sampler: MetricsSampler(store: store, upstream: gate, destinations: destinations, clock: clock,
                                                  failures: FailureBackoff(component: "metrics", logger: logger)),
                          openAPI: openAPI).addRoutes(to: router)
@@ -119,7 +123,8 @@ public func buildRelay(
         },
         logger: logger)
     return Relay(application: application, routes: router.routes.map(\.description), clients: clients,
-                 upstreamDescription: upstreamDescription)
+                 upstreamDescription: upstreamDescription,
+                 readinessWithdrawal: ReadinessWithdrawal(state: stopState, grace: .seconds(configuration.readinessGrace)))
 }
 
 /// The port the server is listening on, once it is.

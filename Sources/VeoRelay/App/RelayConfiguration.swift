@@ -37,6 +37,9 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public var rateLimit = RateLimitMiddleware.Policy()
     /// How long a graceful stop may drain in-flight work before it is cut short (`serve`).
     public var drainTimeout: TimeInterval = 25
+    /// How long a graceful stop keeps serving with `/readyz` failing before the server closes, so that
+    /// load balancers stop routing here first (`serve`; part of the drain timeout).
+    public var readinessGrace: TimeInterval = 0
     /// Names this process in leases, so several relays can share one database.
     public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(Identifier.make(prefix: "").suffix(6))"
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import Metrics
+import Tracing
 import NIOCore
 
 /// Delivers webhook events: signs each attempt, POSTs it, and decides from the answer whether the
@@ -44,7 +45,14 @@ public struct Dispatcher: PipelineStage {
     public func process(_ claim: Claim) async {
         let delivery = claim.delivery
         let started = clock.now()
-        let outcome = await attempt(delivery, at: started)
+        let outcome: Outcome = await TaskTrace.span("webhook.deliver", continuing: delivery.traceParent, taskID: delivery.taskID) { span in
+            span.attributes["veo_relay.event_id"] = delivery.eventID
+            span.attributes["veo_relay.attempt"] = delivery.attempts + 1
+            let answer = await self.attempt(delivery, at: started)
+            span.attributes["http.response.status_code"] = answer.statusCode
+            if !(200..<300).contains(answer.statusCode ?? 0) { span.setStatus(SpanStatus(code: .error)) }
+            return answer
+        }
         gate.finish(delivery.destination, healthy: outcome.destinationHealthy, at: clock.now())
         let attempt = DeliveryAttempt(eventID: delivery.eventID, attemptedAt: started, statusCode: outcome.statusCode,
                                       latency: outcome.latency, error: outcome.error, responseExcerpt: outcome.excerpt)

@@ -134,6 +134,9 @@ public struct RelayTask: Sendable, Equatable {
     public var nextRunAt: Date?
     /// Consecutive failed attempts at the current step (submission or poll); drives backoff.
     public var failures: Int
+    /// The W3C `traceparent` of the request that created the task, when tracing is on: every later
+    /// span (submission, polls, deliveries), in whichever instance, continues that one trace.
+    public var traceParent: String?
 
     public init(id: String = Identifier.task(), clientID: String, request: RelayRequest, now: Date) {
         self.id = id

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import Tracing
 
 /// Follows running tasks on the upstream until they end, then announces the outcome.
 public struct Poller: PipelineStage {
@@ -26,7 +27,12 @@ public struct Poller: PipelineStage {
             if try await context.expireIfOverdue(&task, lease: lease) { return }
             let view: UpstreamTaskView
             do {
-                view = try await context.upstream.task(id: upstreamID)
+                view = try await TaskTrace.span("veo.poll", continuing: task.traceParent, taskID: task.id) { span throws(UpstreamError) in
+                    let view = try await context.upstream.task(id: upstreamID)
+                    span.attributes["veo_relay.upstream_status"] = view.status
+                    span.attributes["veo_relay.progress"] = view.progress
+                    return view
+                }
             } catch {
                 Counter(label: "veo_relay_polls_total", dimensions: [("outcome", "error")]).increment()
                 try await handle(error, task: &task, lease: lease)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import Tracing
 
 /// Sends queued tasks upstream, exactly once. The task is marked `submitting` in its own transaction
 /// before the request leaves, so a relay that dies mid-request leaves a trace: the next claim finds
@@ -38,7 +39,11 @@ public struct Submitter: PipelineStage {
             try await context.store.save(task, lease: lease, keepLease: true, event: nil)
             let submission: UpstreamSubmission
             do {
-                submission = try await context.upstream.submit(task.request)
+                submission = try await TaskTrace.span("veo.submit", continuing: task.traceParent, taskID: task.id) { [request = task.request] span throws(UpstreamError) in
+                    let submission = try await context.upstream.submit(request)
+                    span.attributes["veo_relay.upstream_task_id"] = submission.taskID
+                    return submission
+                }
             } catch {
                 try await handle(error, task: &task, lease: lease)
                 return

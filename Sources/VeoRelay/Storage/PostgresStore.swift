@@ -112,10 +112,11 @@ public final class PostgresStore: Store {
             }
             do {
                 try await rows("""
-                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures)
+                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
+                                       failures, trace_parent)
                     VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(task.callbackURL), \(columns.metadataJSON),
                             \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
-                            \(task.nextRunAt?.timeIntervalSince1970), \(task.failures))
+                            \(task.nextRunAt?.timeIntervalSince1970), \(task.failures), \(task.traceParent))
                     """, on: connection)
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
                 throw StoreError.duplicateTask(task.id)
@@ -169,9 +170,11 @@ public final class PostgresStore: Store {
             guard let event else { return }
             let at = event.createdAt.timeIntervalSince1970
             try await rows("""
-                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at)
+                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
+                                    trace_parent)
                 VALUES (\(event.id), \(task.id), (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = \(task.id)), \(event.type.rawValue),
-                        \(event.payload), \(task.callbackURL), \(CallbackDestination.key(for: task.callbackURL)), \(task.clientID), \(at), 'pending', \(at))
+                        \(event.payload), \(task.callbackURL), \(CallbackDestination.key(for: task.callbackURL)), \(task.clientID), \(at), 'pending', \(at),
+                        \(task.traceParent))
                 """, on: connection)
         }
     }
@@ -189,7 +192,7 @@ public final class PostgresStore: Store {
                       AND NOT (e.destination = ANY(\(destinations.sorted())))
                       AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
                     ORDER BY e.next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at
+                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
                 """, on: connection)
             var deliveries: [PendingDelivery] = []
             for row in try claimed.sorted(by: { try ($0.optionalReal("next_attempt_at") ?? 0) < ($1.optionalReal("next_attempt_at") ?? 0) }) {
@@ -393,6 +396,7 @@ enum PostgresMigrations {
             "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at)",
         ]),
         ("002-submission-answer", ["ALTER TABLE tasks ADD COLUMN submission_answer TEXT"]),
+        ("003-trace-parent", ["ALTER TABLE tasks ADD COLUMN trace_parent TEXT", "ALTER TABLE events ADD COLUMN trace_parent TEXT"]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

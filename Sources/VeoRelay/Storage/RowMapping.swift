@@ -67,6 +67,7 @@ enum RowMapping {
         task.completedAt = try row.optionalDate("completed_at")
         task.nextRunAt = try row.optionalDate("next_run_at")
         task.failures = try row.integer("failures")
+        task.traceParent = try row.optionalText("trace_parent")
         return task
     }
 
@@ -75,7 +76,8 @@ enum RowMapping {
         PendingDelivery(eventID: try row.text("id"), taskID: try row.text("task_id"), type: try row.text("type"),
                         payload: try row.blob("payload"), callbackURL: try row.text("callback_url"),
                         destination: try row.text("destination"), attempts: try row.integer("attempts"),
-                        signingSecrets: [try secrets?.optionalText("signing_secret"), try secrets?.optionalText("previous")].compactMap { $0 })
+                        signingSecrets: [try secrets?.optionalText("signing_secret"), try secrets?.optionalText("previous")].compactMap { $0 },
+                        traceParent: try row.optionalText("trace_parent"))
     }
 
     static func delivery(_ row: some StoredRow) throws -> DeliveryRecord {

@@ -101,6 +101,12 @@ enum SQLiteMigrations {
         migrator.registerMigration("006-submission-answer") { db in
             try db.execute(sql: "ALTER TABLE tasks ADD COLUMN submission_answer TEXT")
         }
+        migrator.registerMigration("007-trace-parent") { db in
+            try db.execute(sql: """
+                ALTER TABLE tasks ADD COLUMN trace_parent TEXT;
+                ALTER TABLE events ADD COLUMN trace_parent TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -42,11 +42,12 @@ public final class SQLiteStore: Store {
             }
             do {
                 try db.execute(sql: """
-                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
+                                       failures, trace_parent)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [task.id, task.clientID, columns.requestJSON, task.callbackURL, columns.metadataJSON, columns.callbackEventsJSON,
                                      task.state.rawValue, task.createdAt.timeIntervalSince1970,
-                                     task.nextRunAt?.timeIntervalSince1970, task.failures])
+                                     task.nextRunAt?.timeIntervalSince1970, task.failures, task.traceParent])
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw StoreError.duplicateTask(task.id)
             }
@@ -99,10 +100,11 @@ public final class SQLiteStore: Store {
             guard let event else { return }
             let now = event.createdAt.timeIntervalSince1970
             try db.execute(sql: """
-                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at)
-                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, 'pending', ?)
+                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
+                                    trace_parent)
+                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
                 """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, task.callbackURL,
-                                 CallbackDestination.key(for: task.callbackURL), task.clientID, now, now])
+                                 CallbackDestination.key(for: task.callbackURL), task.clientID, now, now, task.traceParent])
         }
     }
 
@@ -120,7 +122,7 @@ public final class SQLiteStore: Store {
                       AND e.destination NOT IN (SELECT value FROM json_each(:excluded))
                       AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
                     ORDER BY e.next_attempt_at LIMIT :limit)
-                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at
+                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
                 """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
             return try rows.sorted { ($0["next_attempt_at"] as Double? ?? 0) < ($1["next_attempt_at"] as Double? ?? 0) }.map { row in

@@ -50,6 +50,8 @@ public struct PendingDelivery: Sendable, Equatable {
     public var attempts: Int
     /// The client's current secret, then its previous one while a rotation's grace period runs.
     public var signingSecrets: [String]
+    /// The task's trace, which the attempt's span continues (see `RelayTask.traceParent`).
+    public var traceParent: String?
 }
 
 /// An event's delivery as the attempt-log and dead-letter APIs show it.

@@ -13,6 +13,8 @@ final class WebhookReceiver: Sendable {
         var signature: String
         var body: Data
         var path: String
+        /// The W3C trace context the relay sent along, if tracing is on.
+        var traceParent: String?
 
         var json: JSONValue { (try? JSONValue.parse(body)) ?? .null }
 
@@ -47,7 +49,8 @@ final class WebhookReceiver: Sendable {
             let body = Data(buffer: try await request.collectBody(upTo: 1 << 20))
             func header(_ name: String) -> String { HTTPField.Name(name).flatMap { request.headers[$0] } ?? "" }
             let delivery = Received(id: header("webhook-id"), timestamp: Int(header("webhook-timestamp")) ?? 0,
-                                    signature: header("webhook-signature"), body: body, path: request.uri.path)
+                                    signature: header("webhook-signature"), body: body, path: request.uri.path,
+                                    traceParent: HTTPField.Name("traceparent").flatMap { request.headers[$0] })
             let count = self.received.withLock { list in
                 list.append(delivery)
                 return list.count
