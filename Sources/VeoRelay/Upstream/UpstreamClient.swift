@@ -43,6 +43,11 @@ public enum UpstreamError: Error, Equatable, CustomStringConvertible {
 public struct UpstreamSubmission: Sendable, Equatable {
     public var taskID: String
     public var answer: String
+
+    public init(taskID: String, answer: String) {
+        self.taskID = taskID
+        self.answer = answer
+    }
 }
 
 /// The upstream's two endpoints, with every failure classified. Holds the upstream key and never

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Logging
+import VeoRelay
+
+/// `veo-relay benchmark`: each scenario measures the relay against the limit it could reach on this
+/// machine, in the same run, and adds its rows to one table.
+struct Benchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the relay against baselines run beside it (use a release build: swift run -c release veo-relay benchmark).")
+
+    enum Scenario: String, CaseIterable, ExpressibleByArgument {
+        case intake, delivery, lag
+    }
+
+    @Option(help: "Run only this scenario (repeatable): \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")); all by default.")
+    var scenario: [Scenario] = []
+
+    @Flag(help: "Tiny sizes that finish in seconds, to check that every scenario still runs (the test command uses it); the figures mean nothing.")
+    var smoke = false
+
+    @Option(help: "Seconds of load per intake round.")
+    var intakeSeconds = 5.0
+
+    @Option(help: "Pending events the delivery scenario drains per round.")
+    var events = 20_000
+
+    @Option(help: "Tasks per poll schedule in the lag scenario (half fast, half quality).")
+    var tasks = 200
+
+    @Option(help: "Lag scenario: simulated time runs this much faster; 0.05 makes a 120 s job take 6 s.")
+    var timeScale = 0.05
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .critical
+            return handler
+        }
+        var rows: [BenchmarkRow] = []
+        for scenario in scenario.isEmpty ? Scenario.allCases : scenario {
+            let new: [BenchmarkRow]
+            switch scenario {
+            case .intake: new = try await IntakeScenario(round: .milliseconds(Int((smoke ? 0.3 : intakeSeconds) * 1_000))).run()
+            case .delivery: new = try await DeliveryScenario(events: smoke ? 100 : events).run()
+            case .lag: new = try await LagScenario(tasks: smoke ? 4 : tasks, timeScale: smoke ? 0.005 : timeScale).run()
+            }
+            for row in new { Console.line("\(row.scenario): \(row.measure): relay \(row.relay), baseline \(row.baseline), ratio \(row.ratio)") }
+            rows += new
+        }
+        Console.line("")
+        Console.line(Self.heading(smoke: smoke))
+        Console.line("")
+        Console.line("| scenario | measure | relay | baseline (the limit) | ratio | target |")
+        Console.line("|---|---|---:|---:|---:|---|")
+        for row in rows {
+            Console.line("| \(row.scenario) | \(row.measure) | \(row.relay) | \(row.baseline) | \(row.ratio) | \(row.target) |")
+        }
+    }
+
+    static func heading(smoke: Bool) -> String {
+        #if DEBUG
+        let build = "debug build (figures not representative)"
+        #else
+        let build = "release build"
+        #endif
+        let date = Date().formatted(.iso8601.year().month().day())
+        return "veo-relay \(RelayVersion.current) benchmark, \(date), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(build)"
+            + (smoke ? ", smoke sizes" : "")
+    }
+}

@@ -1,0 +1,85 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import NIOCore
+import VeoRelay
+
+/// Durable intake against the fastest the same framework answers the same request on this machine:
+/// the relay's `POST /v1/videos/generations` (authenticated, validated, committed to SQLite on disk
+/// before the answer) versus a Hummingbird handler in the same process that parses and validates the
+/// same body and answers the same envelope without storing anything. An empty handler shows what
+/// the load generator itself can drive, so that it is known not to be the limit.
+struct IntakeScenario {
+    var connections = 32
+    var round: Duration
+    var rounds = 3
+
+    func run() async throws -> [BenchmarkRow] {
+        let body = ByteBuffer(data: try JSONCoding.encode(JSONValue.object([
+            "model": .string("veo3.1-fast-official"), "prompt": .string("a golden retriever running on the beach, sunset, cinematic"),
+            "callback_url": .string("http://127.0.0.1:9/hook"), "metadata": .object(["chat_id": .int(42)]),
+        ])))
+        var relay: [LoadResult] = [], baseline: [LoadResult] = []
+        for _ in 0..<rounds {
+            relay.append(try await measureRelay(body: body))
+            baseline.append(try await measure(body: body, handler: Self.validatingHandler))
+        }
+        let generator = try await measure(body: body) { _ in Response(status: .ok) }
+        let relayRate = median(relay.map(\.rate)), baselineRate = median(baseline.map(\.rate))
+        func latencies(_ results: [LoadResult]) -> String {
+            "\(format(median(results.map { $0.latency(0.5) }) * 1_000, digits: 1)) / \(format(median(results.map { $0.latency(0.99) }) * 1_000, digits: 1))"
+        }
+        let failures = relay.map(\.failed).reduce(0, +) + baseline.map(\.failed).reduce(0, +)
+        return [
+            BenchmarkRow(scenario: "intake", measure: "requests/s, \(connections) connections (median of \(rounds))",
+                         relay: format(relayRate, digits: 0), baseline: format(baselineRate, digits: 0),
+                         ratio: format(relayRate / baselineRate), target: "≥ 0.60"),
+            BenchmarkRow(scenario: "intake", measure: "p50 / p99 latency, ms", relay: latencies(relay), baseline: latencies(baseline)),
+            BenchmarkRow(scenario: "intake", measure: "load generator alone (empty handler), requests/s; failed requests",
+                         relay: "\(failures) failed", baseline: format(generator.rate, digits: 0)),
+        ]
+    }
+
+    /// Parses and validates like the relay's intake, then answers the same envelope.
+    @Sendable static func validatingHandler(_ request: Request) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 64 * 1024)
+        let validator = RequestValidator()
+        _ = try validator.validate(validator.parse(Data(buffer: body)))
+        let envelope = JSONValue.object(["code": .int(200), "data": .array([.object([
+            "status": .string("submitted"), "task_id": .string(Identifier.task())])])])
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(data: try JSONCoding.encode(envelope))))
+    }
+
+    func measureRelay(body: ByteBuffer) async throws -> LoadResult {
+        var relay = BenchmarkRelay(directory: NSTemporaryDirectory(), secret: WebhookSecret.generate(), upstreamURL: "http://127.0.0.1:9")
+        relay.withoutUpstreamTraffic()
+        defer { relay.removeDatabase() }
+        let (port, running, _) = try await relay.start()
+        let result = try await load(url: "http://127.0.0.1:\(port)/v1/videos/generations", body: body)
+        try await running.stop()
+        return result
+    }
+
+    func measure(body: ByteBuffer, handler: @escaping @Sendable (Request) async throws -> Response) async throws -> LoadResult {
+        let router = Router()
+        router.post("/v1/videos/generations") { request, _ in try await handler(request) }
+        let ports = PortBook()
+        let running = Background([loopbackServer(router, name: "baseline", ports: ports)])
+        let result = try await load(url: "http://127.0.0.1:\(try await ports.wait("baseline"))/v1/videos/generations", body: body)
+        try await running.stop()
+        return result
+    }
+
+    func load(url: String, body: ByteBuffer) async throws -> LoadResult {
+        try await LoadGenerator(connections: connections).run(duration: round) { _ in
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(BenchmarkRelay.apiKey)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body)
+            return request
+        }
+    }
+}
