@@ -15,6 +15,20 @@ public struct Dispatcher: PipelineStage {
     let gate: DestinationGate
     let configuration: EngineConfiguration
     let logger: Logger
+    /// Attempts finishing together are recorded in one transaction.
+    let records: GroupCommit<AttemptRecord, Bool>
+
+    init(store: any Store, http: HTTPClient, clock: any WallClock, leases: LeaseIssuer, gate: DestinationGate,
+         configuration: EngineConfiguration, logger: Logger) {
+        self.store = store
+        self.http = http
+        self.clock = clock
+        self.leases = leases
+        self.gate = gate
+        self.configuration = configuration
+        self.logger = logger
+        records = GroupCommit { [store] batch in try await store.recordAttempts(batch) }
+    }
 
     public static let userAgent = "veo-relay-webhooks/1"
     static let excerptBytes = 1_024
@@ -65,7 +79,9 @@ public struct Dispatcher: PipelineStage {
             "status": "\(outcome.statusCode.map(String.init) ?? "-")", "result": "\(Self.label(resolution))",
         ])
         do {
-            try await store.recordAttempt(attempt, resolution: resolution, lease: claim.lease)
+            guard try await records.submit(AttemptRecord(attempt, resolution: resolution, lease: claim.lease)) else {
+                throw StoreError.leaseLost(delivery.eventID)
+            }
         } catch {
             logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "\(error)"])
         }

@@ -13,8 +13,8 @@ public protocol PipelineStage: Sendable {
     func process(_ item: Item) async
 }
 
-/// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more as slots free
-/// up, and otherwise idles until woken or until `idleInterval` passes. A slow item holds one slot,
+/// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more once half the
+/// slots are free, and otherwise idles until woken or until `idleInterval` passes. A slow item holds one slot,
 /// never the whole stage. A claim that fails (the database is away) is retried with backoff.
 ///
 /// On graceful shutdown it stops claiming and lets in-flight items finish; on cancellation (a failed
@@ -66,7 +66,9 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
             var inFlight = 0
             var timerRunning = false
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                if inFlight < concurrency {
+                // Under load, claim in batches (each claim is a write transaction): once half the slots
+                // are free, not each time one item finishes.
+                if inFlight <= concurrency / 2 || inFlight == 0 {
                     do {
                         for item in try await stage.claim(limit: concurrency - inFlight) {
                             inFlight += 1

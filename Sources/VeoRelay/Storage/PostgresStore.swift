@@ -210,26 +210,30 @@ public final class PostgresStore: Store {
         try await rows("UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = \(eventID) AND lease_owner = \(lease.owner)")
     }
 
-    public func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws {
-        let (state, nextAttempt, deliveredAt): (DeliveryState, Date?, Date?) = switch resolution {
-        case .delivered: (.delivered, nil, attempt.attemptedAt)
-        case .retry(let date): (.pending, date, nil)
-        case .exhausted: (.failed, nil, nil)
-        case .gone: (.gone, nil, nil)
-        }
+    public func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool] {
         try await transaction { connection in
-            let updated = try await rows("""
-                UPDATE events SET state = \(state.rawValue), attempts = attempts + 1, next_attempt_at = \(nextAttempt?.timeIntervalSince1970),
-                    last_status_code = \(attempt.statusCode), last_error = \(attempt.error), delivered_at = \(deliveredAt?.timeIntervalSince1970),
-                    lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = \(attempt.eventID) AND lease_owner = \(lease.owner) RETURNING id
-                """, on: connection)
-            guard updated.count == 1 else { throw StoreError.leaseLost(attempt.eventID) }
-            try await rows("""
-                INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
-                VALUES (\(attempt.eventID), \(attempt.attemptedAt.timeIntervalSince1970), \(attempt.statusCode), \(attempt.latency),
-                        \(attempt.error), \(attempt.responseExcerpt))
-                """, on: connection)
+            var written: [Bool] = []
+            for record in records {
+                let (attempt, update) = (record.attempt, record.eventUpdate)
+                let updated = try await rows("""
+                    UPDATE events SET state = \(update.state.rawValue), attempts = attempts + 1,
+                        next_attempt_at = \(update.nextAttemptAt?.timeIntervalSince1970), last_status_code = \(attempt.statusCode),
+                        last_error = \(attempt.error), delivered_at = \(update.deliveredAt?.timeIntervalSince1970),
+                        lease_owner = NULL, lease_expires_at = NULL
+                    WHERE id = \(attempt.eventID) AND lease_owner = \(record.lease.owner) RETURNING id
+                    """, on: connection)
+                guard updated.count == 1 else {
+                    written.append(false)
+                    continue
+                }
+                try await rows("""
+                    INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
+                    VALUES (\(attempt.eventID), \(attempt.attemptedAt.timeIntervalSince1970), \(attempt.statusCode), \(attempt.latency),
+                            \(attempt.error), \(attempt.responseExcerpt))
+                    """, on: connection)
+                written.append(true)
+            }
+            return written
         }
     }
 

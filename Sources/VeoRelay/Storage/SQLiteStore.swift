@@ -142,26 +142,24 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws {
-        let (state, nextAttempt, deliveredAt): (DeliveryState, Date?, Date?) = switch resolution {
-        case .delivered: (.delivered, nil, attempt.attemptedAt)
-        case .retry(let date): (.pending, date, nil)
-        case .exhausted: (.failed, nil, nil)
-        case .gone: (.gone, nil, nil)
-        }
+    public func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool] {
         try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_status_code = ?, last_error = ?,
-                    delivered_at = ?, lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = ? AND lease_owner = ?
-                """, arguments: [state.rawValue, nextAttempt?.timeIntervalSince1970, attempt.statusCode, attempt.error,
-                                 deliveredAt?.timeIntervalSince1970, attempt.eventID, lease.owner])
-            guard db.changesCount == 1 else { throw StoreError.leaseLost(attempt.eventID) }
-            try db.execute(sql: """
-                INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [attempt.eventID, attempt.attemptedAt.timeIntervalSince1970, attempt.statusCode,
-                                 attempt.latency, attempt.error, attempt.responseExcerpt])
+            try records.map { record in
+                let (attempt, update) = (record.attempt, record.eventUpdate)
+                try db.execute(sql: """
+                    UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_status_code = ?, last_error = ?,
+                        delivered_at = ?, lease_owner = NULL, lease_expires_at = NULL
+                    WHERE id = ? AND lease_owner = ?
+                    """, arguments: [update.state.rawValue, update.nextAttemptAt?.timeIntervalSince1970, attempt.statusCode, attempt.error,
+                                     update.deliveredAt?.timeIntervalSince1970, attempt.eventID, record.lease.owner])
+                guard db.changesCount == 1 else { return false }
+                try db.execute(sql: """
+                    INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [attempt.eventID, attempt.attemptedAt.timeIntervalSince1970, attempt.statusCode,
+                                     attempt.latency, attempt.error, attempt.responseExcerpt])
+                return true
+            }
         }
     }
 

@@ -98,6 +98,29 @@ public enum DeliveryState: String, Sendable, Codable {
     case gone
 }
 
+/// A finished delivery attempt, to be written with the new state of its event.
+public struct AttemptRecord: Sendable, Equatable {
+    public var attempt: DeliveryAttempt
+    public var resolution: DeliveryResolution
+    public var lease: Lease
+
+    public init(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) {
+        self.attempt = attempt
+        self.resolution = resolution
+        self.lease = lease
+    }
+
+    /// The event's columns after this attempt.
+    var eventUpdate: (state: DeliveryState, nextAttemptAt: Date?, deliveredAt: Date?) {
+        switch resolution {
+        case .delivered: (.delivered, nil, attempt.attemptedAt)
+        case .retry(let date): (.pending, date, nil)
+        case .exhausted: (.failed, nil, nil)
+        case .gone: (.gone, nil, nil)
+        }
+    }
+}
+
 /// What happens to an event after an attempt.
 public enum DeliveryResolution: Sendable, Equatable {
     case delivered
@@ -207,7 +230,9 @@ public protocol Store: Sendable {
     func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery]
     /// Gives a claimed event back untouched.
     func releaseDelivery(eventID: String, lease: Lease) async throws
-    func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws
+    /// Writes attempts and their events' new states in one transaction; for each, whether it was
+    /// written (false: its lease was lost, another worker may own the event now).
+    func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool]
     func callbackSummary(taskID: String) async throws -> CallbackSummary?
     /// A task's events with their attempt logs; nil if the task is not the client's.
     func deliveryLog(taskID: String, clientID: String) async throws -> [DeliveryRecord]?
@@ -256,6 +281,15 @@ public protocol Store: Sendable {
 }
 
 /// The database answers but is not the schema this build expects.
+extension Store {
+    /// One attempt on its own; throws `StoreError.leaseLost` if its lease was lost.
+    public func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws {
+        guard try await recordAttempts([AttemptRecord(attempt, resolution: resolution, lease: lease)]) == [true] else {
+            throw StoreError.leaseLost(attempt.eventID)
+        }
+    }
+}
+
 public struct StoreNotReady: Error, CustomStringConvertible {
     public var description: String
 }
