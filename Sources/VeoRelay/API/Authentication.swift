@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import Synchronization
 
 /// Request context carrying the authenticated client.
 public struct RelayRequestContext: RequestContext {
@@ -20,31 +21,60 @@ public struct RelayRequestContext: RequestContext {
 /// API keys are stored and looked up only as SHA-256 hashes.
 public enum APIKey {
     public static func hash(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(key.utf8)).hexString
     }
 
     /// A new random key: `vr_` + 40 hex characters.
     public static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
-        return "vr_" + (0..<20).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return "vr_" + (0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
     }
 }
 
-/// Resolves `Authorization: Bearer <key>` to a client, or answers 401.
+/// Resolves `Authorization: Bearer <key>` to a client, or answers 401. A key found is remembered for
+/// `remembered` (so a revocation, in this or another instance, takes effect within that time) instead
+/// of reading the database on every request; unknown keys are never remembered.
 public struct BearerAuthenticator: RouterMiddleware {
     public typealias Context = RelayRequestContext
     let store: any Store
+    private let known = KnownClients()
 
     public init(store: any Store) {
         self.store = store
     }
 
+    func client(keyHash: String) async throws -> Client? {
+        if let client = known.client(keyHash: keyHash) { return client }
+        guard let client = try await store.client(keyHash: keyHash) else { return nil }
+        known.remember(client, keyHash: keyHash)
+        return client
+    }
+
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
         let key = header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
-        guard !key.isEmpty, let client = try await store.client(keyHash: APIKey.hash(key)) else { throw APIError.unauthorized }
+        guard !key.isEmpty, let client = try await client(keyHash: APIKey.hash(key)) else { throw APIError.unauthorized }
         var context = context
         context.client = client
         return try await next(request, context)
+    }
+}
+
+/// Clients recently found by key hash, each for `lifetime`; bounded, so it is emptied when full.
+final class KnownClients: Sendable {
+    static let lifetime: Duration = .seconds(2)
+    static let capacity = 10_000
+    private let entries = Mutex<[String: (client: Client, until: ContinuousClock.Instant)]>([:])
+
+    func client(keyHash: String) -> Client? {
+        guard let entry = entries.withLock({ $0[keyHash] }), entry.until > .now else { return nil }
+        return entry.client
+    }
+
+    func remember(_ client: Client, keyHash: String) {
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll() }
+            entries[keyHash] = (client, .now + Self.lifetime)
+        }
     }
 }

@@ -7,7 +7,8 @@ import Metrics
 /// `POST /v1/videos/generations`: validate, commit, answer — in that order, so an accepted task is
 /// on disk before the client hears about it.
 public struct GenerationsController: Sendable {
-    let store: any Store
+    /// Tasks accepted together are committed in one transaction, each answered once it is on disk.
+    let inserts: GroupCommit<TaskInsertion, InsertOutcome>
     let validator: RequestValidator
     let callbackGuard: CallbackGuard
     let clock: any WallClock
@@ -38,7 +39,7 @@ public struct GenerationsController: Sendable {
         }
         var task = RelayTask(clientID: client.id, request: relayRequest, now: clock.now())
         task.traceParent = TaskTrace.currentParent()
-        switch try await store.insert(task, idempotency: try Self.idempotencyKey(request, json: json)) {
+        switch try await inserts.submit(TaskInsertion(task, idempotency: try Self.idempotencyKey(request, json: json))) {
         case .created:
             Counter(label: "veo_relay_tasks_accepted_total").increment()
             context.logger.info("accepted", metadata: ["task_id": "\(task.id)", "client_id": "\(client.id)", "model": "\(task.request.model.rawValue)"])
@@ -69,7 +70,7 @@ public struct GenerationsController: Sendable {
             throw APIError.invalidRequest("Idempotency-Key must be 1 to \(maxIdempotencyKeyLength) characters.", param: "Idempotency-Key")
         }
         let canonical = try json.canonicalData()
-        return IdempotencyKey(key: key, fingerprint: SHA256.hash(data: canonical).map { String(format: "%02x", $0) }.joined())
+        return IdempotencyKey(key: key, fingerprint: SHA256.hash(data: canonical).hexString)
     }
 
     struct SubmittedEntry: Codable {

@@ -56,7 +56,7 @@ public func buildRelay(
         .add(middleware: TracingMiddleware())
         .add(middleware: BearerAuthenticator(store: store))
         .add(middleware: RateLimitMiddleware(policy: configuration.rateLimit, clock: clock))
-    GenerationsController(store: store, validator: RequestValidator(limits: configuration.limits),
+    GenerationsController(inserts: GroupCommit { batch in try await store.insert(batch) }, validator: RequestValidator(limits: configuration.limits),
                           callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), clock: clock,
                           submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes).addRoutes(to: api)
     TasksController(store: store).addRoutes(to: api)

@@ -13,12 +13,29 @@ public enum Identifier {
         for shift in stride(from: 45, through: 0, by: -5) {
             characters.append(alphabet[Int((millis >> UInt64(shift)) & 0x1F)])
         }
-        for _ in 0..<16 {
-            characters.append(alphabet[Int(generator.next(upperBound: UInt8(32)))])
+        // 80 random bits, 5 per character, from two draws (each draw is a system call).
+        for var bits in [generator.next() as UInt64, generator.next() as UInt64] {
+            for _ in 0..<8 {
+                characters.append(alphabet[Int(bits & 0x1F)])
+                bits >>= 5
+            }
         }
         return prefix + String(characters)
     }
 
     public static func task() -> String { make(prefix: "task_") }
     public static func message() -> String { make(prefix: "msg_") }
+}
+
+extension Sequence<UInt8> {
+    /// Lower-case hexadecimal, two digits a byte.
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
 }

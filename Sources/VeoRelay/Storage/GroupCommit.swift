@@ -1,6 +1,7 @@
 /// Group commit: items submitted while a batch is being written wait and go together in the next
 /// batch. Under load many items share one transaction (one commit, one sync to disk); an item on its
-/// own is written at once, without waiting for company.
+/// own is written at once, without waiting for company. A batch that fails (rolled back whole) is
+/// written again item by item, so that one bad item fails alone.
 actor GroupCommit<Item: Sendable, Outcome: Sendable> {
     private let maxBatch: Int
     private let write: @Sendable ([Item]) async throws -> [Outcome]
@@ -24,6 +25,9 @@ actor GroupCommit<Item: Sendable, Outcome: Sendable> {
         }
     }
 
+    /// Items waiting for the next batch (for tests that hold a batch open).
+    var waitingCount: Int { waiting.count }
+
     private func writeWaiting() async {
         while !waiting.isEmpty {
             let batch = Array(waiting.prefix(maxBatch))
@@ -31,8 +35,16 @@ actor GroupCommit<Item: Sendable, Outcome: Sendable> {
             do {
                 let outcomes = try await write(batch.map(\.item))
                 for (entry, outcome) in zip(batch, outcomes) { entry.continuation.resume(returning: outcome) }
+            } catch where batch.count > 1 {
+                for entry in batch {
+                    do {
+                        entry.continuation.resume(returning: try await write([entry.item])[0])
+                    } catch {
+                        entry.continuation.resume(throwing: error)
+                    }
+                }
             } catch {
-                for entry in batch { entry.continuation.resume(throwing: error) }
+                batch[0].continuation.resume(throwing: error)
             }
         }
         writing = false

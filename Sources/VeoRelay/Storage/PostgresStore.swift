@@ -93,36 +93,45 @@ public final class PostgresStore: Store {
 
     // MARK: Tasks
 
-    public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {
-        let columns = try TaskColumns(task)
+    public func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome] {
+        let columns = try batch.map { try TaskColumns($0.task) }
         return try await transaction { connection in
-            if let idempotency {
-                let inserted = try await rows("""
-                    INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at)
-                    VALUES (\(task.clientID), \(idempotency.key), \(idempotency.fingerprint), \(task.id), \(task.createdAt.timeIntervalSince1970))
-                    ON CONFLICT (client_id, key) DO NOTHING RETURNING task_id
-                    """, on: connection)
-                if inserted.isEmpty {
-                    guard let existing = try await rows("""
-                        SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = \(task.clientID) AND key = \(idempotency.key)
-                        """, on: connection).first
-                    else { throw StoreError.missingValue("idempotency_keys") }
-                    return try existing.text("fingerprint") == idempotency.fingerprint ? .replayed(taskID: try existing.text("task_id")) : .conflict
-                }
+            var outcomes: [InsertOutcome] = []
+            for (insertion, columns) in zip(batch, columns) {
+                outcomes.append(try await insert(insertion, columns: columns, on: connection))
             }
-            do {
-                try await rows("""
-                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
-                                       failures, trace_parent)
-                    VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(task.callbackURL), \(columns.metadataJSON),
-                            \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
-                            \(task.nextRunAt?.timeIntervalSince1970), \(task.failures), \(task.traceParent))
-                    """, on: connection)
-            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                throw StoreError.duplicateTask(task.id)
-            }
-            return .created
+            return outcomes
         }
+    }
+
+    private func insert(_ insertion: TaskInsertion, columns: TaskColumns, on connection: PostgresConnection) async throws -> InsertOutcome {
+        let task = insertion.task
+        if let idempotency = insertion.idempotency {
+            let inserted = try await rows("""
+                INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at)
+                VALUES (\(task.clientID), \(idempotency.key), \(idempotency.fingerprint), \(task.id), \(task.createdAt.timeIntervalSince1970))
+                ON CONFLICT (client_id, key) DO NOTHING RETURNING task_id
+                """, on: connection)
+            if inserted.isEmpty {
+                guard let existing = try await rows("""
+                    SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = \(task.clientID) AND key = \(idempotency.key)
+                    """, on: connection).first
+                else { throw StoreError.missingValue("idempotency_keys") }
+                return try existing.text("fingerprint") == idempotency.fingerprint ? .replayed(taskID: try existing.text("task_id")) : .conflict
+            }
+        }
+        do {
+            try await rows("""
+                INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
+                                   failures, trace_parent)
+                VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(task.callbackURL), \(columns.metadataJSON),
+                        \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
+                        \(task.nextRunAt?.timeIntervalSince1970), \(task.failures), \(task.traceParent))
+                """, on: connection)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw StoreError.duplicateTask(task.id)
+        }
+        return .created
     }
 
     public func task(id: String, clientID: String) async throws -> RelayTask? {
@@ -195,12 +204,17 @@ public final class PostgresStore: Store {
                 RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
                 """, on: connection)
             var deliveries: [PendingDelivery] = []
+            // A batch's events mostly belong to few clients: look each client's secrets up once.
+            var secretsByClient: [String: PostgresRandomAccessRow?] = [:]
             for row in try claimed.sorted(by: { try ($0.optionalReal("next_attempt_at") ?? 0) < ($1.optionalReal("next_attempt_at") ?? 0) }) {
-                let secrets = try await rows("""
-                    SELECT signing_secret, CASE WHEN previous_secret_expires_at > \(at) THEN previous_secret END AS previous
-                    FROM clients WHERE id = \(try row.text("client_id"))
-                    """, on: connection).first
-                deliveries.append(try RowMapping.pendingDelivery(row, secrets: secrets))
+                let clientID = try row.text("client_id")
+                if secretsByClient[clientID] == nil {
+                    secretsByClient[clientID] = try await rows("""
+                        SELECT signing_secret, CASE WHEN previous_secret_expires_at > \(at) THEN previous_secret END AS previous
+                        FROM clients WHERE id = \(clientID)
+                        """, on: connection).first
+                }
+                deliveries.append(try RowMapping.pendingDelivery(row, secrets: secretsByClient[clientID] ?? nil))
             }
             return deliveries
         }

@@ -29,30 +29,35 @@ public final class SQLiteStore: Store {
 
     // MARK: Tasks
 
-    public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {
-        let columns = try TaskColumns(task)
+    public func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome] {
+        let columns = try batch.map { try TaskColumns($0.task) }
         return try await pool.write { db in
-            if let idempotency {
-                if let row = try Row.fetchOne(db, sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?",
-                                              arguments: [task.clientID, idempotency.key]) {
-                    return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
-                }
-                try db.execute(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
-            }
-            do {
-                try db.execute(sql: """
-                    INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
-                                       failures, trace_parent)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [task.id, task.clientID, columns.requestJSON, task.callbackURL, columns.metadataJSON, columns.callbackEventsJSON,
-                                     task.state.rawValue, task.createdAt.timeIntervalSince1970,
-                                     task.nextRunAt?.timeIntervalSince1970, task.failures, task.traceParent])
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
-                throw StoreError.duplicateTask(task.id)
-            }
-            return .created
+            try zip(batch, columns).map { insertion, columns in try Self.insert(insertion, columns: columns, db: db) }
         }
+    }
+
+    private static func insert(_ insertion: TaskInsertion, columns: TaskColumns, db: Database) throws -> InsertOutcome {
+        let task = insertion.task
+        if let idempotency = insertion.idempotency {
+            if let row = try Row.fetchOne(db, sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?",
+                                          arguments: [task.clientID, idempotency.key]) {
+                return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
+            }
+            try db.execute(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
+        }
+        do {
+            try db.execute(sql: """
+                INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
+                                   failures, trace_parent)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [task.id, task.clientID, columns.requestJSON, task.callbackURL, columns.metadataJSON, columns.callbackEventsJSON,
+                                 task.state.rawValue, task.createdAt.timeIntervalSince1970,
+                                 task.nextRunAt?.timeIntervalSince1970, task.failures, task.traceParent])
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw StoreError.duplicateTask(task.id)
+        }
+        return .created
     }
 
     public func task(id: String, clientID: String) async throws -> RelayTask? {
@@ -125,12 +130,17 @@ public final class SQLiteStore: Store {
                 RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
                 """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
+            // A batch's events mostly belong to few clients: look each client's secrets up once.
+            var secretsByClient: [String: Row?] = [:]
             return try rows.sorted { ($0["next_attempt_at"] as Double? ?? 0) < ($1["next_attempt_at"] as Double? ?? 0) }.map { row in
-                let secrets = try Row.fetchOne(db, sql: """
-                    SELECT signing_secret, CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
-                    FROM clients WHERE id = ?
-                    """, arguments: [now.timeIntervalSince1970, row["client_id"] as String])
-                return try RowMapping.pendingDelivery(row, secrets: secrets)
+                let clientID: String = row["client_id"]
+                if secretsByClient[clientID] == nil {
+                    secretsByClient[clientID] = try Row.fetchOne(db, sql: """
+                        SELECT signing_secret, CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
+                        FROM clients WHERE id = ?
+                        """, arguments: [now.timeIntervalSince1970, clientID])
+                }
+                return try RowMapping.pendingDelivery(row, secrets: secretsByClient[clientID] ?? nil)
             }
         }
     }

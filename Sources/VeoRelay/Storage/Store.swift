@@ -193,6 +193,17 @@ public struct IdempotencyKey: Sendable, Equatable {
     }
 }
 
+/// A task to be inserted, with the client's idempotency key if it sent one.
+public struct TaskInsertion: Sendable {
+    public var task: RelayTask
+    public var idempotency: IdempotencyKey?
+
+    public init(_ task: RelayTask, idempotency: IdempotencyKey?) {
+        self.task = task
+        self.idempotency = idempotency
+    }
+}
+
 public enum InsertOutcome: Sendable, Equatable {
     case created
     /// The key was used before with the same body: that task is the answer.
@@ -213,9 +224,9 @@ public enum StoreError: Error, Equatable {
 /// the database consistent and the next claim resumes the work. Implementations must make claims
 /// exclusive across processes that share the database.
 public protocol Store: Sendable {
-    /// Commits a new task; with an idempotency key, a repeat of the same request returns the
-    /// first task instead, in the same transaction.
-    func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome
+    /// Commits new tasks in one transaction, one outcome each; with an idempotency key, a repeat of
+    /// the same request returns the first task instead. Throws (committing none) on a duplicate id.
+    func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome]
     /// A client's task; another client's id reads as absent.
     func task(id: String, clientID: String) async throws -> RelayTask?
 
@@ -282,6 +293,14 @@ public protocol Store: Sendable {
 
 /// The database answers but is not the schema this build expects.
 extension Store {
+    /// One task on its own.
+    public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {
+        guard let outcome = try await insert([TaskInsertion(task, idempotency: idempotency)]).first else {
+            throw StoreError.missingValue("insert outcome")
+        }
+        return outcome
+    }
+
     /// One attempt on its own; throws `StoreError.leaseLost` if its lease was lost.
     public func recordAttempt(_ attempt: DeliveryAttempt, resolution: DeliveryResolution, lease: Lease) async throws {
         guard try await recordAttempts([AttemptRecord(attempt, resolution: resolution, lease: lease)]) == [true] else {
