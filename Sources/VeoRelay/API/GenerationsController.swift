@@ -59,7 +59,8 @@ public struct GenerationsController: Sendable {
     static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
     static let maxIdempotencyKeyLength = 255
 
-    static func submitted(_ taskID: String) throws -> Response {
+    /// The answer to an accepted generation (the upstream's envelope).
+    public static func submitted(_ taskID: String) throws -> Response {
         try JSONResponse.make(.ok, Envelope(code: 200, data: [SubmittedEntry(status: "submitted", taskID: taskID)]))
     }
 

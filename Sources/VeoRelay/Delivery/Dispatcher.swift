@@ -101,23 +101,26 @@ public struct Dispatcher: PipelineStage {
         }
     }
 
-    func attempt(_ delivery: PendingDelivery, at now: Date) async -> Outcome {
-        let timestamp = now.unixSeconds
-        let secrets = delivery.signingSecrets.compactMap { try? WebhookSecret($0) }
-        var request = HTTPClientRequest(url: delivery.callbackURL)
+    /// The Standard Webhooks POST of `payload` as event `eventID`, signed at `timestamp` with every
+    /// secret given.
+    public static func request(to url: String, eventID: String, payload: Data, timestamp: Int, secrets: [WebhookSecret]) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "User-Agent", value: Self.userAgent)
-        request.headers.add(name: "webhook-id", value: delivery.eventID)
+        request.headers.add(name: "User-Agent", value: userAgent)
+        request.headers.add(name: "webhook-id", value: eventID)
         request.headers.add(name: "webhook-timestamp", value: String(timestamp))
         request.headers.add(name: "webhook-signature",
-                            value: WebhookSignature.header(id: delivery.eventID, timestamp: timestamp, body: delivery.payload, secrets: secrets))
-        request.body = .bytes(ByteBuffer(bytes: delivery.payload))
+                            value: WebhookSignature.header(id: eventID, timestamp: timestamp, body: payload, secrets: secrets))
+        request.body = .bytes(ByteBuffer(bytes: payload))
+        return request
+    }
+
+    func attempt(_ delivery: PendingDelivery, at now: Date) async -> Outcome {
+        let request = Self.request(to: delivery.callbackURL, eventID: delivery.eventID, payload: delivery.payload, timestamp: now.unixSeconds,
+                                   secrets: delivery.signingSecrets.compactMap { try? WebhookSecret($0) })
         let started = ContinuousClock.now
-        func elapsed() -> TimeInterval {
-            let duration = ContinuousClock.now - started
-            return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        }
+        func elapsed() -> TimeInterval { (ContinuousClock.now - started).seconds }
         do {
             let response = try await http.execute(request, timeout: .interval(configuration.deliveryTimeout))
             let body = try? await response.body.collect(upTo: Self.excerptBytes * 64)

@@ -14,8 +14,8 @@ public protocol PipelineStage: Sendable {
 }
 
 /// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more once half the
-/// slots are free, and otherwise idles until woken or until `idleInterval` passes. A slow item holds one slot,
-/// never the whole stage. A claim that fails (the database is away) is retried with backoff.
+/// slots are free, and otherwise idles until woken or until `idleInterval` passes. A slow item holds
+/// one slot, never the whole stage. A claim that fails (the database is away) is retried with backoff.
 ///
 /// On graceful shutdown it stops claiming and lets in-flight items finish; on cancellation (a failed
 /// start, a second signal) it stops at once. Either way it then gives back the leases *this stage*
@@ -68,7 +68,7 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 // Under load, claim in batches (each claim is a write transaction): once half the slots
                 // are free, not each time one item finishes.
-                if inFlight <= concurrency / 2 || inFlight == 0 {
+                if inFlight <= concurrency / 2 {
                     do {
                         for item in try await stage.claim(limit: concurrency - inFlight) {
                             inFlight += 1

@@ -1,8 +1,6 @@
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
-import NIOCore
 import Synchronization
 import VeoRelay
 
@@ -67,17 +65,7 @@ struct DeliveryScenario {
     func measureBaseline(bodies: [Data], secret: WebhookSecret, sinkURL: String, received: DeliveryCounter) async throws -> Double {
         received.expect(bodies.count, keepingBodies: false)
         let result = try await LoadGenerator(connections: concurrency).run(count: bodies.count, expected: .noContent) { index in
-            let id = Identifier.message(), timestamp = Date().unixSeconds
-            var request = HTTPClientRequest(url: sinkURL)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "User-Agent", value: Dispatcher.userAgent)
-            request.headers.add(name: "webhook-id", value: id)
-            request.headers.add(name: "webhook-timestamp", value: String(timestamp))
-            request.headers.add(name: "webhook-signature",
-                                value: WebhookSignature.header(id: id, timestamp: timestamp, body: bodies[index], secrets: [secret]))
-            request.body = .bytes(ByteBuffer(bytes: bodies[index]))
-            return request
+            Dispatcher.request(to: sinkURL, eventID: Identifier.message(), payload: bodies[index], timestamp: Date().unixSeconds, secrets: [secret])
         }
         _ = await received.wait()
         guard result.failed == 0 else { throw BenchmarkFailure("the baseline had \(result.failed) failed requests") }
@@ -99,9 +87,7 @@ struct DeliveryScenario {
         for first in stride(from: 0, to: events, by: batch) {
             let count = min(batch, events - first)
             let now = clock.now()
-            for _ in 0..<count {
-                _ = try await store.insert(RelayTask(clientID: client.id, request: request, now: now), idempotency: nil)
-            }
+            _ = try await store.insert((0..<count).map { _ in TaskInsertion(RelayTask(clientID: client.id, request: request, now: now), idempotency: nil) })
             let lease = Lease(owner: "bench/fill/\(first)", expiresAt: now.addingTimeInterval(3_600))
             for var task in try await store.claimTasks(.submission, now: now, limit: count, lease: lease) {
                 task.submitted(UpstreamSubmission(taskID: "upstream-\(task.id)", answer: "{}"), at: now, firstPollAt: now)

@@ -46,10 +46,7 @@ struct IntakeScenario {
         let body = try await request.collectBody(upTo: 64 * 1024)
         let validator = RequestValidator()
         _ = try validator.validate(validator.parse(Data(buffer: body)))
-        let envelope = JSONValue.object(["code": .int(200), "data": .array([.object([
-            "status": .string("submitted"), "task_id": .string(Identifier.task())])])])
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(data: try JSONCoding.encode(envelope))))
+        return try GenerationsController.submitted(Identifier.task())
     }
 
     func measureRelay(body: ByteBuffer) async throws -> LoadResult {

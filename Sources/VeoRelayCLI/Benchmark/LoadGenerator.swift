@@ -75,7 +75,3 @@ final class Tickets: Sendable {
 
     func take() -> Int { next.add(1, ordering: .relaxed).oldValue }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
