@@ -117,6 +117,30 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "After SIGTERM/SIGINT, keep serving this long with /readyz failing before the server closes, so load balancers stop routing here first; part of the drain timeout. [env: VEO_RELAY_READINESS_GRACE] (default: 0s)")
     var readinessGrace: String?
 
+    @Flag(help: "Serve the API and event streams only; other instances on the same database submit, poll and deliver. [env: VEO_RELAY_API_ONLY=true]")
+    var apiOnly = false
+
+    @Option(name: .customLong("cors-origin"), help: "A browser origin allowed to call the API (CORS), e.g. https://app.example.com; repeatable. [env: VEO_RELAY_CORS_ORIGINS, comma-separated] (default: none)")
+    var corsOrigins: [String] = []
+
+    @Option(help: "The relay's address as clients reach it, for the watch_url it hands out. [env: VEO_RELAY_PUBLIC_URL] (default: http://<the request's Host>)")
+    var publicURL: String?
+
+    @Option(help: "How long a watch_url works. [env: VEO_RELAY_WATCH_TOKEN_LIFETIME] (default: 6h)")
+    var watchTokenLifetime: String?
+
+    @Option(help: "Event streams one client may hold open at once; more get 429. [env: VEO_RELAY_MAX_STREAMS_PER_CLIENT] (default: 100)")
+    var maxStreamsPerClient: Int?
+
+    @Option(help: "Interval of the comment line that keeps idle event streams open through proxies. [env: VEO_RELAY_STREAM_HEARTBEAT] (default: 15s)")
+    var streamHeartbeat: String?
+
+    @Option(help: "Operator console sign-in token; without one /console is disabled. Prefer the variable or the file: flags show in `ps`. [env: VEO_RELAY_CONSOLE_TOKEN]")
+    var consoleToken: String?
+
+    @Option(help: "A file holding the console token. [env: VEO_RELAY_CONSOLE_TOKEN_FILE]")
+    var consoleTokenFile: String?
+
     @Option(help: "Simulator only: multiply job durations by this factor. [env: VEO_RELAY_SIMULATOR_TIME_SCALE] (default: 0.1)")
     var simulatorTimeScale: Double?
 
@@ -130,7 +154,8 @@ struct Serve: AsyncParsableCommand {
         configuration.port = try port ?? Env.value("VEO_RELAY_PORT") ?? configuration.port
         configuration.databasePath = database ?? Env.string("VEO_RELAY_DATABASE") ?? configuration.databasePath
         let upstreamURL = upstreamURL ?? Env.string("VEO_RELAY_UPSTREAM_URL") ?? RelayConfiguration.defaultUpstreamURL
-        if let key = try upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY") ?? upstreamKeyFromFile() {
+        if let key = try upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY")
+            ?? Self.secret(fromFile: upstreamAPIKeyFile ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY_FILE"), named: "upstream key") {
             configuration.upstream = .remote(url: upstreamURL, apiKey: key)
         } else {
             let scale = try simulatorTimeScale ?? Env.value("VEO_RELAY_SIMULATOR_TIME_SCALE") ?? 0.1
@@ -176,20 +201,30 @@ struct Serve: AsyncParsableCommand {
         configuration.engine = engine
         configuration.drainTimeout = try Env.duration(drainTimeout, "VEO_RELAY_DRAIN_TIMEOUT") ?? configuration.drainTimeout
         configuration.readinessGrace = try Env.duration(readinessGrace, "VEO_RELAY_READINESS_GRACE") ?? configuration.readinessGrace
+        configuration.apiOnly = apiOnly || Env.flag("VEO_RELAY_API_ONLY")
+        var streams = configuration.streams
+        streams.corsOrigins = corsOrigins.isEmpty ? Env.list("VEO_RELAY_CORS_ORIGINS") : corsOrigins
+        streams.publicURL = publicURL ?? Env.string("VEO_RELAY_PUBLIC_URL")
+        streams.watchTokenLifetime = try Env.duration(watchTokenLifetime, "VEO_RELAY_WATCH_TOKEN_LIFETIME") ?? streams.watchTokenLifetime
+        streams.maxPerClient = try maxStreamsPerClient ?? Env.value("VEO_RELAY_MAX_STREAMS_PER_CLIENT") ?? streams.maxPerClient
+        if let heartbeat = try Env.duration(streamHeartbeat, "VEO_RELAY_STREAM_HEARTBEAT") { streams.heartbeat = .seconds(heartbeat) }
+        configuration.streams = streams
+        configuration.consoleToken = try consoleToken ?? Env.string("VEO_RELAY_CONSOLE_TOKEN")
+            ?? Self.secret(fromFile: consoleTokenFile ?? Env.string("VEO_RELAY_CONSOLE_TOKEN_FILE"), named: "console token")
         return configuration
     }
 
-    /// The upstream key from a file, trailing newline ignored.
-    func upstreamKeyFromFile() throws -> String? {
-        guard let path = upstreamAPIKeyFile ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY_FILE") else { return nil }
-        let key: String
+    /// A secret from a file (e.g. a mounted Kubernetes secret), trailing newline ignored.
+    static func secret(fromFile path: String?, named name: String) throws -> String? {
+        guard let path else { return nil }
+        let secret: String
         do {
-            key = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            secret = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         } catch {
-            throw ValidationError("cannot read the upstream key file \(path): \(error.localizedDescription)")
+            throw ValidationError("cannot read the \(name) file \(path): \(error.localizedDescription)")
         }
-        guard !key.isEmpty else { throw ValidationError("the upstream key file \(path) is empty") }
-        return key
+        guard !secret.isEmpty else { throw ValidationError("the \(name) file \(path) is empty") }
+        return secret
     }
 
     /// Every start-up failure ends the process with a non-zero status and one line naming the cause;

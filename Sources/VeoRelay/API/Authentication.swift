@@ -3,19 +3,33 @@ import Foundation
 import Hummingbird
 import Synchronization
 
-/// Request context carrying the authenticated client.
+/// Request context carrying who is calling: a client (API key) or the holder of a watch token.
 public struct RelayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var client: Client?
+    /// Set instead of `client` for a request authorised by a watch token: it may read one task only.
+    public var watch: WatchToken?
 
     public init(source: Source) {
         coreContext = .init(source: source)
     }
 
+    /// The client; a watch token is not enough for anything that calls this.
     public func requireClient() throws -> Client {
         guard let client else { throw APIError.unauthorized }
         return client
     }
+
+    /// Whose task `taskID` the caller may read: the client's own, or the one task of its watch token.
+    public func readableOwner(ofTask taskID: String) throws -> String {
+        if let client { return client.id }
+        guard let watch else { throw APIError.unauthorized }
+        guard watch.taskID == taskID else { throw APIError.notFound("No task '\(taskID)'.") }
+        return watch.clientID
+    }
+
+    /// The client a request counts against (rate and stream limits), however it was authorised.
+    public var accountID: String? { client?.id ?? watch?.clientID }
 }
 
 /// API keys are stored and looked up only as SHA-256 hashes.
@@ -33,15 +47,22 @@ public enum APIKey {
 
 /// Resolves `Authorization: Bearer <key>` to a client, or answers 401. A key found is remembered for
 /// `remembered` (so a revocation, in this or another instance, takes effect within that time) instead
-/// of reading the database on every request; unknown keys are never remembered.
+/// of reading the database on every request; unknown keys are never remembered. Without the header,
+/// a `watch_token` query parameter (what a browser's `EventSource` can send) authorises reading one task.
 public struct BearerAuthenticator: RouterMiddleware {
     public typealias Context = RelayRequestContext
     let store: any Store
+    let watchTokens: WatchTokenSigner
+    let clock: any WallClock
     private let known = KnownClients()
 
-    public init(store: any Store) {
+    public init(store: any Store, watchTokens: WatchTokenSigner, clock: any WallClock) {
         self.store = store
+        self.watchTokens = watchTokens
+        self.clock = clock
     }
+
+    static let watchTokenParameter = "watch_token"
 
     func client(keyHash: String) async throws -> Client? {
         if let client = known.client(keyHash: keyHash) { return client }
@@ -51,6 +72,17 @@ public struct BearerAuthenticator: RouterMiddleware {
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.headers[.authorization] == nil, let token = request.uri.queryParameters.get(Self.watchTokenParameter) {
+            var context = context
+            do {
+                context.watch = try watchTokens.verify(token, now: clock.now())
+            } catch {
+                throw APIError(.unauthorized, type: "authentication_error",
+                               message: error == .expired ? "The watch token has expired." : "The watch token is invalid.",
+                               param: Self.watchTokenParameter)
+            }
+            return try await next(request, context)
+        }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
         let key = header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
         guard !key.isEmpty, let client = try await client(keyHash: APIKey.hash(key)) else { throw APIError.unauthorized }

@@ -28,7 +28,7 @@ public struct DeliveriesController: Sendable {
     @Sendable func list(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let client = try context.requireClient()
         let stateName = request.uri.queryParameters.get("state") ?? DeliveryState.failed.rawValue
-        guard let state = DeliveryState(rawValue: stateName) else {
+        guard let state = DeliveryState(rawValue: stateName), state != .unsubscribed else {
             throw APIError.invalidRequest("state must be one of 'pending', 'delivered', 'failed', 'gone'.", param: "state")
         }
         let limitText = request.uri.queryParameters.get("limit") ?? "100"

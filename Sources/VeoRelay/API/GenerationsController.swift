@@ -14,6 +14,7 @@ public struct GenerationsController: Sendable {
     let clock: any WallClock
     let submitterWake: WakeSignal
     let maxBodyBytes: Int
+    let watchLinks: WatchLinks
 
     public func addRoutes(to group: RouterGroup<RelayRequestContext>) {
         group.post("/videos/generations", use: create)
@@ -44,9 +45,9 @@ public struct GenerationsController: Sendable {
             Counter(label: "veo_relay_tasks_accepted_total").increment()
             context.logger.info("accepted", metadata: ["task_id": "\(task.id)", "client_id": "\(client.id)", "model": "\(task.request.model.rawValue)"])
             submitterWake.signal()
-            return try Self.submitted(task.id)
+            return try Self.submitted(task.id, watchURL: watchLinks.url(taskID: task.id, clientID: client.id, request: request))
         case .replayed(let existing):
-            var response = try Self.submitted(existing)
+            var response = try Self.submitted(existing, watchURL: watchLinks.url(taskID: existing, clientID: client.id, request: request))
             response.headers[Self.replayedHeader] = "true"
             return response
         case .conflict:
@@ -59,9 +60,9 @@ public struct GenerationsController: Sendable {
     static let replayedHeader = HTTPField.Name("Idempotent-Replayed")!
     static let maxIdempotencyKeyLength = 255
 
-    /// The answer to an accepted generation (the upstream's envelope).
-    public static func submitted(_ taskID: String) throws -> Response {
-        try JSONResponse.make(.ok, Envelope(code: 200, data: [SubmittedEntry(status: "submitted", taskID: taskID)]))
+    /// The answer to an accepted generation (the upstream's envelope, plus the task's `watch_url`).
+    public static func submitted(_ taskID: String, watchURL: String?) throws -> Response {
+        try JSONResponse.make(.ok, Envelope(code: 200, data: [SubmittedEntry(status: "submitted", taskID: taskID, watchURL: watchURL)]))
     }
 
     /// The request's `Idempotency-Key`, fingerprinted with its body (key order and spacing ignored).
@@ -77,10 +78,12 @@ public struct GenerationsController: Sendable {
     struct SubmittedEntry: Codable {
         var status: String
         var taskID: String
+        var watchURL: String?
 
         enum CodingKeys: String, CodingKey {
             case status
             case taskID = "task_id"
+            case watchURL = "watch_url"
         }
     }
 }

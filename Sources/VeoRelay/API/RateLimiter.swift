@@ -29,11 +29,11 @@ public struct RateLimitMiddleware: RouterMiddleware {
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let client = try context.requireClient()
+        guard let account = context.accountID else { throw APIError.unauthorized }
         let now = clock.now()
         let wait = buckets.state.withLock { buckets -> TimeInterval? in
-            var bucket = buckets[client.id] ?? TokenBucket(rate: policy.rate, burst: policy.burst, now: now)
-            defer { buckets[client.id] = bucket }
+            var bucket = buckets[account] ?? TokenBucket(rate: policy.rate, burst: policy.burst, now: now)
+            defer { buckets[account] = bucket }
             return bucket.take(upTo: 1, at: now) == 1 ? nil : bucket.wait(at: now)
         }
         guard let wait else { return try await next(request, context) }

@@ -3,22 +3,25 @@ import Hummingbird
 
 /// `GET /v1/tasks/{id}`: the relay's stored view in the upstream's task envelope. It never calls the
 /// upstream, so clients may poll the relay as often as they like.
+/// A watch token reads it too, but gets no `watch_url`: a token cannot mint a longer-lived one.
 public struct TasksController: Sendable {
     let store: any Store
+    let watchLinks: WatchLinks
 
     public func addRoutes(to group: RouterGroup<RelayRequestContext>) {
         group.get("/tasks/:id", use: show)
     }
 
     @Sendable func show(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        let client = try context.requireClient()
         let id = try context.parameters.require("id")
-        guard let task = try await store.task(id: id, clientID: client.id) else {
+        guard let task = try await store.task(id: id, clientID: try context.readableOwner(ofTask: id)) else {
             throw APIError.notFound("No task '\(id)'.")
         }
-        let callback = try await store.callbackSummary(taskID: task.id)
+        let callback = task.callbackURL == nil ? nil : try await store.callbackSummary(taskID: task.id)
             ?? CallbackSummary(state: "waiting", attempts: 0, lastStatusCode: nil, lastError: nil, nextAttemptAt: nil)
-        return try JSONResponse.make(.ok, Envelope(code: 200, data: TaskResource(task: task, callback: callback)))
+        var resource = TaskResource(task: task, callback: callback)
+        if context.client != nil { resource.watchURL = watchLinks.url(taskID: task.id, clientID: task.clientID, request: request) }
+        return try JSONResponse.make(.ok, Envelope(code: 200, data: resource))
     }
 }
 
@@ -36,7 +39,9 @@ struct TaskResource: Encodable {
     var model: String
     var upstreamTaskID: String?
     var submissionAnswer: String?
-    var callback: Callback
+    /// nil for a stream-only task.
+    var callback: Callback?
+    var watchURL: String?
 
     struct Callback: Encodable {
         var url: String
@@ -57,9 +62,10 @@ struct TaskResource: Encodable {
         case actualTime = "actual_time"
         case upstreamTaskID = "upstream_task_id"
         case submissionAnswer = "submission_answer"
+        case watchURL = "watch_url"
     }
 
-    init(task: RelayTask, callback: CallbackSummary) {
+    init(task: RelayTask, callback: CallbackSummary?) {
         id = task.id
         status = task.publicStatus
         progress = task.progress
@@ -72,6 +78,6 @@ struct TaskResource: Encodable {
         model = task.request.model.rawValue
         upstreamTaskID = task.upstreamTaskID
         submissionAnswer = task.submissionAnswer
-        self.callback = Callback(url: task.callbackURL, summary: callback)
+        if let url = task.callbackURL, let callback { self.callback = Callback(url: url, summary: callback) }
     }
 }

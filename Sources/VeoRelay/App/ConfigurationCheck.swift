@@ -28,7 +28,30 @@ extension RelayConfiguration {
         check.require(readinessGrace >= 0 && readinessGrace < drainTimeout, "--readiness-grace / VEO_RELAY_READINESS_GRACE",
                       "must be at least 0 and shorter than the drain timeout (\(drainTimeout) s), not \(readinessGrace) s")
         engine.validate(into: &check)
+        streams.validate(into: &check)
+        if let token = consoleToken {
+            check.require(token.count >= 16, "--console-token / VEO_RELAY_CONSOLE_TOKEN", "must be at least 16 characters")
+        }
         if let problem = check.problems.first { throw ConfigurationError(problem) }
+    }
+}
+
+extension StreamPolicy {
+    func validate(into check: inout ConfigurationCheck) {
+        check.positive(watchTokenLifetime, "--watch-token-lifetime / VEO_RELAY_WATCH_TOKEN_LIFETIME", maximum: 30 * ConfigurationCheck.day)
+        check.atLeastOne(maxPerClient, "--max-streams-per-client / VEO_RELAY_MAX_STREAMS_PER_CLIENT")
+        check.positive(heartbeat.seconds, "--stream-heartbeat / VEO_RELAY_STREAM_HEARTBEAT", maximum: 3_600)
+        for origin in corsOrigins {
+            let components = URLComponents(string: origin)
+            check.require(["http", "https"].contains(components?.scheme?.lowercased() ?? "") && !(components?.host ?? "").isEmpty
+                          && (components?.path ?? "").isEmpty,
+                          "--cors-origin / VEO_RELAY_CORS_ORIGINS", "must be an origin such as https://app.example.com, not '\(origin)'")
+        }
+        if let publicURL {
+            let components = URLComponents(string: publicURL)
+            check.require(["http", "https"].contains(components?.scheme?.lowercased() ?? "") && !(components?.host ?? "").isEmpty,
+                          "--public-url / VEO_RELAY_PUBLIC_URL", "must be an absolute http(s) URL, not '\(publicURL)'")
+        }
     }
 }
 

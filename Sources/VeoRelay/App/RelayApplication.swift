@@ -23,6 +23,7 @@ struct Wakeups {
     let submitter = WakeSignal()
     let poller = WakeSignal()
     let dispatcher = WakeSignal()
+    let streams = WakeSignal()
 }
 
 public func buildRelay(
@@ -49,17 +50,25 @@ public func buildRelay(
     let upstreamHTTP = HTTPClient.relayClient(connectTimeout: engine.upstreamConnectTimeout)
     let webhookHTTP = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout, allowedPeers: configuration.callbacks.addresses)
 
+    let watchTokens = WatchTokenSigner(secret: try await store.sharedSecret(named: WatchTokenSigner.secretName, candidate: SharedSecret.generate()),
+                                       lifetime: configuration.streams.watchTokenLifetime)
+    let watchLinks = WatchLinks(signer: watchTokens, publicURL: configuration.streams.publicURL, clock: clock)
+    let feed = EventFeed(store: store, interval: configuration.streams.pollInterval, heartbeat: configuration.streams.heartbeat,
+                         maxStreamsPerClient: configuration.streams.maxPerClient, wake: wakeups.streams, logger: logger)
+
     let router = Router(context: RelayRequestContext.self)
     router.middlewares.add(MetricsMiddleware())
+    if !configuration.streams.corsOrigins.isEmpty { router.middlewares.add(AllowedOriginsCORS(origins: configuration.streams.corsOrigins)) }
     router.middlewares.add(ErrorEnvelopeMiddleware())
     let api = router.group("v1")
         .add(middleware: TracingMiddleware())
-        .add(middleware: BearerAuthenticator(store: store))
+        .add(middleware: BearerAuthenticator(store: store, watchTokens: watchTokens, clock: clock))
         .add(middleware: RateLimitMiddleware(policy: configuration.rateLimit, clock: clock))
     GenerationsController(inserts: GroupCommit { batch in try await store.insert(batch) }, validator: RequestValidator(limits: configuration.limits),
                           callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), clock: clock,
-                          submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes).addRoutes(to: api)
-    TasksController(store: store).addRoutes(to: api)
+                          submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes, watchLinks: watchLinks).addRoutes(to: api)
+    TasksController(store: store, watchLinks: watchLinks).addRoutes(to: api)
+    EventStreamController(store: store, feed: feed).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
 
     let gate = UpstreamGate(policy: engine.upstream, clock: clock)
@@ -90,7 +99,7 @@ public func buildRelay(
         upstreamDescription = "built-in simulator at \(location()) (time scale \(simulatorConfiguration.timeScale))"
     }
 
-    let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher)
+    let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher, streamWake: wakeups.streams)
     let stages = UpstreamStageContext(
         store: store, upstream: upstream, gate: gate, clock: clock, instance: configuration.instanceID,
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
@@ -98,7 +107,7 @@ public func buildRelay(
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
         WorkerLoop(stage: stage, store: store, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger)
     }
-    let workers = [
+    let workers: [any Service] = configuration.apiOnly ? [] : [
         worker(Dispatcher(store: store, http: webhookHTTP, clock: clock,
                           leases: stages.leases(for: "dispatcher"), gate: destinations,
                           configuration: engine, logger: logger),
@@ -115,7 +124,7 @@ public func buildRelay(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veo-relay"),
         services: (ownedStore.map { [StoreService(store: $0)] } ?? [])
-            + [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)] + workers,
+            + [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP), feed] + workers,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             boundPort.value = port

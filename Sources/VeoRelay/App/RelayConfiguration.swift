@@ -15,6 +15,23 @@ public enum UpstreamMode: Sendable, CustomStringConvertible {
     }
 }
 
+/// Event streams and browser access to them.
+public struct StreamPolicy: Sendable {
+    /// How often the store is asked for events another instance wrote (this instance's own arrive at once).
+    public var pollInterval: Duration = .milliseconds(500)
+    /// A comment line this often keeps proxies from closing an idle stream.
+    public var heartbeat: Duration = .seconds(15)
+    public var maxPerClient = 100
+    /// How long a `watch_url` works.
+    public var watchTokenLifetime: TimeInterval = 6 * 3_600
+    /// Browser origins allowed to call the API (CORS); none by default.
+    public var corsOrigins: [String] = []
+    /// The relay's address as clients reach it, for `watch_url`; the request's `Host` otherwise.
+    public var publicURL: String?
+
+    public init() {}
+}
+
 /// Everything `serve` can be told. Defaults are the embedded setup: loopback, a SQLite file in the
 /// working directory, and the simulator when no upstream key is configured.
 public struct RelayConfiguration: Sendable, CustomStringConvertible {
@@ -40,6 +57,12 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     /// How long a graceful stop keeps serving with `/readyz` failing before the server closes, so that
     /// load balancers stop routing here first (`serve`; part of the drain timeout).
     public var readinessGrace: TimeInterval = 0
+    public var streams = StreamPolicy()
+    /// Serve the API and event streams only, leaving submission, polling and delivery to the other
+    /// instances on the same database (e.g. stream front ends).
+    public var apiOnly = false
+    /// The operator console's sign-in token; nil leaves `/console` disabled.
+    public var consoleToken: String?
     /// Names this process in leases, so several relays can share one database.
     public var instanceID = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(Identifier.make(prefix: "").suffix(6))"
 

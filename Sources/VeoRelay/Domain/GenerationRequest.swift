@@ -46,13 +46,14 @@ public struct GenerationRequest: Codable, Sendable, Equatable {
 /// What a client sends the relay: the upstream request plus where and how to call back.
 public struct RelayRequest: Sendable, Equatable {
     public var generation: GenerationRequest
-    public var callbackURL: String
+    /// Where webhooks go; nil for a task followed only through its event stream (`"delivery": "stream"`).
+    public var callbackURL: String?
     /// Echoed verbatim in every webhook for this task.
     public var metadata: JSONValue?
     /// Which events to deliver; terminal events only unless the client asks for more.
     public var callbackEvents: Set<WebhookEventType>
 
-    public init(generation: GenerationRequest, callbackURL: String, metadata: JSONValue? = nil,
+    public init(generation: GenerationRequest, callbackURL: String?, metadata: JSONValue? = nil,
                 callbackEvents: Set<WebhookEventType> = WebhookEventType.defaultSubscription) {
         self.generation = generation
         self.callbackURL = callbackURL
@@ -60,5 +61,11 @@ public struct RelayRequest: Sendable, Equatable {
         self.callbackEvents = callbackEvents
     }
 
-    public static let relayFieldNames: Set<String> = ["callback_url", "metadata", "callback_events"]
+    public static let relayFieldNames: Set<String> = ["callback_url", "metadata", "callback_events", "delivery"]
+}
+
+/// How a client follows a task: by webhook (the default) or only through its event stream.
+public enum DeliveryMode: String, Sendable, CaseIterable {
+    case webhook
+    case stream
 }

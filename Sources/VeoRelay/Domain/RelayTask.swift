@@ -117,7 +117,8 @@ public struct RelayTask: Sendable, Equatable {
     public var id: String
     public var clientID: String
     public var request: GenerationRequest
-    public var callbackURL: String
+    /// nil for a stream-only task.
+    public var callbackURL: String?
     public var metadata: JSONValue?
     public var callbackEvents: Set<WebhookEventType>
     public var state: TaskState

@@ -49,17 +49,31 @@ public struct RequestValidator: Sendable {
         }
     }
 
-    /// A relay request: the upstream's fields plus `callback_url` and `metadata`.
+    /// A relay request: the upstream's fields plus `callback_url`, `callback_events`, `metadata` and
+    /// `delivery`. A stream-only task (`"delivery": "stream"`) has no callback and subscribes to no webhook.
     public func validate(_ value: JSONValue) throws(ValidationFailure) -> RelayRequest {
         let reader = try FieldReader(value, known: GenerationRequest.fieldNames.union(RelayRequest.relayFieldNames))
         let generation = try generation(reader)
-        guard let callbackURL = try url("callback_url", reader) else {
-            throw ValidationFailure(param: "callback_url", "callback_url is required.")
-        }
-        let metadata = try self.metadata(reader.fields["metadata"])
+        let mode = try reader.oneOf("delivery", DeliveryMode.allCases.map(\.rawValue)).flatMap(DeliveryMode.init(rawValue:)) ?? .webhook
+        let callbackURL = try url("callback_url", reader)
         let events = try callbackEvents(reader.fields["callback_events"])
-        return RelayRequest(generation: generation, callbackURL: callbackURL, metadata: metadata,
-                            callbackEvents: events ?? WebhookEventType.defaultSubscription)
+        let metadata = try self.metadata(reader.fields["metadata"])
+        switch mode {
+        case .webhook:
+            guard let callbackURL else {
+                throw ValidationFailure(param: "callback_url", "callback_url is required unless delivery is 'stream'.")
+            }
+            return RelayRequest(generation: generation, callbackURL: callbackURL, metadata: metadata,
+                                callbackEvents: events ?? WebhookEventType.defaultSubscription)
+        case .stream:
+            guard callbackURL == nil else {
+                throw ValidationFailure(param: "callback_url", "callback_url must be omitted when delivery is 'stream'.")
+            }
+            guard events == nil else {
+                throw ValidationFailure(param: "callback_events", "callback_events must be omitted when delivery is 'stream'.")
+            }
+            return RelayRequest(generation: generation, callbackURL: nil, metadata: metadata, callbackEvents: [])
+        }
     }
 
     /// An upstream request alone, as the upstream itself checks it.

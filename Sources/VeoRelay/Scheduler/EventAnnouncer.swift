@@ -1,29 +1,33 @@
 import Foundation
 import Metrics
 
-/// Saves a task transition together with the webhook event it calls for (when the task's
-/// `callback_events` include that type) in one transaction, then wakes the dispatcher.
+/// Saves a task transition together with the event it calls for in one transaction, then wakes
+/// the dispatcher (when the task's webhook subscribes to that type) and this instance's streams.
 public struct EventAnnouncer: Sendable {
     let store: any Store
     let clock: any WallClock
     let dispatcherWake: WakeSignal
+    let streamWake: WakeSignal
 
-    public init(store: any Store, clock: any WallClock, dispatcherWake: WakeSignal) {
+    public init(store: any Store, clock: any WallClock, dispatcherWake: WakeSignal, streamWake: WakeSignal = WakeSignal()) {
         self.store = store
         self.clock = clock
         self.dispatcherWake = dispatcherWake
+        self.streamWake = streamWake
     }
 
     public func save(_ task: RelayTask, lease: Lease, announcing type: WebhookEventType?) async throws {
-        guard let type, task.callbackEvents.contains(type) else {
+        guard let type else {
             try await store.save(task, lease: lease, keepLease: false, event: nil)
             return
         }
         let now = clock.now()
         let payload = try JSONCoding.encode(WebhookPayload(type: type, task: task, at: now))
-        try await store.save(task, lease: lease, keepLease: false, event: NewEvent(type: type, payload: payload, createdAt: now))
+        let webhook = task.callbackURL != nil && task.callbackEvents.contains(type)
+        try await store.save(task, lease: lease, keepLease: false, event: NewEvent(type: type, payload: payload, createdAt: now, webhook: webhook))
         Counter(label: "veo_relay_events_total", dimensions: [("type", type.rawValue)]).increment()
-        dispatcherWake.signal()
+        if webhook { dispatcherWake.signal() }
+        streamWake.signal()
     }
 }
 

@@ -30,7 +30,7 @@ public struct CallbackGuard: Sendable {
 
     /// Checks every URL of a request that the guard covers.
     public func check(_ request: RelayRequest) async throws(ValidationFailure) {
-        try await check(request.callbackURL, param: "callback_url")
+        if let callbackURL = request.callbackURL { try await check(callbackURL, param: "callback_url") }
         guard policy.checkImageURLs else { return }
         for (param, url) in [("first_frame_image", request.generation.firstFrameImage), ("last_frame_image", request.generation.lastFrameImage)] {
             if let url { try await check(url, param: param) }

@@ -124,7 +124,7 @@ public final class PostgresStore: Store {
             try await rows("""
                 INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
                                    failures, trace_parent)
-                VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(task.callbackURL), \(columns.metadataJSON),
+                VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(StoredCallback.text(task.callbackURL)), \(columns.metadataJSON),
                         \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
                         \(task.nextRunAt?.timeIntervalSince1970), \(task.failures), \(task.traceParent))
                 """, on: connection)
@@ -134,8 +134,19 @@ public final class PostgresStore: Store {
         return .created
     }
 
-    public func task(id: String, clientID: String) async throws -> RelayTask? {
-        try await rows("SELECT * FROM tasks WHERE id = \(id) AND client_id = \(clientID)").first.map(RowMapping.task)
+    public func task(id: String, clientID: String?) async throws -> RelayTask? {
+        try await rows("SELECT * FROM tasks WHERE id = \(id) AND (\(clientID)::text IS NULL OR client_id = \(clientID))").first.map(RowMapping.task)
+    }
+
+    public func tasks(_ query: TaskQuery) async throws -> [RelayTask] {
+        let before = query.before?.createdAt.timeIntervalSince1970
+        return try await rows("""
+            SELECT * FROM tasks
+            WHERE (\(query.state?.rawValue)::text IS NULL OR state = \(query.state?.rawValue))
+              AND (\(query.clientID)::text IS NULL OR client_id = \(query.clientID))
+              AND (\(before)::double precision IS NULL OR (created_at, id) < (\(before), \(query.before?.id ?? "")))
+            ORDER BY created_at DESC, id DESC LIMIT \(query.limit)
+            """).map(RowMapping.task)
     }
 
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
@@ -182,8 +193,8 @@ public final class PostgresStore: Store {
                 INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
                                     trace_parent)
                 VALUES (\(event.id), \(task.id), (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = \(task.id)), \(event.type.rawValue),
-                        \(event.payload), \(task.callbackURL), \(CallbackDestination.key(for: task.callbackURL)), \(task.clientID), \(at), 'pending', \(at),
-                        \(task.traceParent))
+                        \(event.payload), \(StoredCallback.text(task.callbackURL)), \(StoredCallback.destination(task.callbackURL)), \(task.clientID),
+                        \(at), \(event.initialState.rawValue), \(event.firstAttemptAt), \(task.traceParent))
                 """, on: connection)
         }
     }
@@ -253,19 +264,35 @@ public final class PostgresStore: Store {
 
     public func callbackSummary(taskID: String) async throws -> CallbackSummary? {
         try await rows("""
-            SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events WHERE task_id = \(taskID) ORDER BY seq DESC LIMIT 1
+            SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events WHERE task_id = \(taskID) AND state <> 'unsubscribed'
+            ORDER BY seq DESC LIMIT 1
             """).first.map(RowMapping.callbackSummary)
     }
 
-    public func deliveryLog(taskID: String, clientID: String) async throws -> [DeliveryRecord]? {
-        guard try await !rows("SELECT 1 AS found FROM tasks WHERE id = \(taskID) AND client_id = \(clientID)").isEmpty else { return nil }
-        var records = try await rows("SELECT * FROM events WHERE task_id = \(taskID) ORDER BY seq").map(RowMapping.delivery)
+    public func deliveryLog(taskID: String, clientID: String?) async throws -> [DeliveryRecord]? {
+        guard try await task(id: taskID, clientID: clientID) != nil else { return nil }
+        var records = try await rows("SELECT * FROM events WHERE task_id = \(taskID) AND state <> 'unsubscribed' ORDER BY seq")
+            .map(RowMapping.delivery)
         for index in records.indices {
             records[index].attemptLog = try await rows("""
                 SELECT * FROM delivery_attempts WHERE event_id = \(records[index].eventID) ORDER BY attempted_at, id
                 """).map(RowMapping.attempt)
         }
         return records
+    }
+
+    public func streamEvents(taskID: String, after sequence: Int) async throws -> [StreamEvent] {
+        try await rows("SELECT id, task_id, seq, type, payload FROM events WHERE task_id = \(taskID) AND seq > \(sequence) ORDER BY seq")
+            .map(RowMapping.streamEvent)
+    }
+
+    public func eventSequence(eventID: String, taskID: String) async throws -> Int? {
+        try await rows("SELECT seq FROM events WHERE id = \(eventID) AND task_id = \(taskID)").first.map { try $0.integer("seq") }
+    }
+
+    public func latestEventSequences(taskIDs: [String]) async throws -> [String: Int] {
+        let rows = try await rows("SELECT task_id, MAX(seq) AS seq FROM events WHERE task_id = ANY(\(taskIDs)) GROUP BY task_id")
+        return try Dictionary(rows.map { (try $0.text("task_id"), try $0.integer("seq")) }, uniquingKeysWith: max)
     }
 
     public func deliveries(clientID: String?, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord] {
@@ -280,7 +307,7 @@ public final class PostgresStore: Store {
             UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = \(now.timeIntervalSince1970), delivered_at = NULL,
                 lease_owner = NULL, lease_expires_at = NULL
             WHERE id = (SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
-                        WHERE e.task_id = \(taskID) AND (\(clientID)::text IS NULL OR t.client_id = \(clientID))
+                        WHERE e.task_id = \(taskID) AND e.state <> 'unsubscribed' AND (\(clientID)::text IS NULL OR t.client_id = \(clientID))
                         ORDER BY e.seq DESC LIMIT 1)
             RETURNING *
             """).first.map(RowMapping.delivery)
@@ -343,6 +370,13 @@ public final class PostgresStore: Store {
 
     public func clientCount() async throws -> Int {
         try await rows("SELECT COUNT(*) AS count FROM clients WHERE revoked_at IS NULL").first?.integer("count") ?? 0
+    }
+
+    public func sharedSecret(named name: String, candidate: String) async throws -> String {
+        try await rows("""
+            INSERT INTO shared_secrets (name, value) VALUES (\(name), \(candidate)) ON CONFLICT (name) DO NOTHING
+            """)
+        return try await rows("SELECT value FROM shared_secrets WHERE name = \(name)").first.map { try $0.text("value") } ?? candidate
     }
 
     public func clients() async throws -> [ClientRecord] {
@@ -415,6 +449,13 @@ enum PostgresMigrations {
         ]),
         ("002-submission-answer", ["ALTER TABLE tasks ADD COLUMN submission_answer TEXT"]),
         ("003-trace-parent", ["ALTER TABLE tasks ADD COLUMN trace_parent TEXT", "ALTER TABLE events ADD COLUMN trace_parent TEXT"]),
+        // Events are kept for the stream whether or not a webhook delivers them ('unsubscribed');
+        // a stream-only task stores an empty callback_url.
+        ("004-streams", [
+            "CREATE TABLE shared_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE INDEX tasks_newest ON tasks (created_at, id)",
+            "CREATE INDEX tasks_state_newest ON tasks (state, created_at, id)",
+        ]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

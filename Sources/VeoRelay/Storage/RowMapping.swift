@@ -22,6 +22,13 @@ extension StoredRow {
     }
 }
 
+/// The `callback_url` columns are NOT NULL from before stream-only tasks: those store an empty text.
+enum StoredCallback {
+    static func text(_ url: String?) -> String { url ?? "" }
+    static func url(_ text: String) -> String? { text.isEmpty ? nil : text }
+    static func destination(_ url: String?) -> String { url.map(CallbackDestination.key(for:)) ?? "" }
+}
+
 /// The task's structured fields as the JSON text both stores keep.
 struct TaskColumns {
     var requestJSON: String
@@ -49,7 +56,7 @@ struct TaskColumns {
 enum RowMapping {
     static func task(_ row: some StoredRow) throws -> RelayTask {
         let request = try TaskColumns.decode(GenerationRequest.self, row.text("request_json"))
-        var relayRequest = RelayRequest(generation: request, callbackURL: try row.text("callback_url"),
+        var relayRequest = RelayRequest(generation: request, callbackURL: StoredCallback.url(try row.text("callback_url")),
                                         metadata: try row.optionalText("metadata_json").map { try TaskColumns.decode(JSONValue.self, $0) })
         if let events = try row.optionalText("callback_events") {
             relayRequest.callbackEvents = Set(try TaskColumns.decode([String].self, events).compactMap(WebhookEventType.init(rawValue:)))
@@ -98,6 +105,11 @@ enum RowMapping {
         CallbackSummary(state: try row.text("state"), attempts: try row.integer("attempts"),
                         lastStatusCode: try row.optionalInteger("last_status_code"), lastError: try row.optionalText("last_error"),
                         nextAttemptAt: try row.optionalDate("next_attempt_at")?.unixSeconds)
+    }
+
+    static func streamEvent(_ row: some StoredRow) throws -> StreamEvent {
+        StreamEvent(id: try row.text("id"), taskID: try row.text("task_id"), sequence: try row.integer("seq"), type: try row.text("type"),
+                    payload: try row.blob("payload"))
     }
 
     static func client(_ row: some StoredRow) throws -> Client {

@@ -107,6 +107,15 @@ enum SQLiteMigrations {
                 ALTER TABLE events ADD COLUMN trace_parent TEXT;
                 """)
         }
+        migrator.registerMigration("008-streams") { db in
+            // Events are kept for the stream whether or not a webhook delivers them ('unsubscribed');
+            // a stream-only task stores an empty callback_url.
+            try db.execute(sql: """
+                CREATE TABLE shared_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE INDEX tasks_newest ON tasks (created_at, id);
+                CREATE INDEX tasks_state_newest ON tasks (state, created_at, id);
+                """)
+        }
         return migrator
     }
 }

@@ -51,7 +51,7 @@ public final class SQLiteStore: Store {
                 INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
                                    failures, trace_parent)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [task.id, task.clientID, columns.requestJSON, task.callbackURL, columns.metadataJSON, columns.callbackEventsJSON,
+                """, arguments: [task.id, task.clientID, columns.requestJSON, StoredCallback.text(task.callbackURL), columns.metadataJSON, columns.callbackEventsJSON,
                                  task.state.rawValue, task.createdAt.timeIntervalSince1970,
                                  task.nextRunAt?.timeIntervalSince1970, task.failures, task.traceParent])
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
@@ -60,10 +60,23 @@ public final class SQLiteStore: Store {
         return .created
     }
 
-    public func task(id: String, clientID: String) async throws -> RelayTask? {
+    public func task(id: String, clientID: String?) async throws -> RelayTask? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ? AND client_id = ?", arguments: [id, clientID])
+            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)", arguments: [id, clientID, clientID])
                 .map(RowMapping.task)
+        }
+    }
+
+    public func tasks(_ query: TaskQuery) async throws -> [RelayTask] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM tasks
+                WHERE (:state IS NULL OR state = :state) AND (:client IS NULL OR client_id = :client)
+                  AND (:before IS NULL OR created_at < :before OR (created_at = :before AND id < :beforeID))
+                ORDER BY created_at DESC, id DESC LIMIT :limit
+                """, arguments: ["state": query.state?.rawValue, "client": query.clientID,
+                                 "before": query.before?.createdAt.timeIntervalSince1970, "beforeID": query.before?.id,
+                                 "limit": query.limit]).map(RowMapping.task)
         }
     }
 
@@ -107,9 +120,10 @@ public final class SQLiteStore: Store {
             try db.execute(sql: """
                 INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
                                     trace_parent)
-                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
-                """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, task.callbackURL,
-                                 CallbackDestination.key(for: task.callbackURL), task.clientID, now, now, task.traceParent])
+                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, StoredCallback.text(task.callbackURL),
+                                 StoredCallback.destination(task.callbackURL), task.clientID, now, event.initialState.rawValue,
+                                 event.firstAttemptAt, task.traceParent])
         }
     }
 
@@ -177,23 +191,48 @@ public final class SQLiteStore: Store {
         try await pool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events
-                WHERE task_id = ? ORDER BY seq DESC LIMIT 1
+                WHERE task_id = ? AND state <> 'unsubscribed' ORDER BY seq DESC LIMIT 1
                 """, arguments: [taskID]).map(RowMapping.callbackSummary)
         }
     }
 
-    public func deliveryLog(taskID: String, clientID: String) async throws -> [DeliveryRecord]? {
+    public func deliveryLog(taskID: String, clientID: String?) async throws -> [DeliveryRecord]? {
         try await pool.read { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tasks WHERE id = ? AND client_id = ?", arguments: [taskID, clientID]) != nil else {
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)",
+                                    arguments: [taskID, clientID, clientID]) != nil else {
                 return nil
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM events WHERE task_id = ? ORDER BY seq", arguments: [taskID]).map { row in
+            return try Row.fetchAll(db, sql: "SELECT * FROM events WHERE task_id = ? AND state <> 'unsubscribed' ORDER BY seq",
+                                    arguments: [taskID]).map { row in
                 var record = try RowMapping.delivery(row)
                 record.attemptLog = try Row.fetchAll(db, sql: """
                     SELECT * FROM delivery_attempts WHERE event_id = ? ORDER BY attempted_at, id
                     """, arguments: [record.eventID]).map(RowMapping.attempt)
                 return record
             }
+        }
+    }
+
+    public func streamEvents(taskID: String, after sequence: Int) async throws -> [StreamEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, task_id, seq, type, payload FROM events WHERE task_id = ? AND seq > ? ORDER BY seq",
+                             arguments: [taskID, sequence]).map(RowMapping.streamEvent)
+        }
+    }
+
+    public func eventSequence(eventID: String, taskID: String) async throws -> Int? {
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT seq FROM events WHERE id = ? AND task_id = ?", arguments: [eventID, taskID])
+        }
+    }
+
+    public func latestEventSequences(taskIDs: [String]) async throws -> [String: Int] {
+        let ids = try TaskColumns.text(taskIDs)
+        return try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT task_id, MAX(seq) AS seq FROM events WHERE task_id IN (SELECT value FROM json_each(?)) GROUP BY task_id
+                """, arguments: [ids])
+            return try Dictionary(rows.map { (try $0.text("task_id"), try $0.integer("seq")) }, uniquingKeysWith: max)
         }
     }
 
@@ -209,7 +248,7 @@ public final class SQLiteStore: Store {
         try await pool.write { db in
             guard let id = try String.fetchOne(db, sql: """
                 SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
-                WHERE e.task_id = ? AND (? IS NULL OR t.client_id = ?) ORDER BY e.seq DESC LIMIT 1
+                WHERE e.task_id = ? AND e.state <> 'unsubscribed' AND (? IS NULL OR t.client_id = ?) ORDER BY e.seq DESC LIMIT 1
                 """, arguments: [taskID, clientID, clientID])
             else { return nil }
             try db.execute(sql: """
@@ -308,6 +347,14 @@ public final class SQLiteStore: Store {
 
     public func clientCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM clients WHERE revoked_at IS NULL") ?? 0 }
+    }
+
+    public func sharedSecret(named name: String, candidate: String) async throws -> String {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO shared_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                           arguments: [name, candidate])
+            return try String.fetchOne(db, sql: "SELECT value FROM shared_secrets WHERE name = ?", arguments: [name]) ?? candidate
+        }
     }
 
     public func clients() async throws -> [ClientRecord] {

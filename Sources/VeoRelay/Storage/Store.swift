@@ -22,18 +22,67 @@ public enum TaskWork: Sendable {
 }
 
 /// An event to be written in the same transaction as the task transition that caused it.
+/// Every event is kept (the event stream shows them all); only those the task subscribed to are delivered.
 public struct NewEvent: Sendable, Equatable {
     public var id: String
     public var type: WebhookEventType
     public var payload: Data
     /// Also when its first delivery attempt is due.
     public var createdAt: Date
+    /// Whether to POST it to the task's callback (`pending`), or only keep it for the stream (`unsubscribed`).
+    public var webhook: Bool
 
-    public init(id: String = Identifier.message(), type: WebhookEventType, payload: Data, createdAt: Date) {
+    public init(id: String = Identifier.message(), type: WebhookEventType, payload: Data, createdAt: Date, webhook: Bool = true) {
         self.id = id
         self.type = type
         self.payload = payload
         self.createdAt = createdAt
+        self.webhook = webhook
+    }
+
+    var initialState: DeliveryState { webhook ? .pending : .unsubscribed }
+    var firstAttemptAt: Double? { webhook ? createdAt.timeIntervalSince1970 : nil }
+}
+
+/// An event as the live stream sends it: the webhook's id, type and exact body.
+public struct StreamEvent: Sendable, Equatable {
+    public var id: String
+    public var taskID: String
+    /// Its place among the task's events (1, 2, …): events of one task are written one at a time,
+    /// under the task's lease, so this order is also their commit order.
+    public var sequence: Int
+    public var type: String
+    public var payload: Data
+
+    public var isTerminal: Bool {
+        type == WebhookEventType.taskSucceeded.rawValue || type == WebhookEventType.taskFailed.rawValue
+    }
+}
+
+/// Which tasks the console lists, newest first.
+public struct TaskQuery: Sendable, Equatable {
+    public var state: TaskState?
+    public var clientID: String?
+    /// Continue after this task (the last one of the previous page).
+    public var before: TaskCursor?
+    public var limit: Int
+
+    public init(state: TaskState? = nil, clientID: String? = nil, before: TaskCursor? = nil, limit: Int = 50) {
+        self.state = state
+        self.clientID = clientID
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// A position in the newest-first task listing.
+public struct TaskCursor: Sendable, Equatable {
+    public var createdAt: Date
+    public var id: String
+
+    public init(createdAt: Date, id: String) {
+        self.createdAt = createdAt
+        self.id = id
     }
 }
 
@@ -89,13 +138,15 @@ public struct ClientRecord: Sendable, Equatable {
     public var rotationEndsAt: Date?
 }
 
-public enum DeliveryState: String, Sendable, Codable {
+public enum DeliveryState: String, Sendable, Codable, CaseIterable {
     case pending
     case delivered
     /// The retry budget is spent.
     case failed
     /// The receiver answered 410 Gone: it asked never to be called again.
     case gone
+    /// Kept for the event stream only: the task did not subscribe its webhook to this type.
+    case unsubscribed
 }
 
 /// A finished delivery attempt, to be written with the new state of its event.
@@ -227,8 +278,10 @@ public protocol Store: Sendable {
     /// Commits new tasks in one transaction, one outcome each; with an idempotency key, a repeat of
     /// the same request returns the first task instead. Throws (committing none) on a duplicate id.
     func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome]
-    /// A client's task; another client's id reads as absent.
-    func task(id: String, clientID: String) async throws -> RelayTask?
+    /// A client's task; another client's id reads as absent. Any client's when `clientID` is nil (operators).
+    func task(id: String, clientID: String?) async throws -> RelayTask?
+    /// Tasks newest first, filtered (operators).
+    func tasks(_ query: TaskQuery) async throws -> [RelayTask]
 
     /// Leases up to `limit` due tasks, most overdue first.
     func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask]
@@ -245,8 +298,15 @@ public protocol Store: Sendable {
     /// written (false: its lease was lost, another worker may own the event now).
     func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool]
     func callbackSummary(taskID: String) async throws -> CallbackSummary?
-    /// A task's events with their attempt logs; nil if the task is not the client's.
-    func deliveryLog(taskID: String, clientID: String) async throws -> [DeliveryRecord]?
+    /// A task's webhook deliveries with their attempt logs; nil if the task is not the client's
+    /// (any client's when `clientID` is nil).
+    func deliveryLog(taskID: String, clientID: String?) async throws -> [DeliveryRecord]?
+    /// A task's events after `sequence` (0 for all), oldest first, whether or not they are delivered by webhook.
+    func streamEvents(taskID: String, after sequence: Int) async throws -> [StreamEvent]
+    /// The sequence of one of a task's events (to resume a stream after it).
+    func eventSequence(eventID: String, taskID: String) async throws -> Int?
+    /// The latest event sequence of each of these tasks that has any event.
+    func latestEventSequences(taskIDs: [String]) async throws -> [String: Int]
     /// Events in `state`, newest first; all clients' when `clientID` is nil (operators).
     func deliveries(clientID: String?, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord]
     /// Sends a task's latest event again with the same `webhook-id` and a fresh retry budget.
@@ -279,6 +339,10 @@ public protocol Store: Sendable {
     /// Revokes the unrevoked clients whose id starts with `prefix` but is not in `keep` (configured
     /// keys that were removed from the configuration); returns how many.
     func revokeClients(prefix: String, keeping keep: Set<String>, at date: Date) async throws -> Int
+
+    /// A secret shared by every instance on this database (it signs watch tokens and console
+    /// sessions); the first caller's `candidate` becomes it.
+    func sharedSecret(named name: String, candidate: String) async throws -> String
 
     /// Tasks by state and the oldest due work of each stage, as of `now`.
     func backlog(now: Date) async throws -> BacklogStatistics

@@ -40,13 +40,17 @@ struct IntakeScenario {
         ]
     }
 
-    /// Parses and validates like the relay's intake, then answers the same envelope.
+    static let watchLinks = WatchLinks(signer: WatchTokenSigner(secret: SharedSecret.generate(), lifetime: 3_600), publicURL: nil,
+                                       clock: SystemClock())
+
+    /// Parses and validates like the relay's intake, then answers the same envelope (with its `watch_url`).
     @Sendable static func validatingHandler(_ request: Request) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: 64 * 1024)
         let validator = RequestValidator()
         _ = try validator.validate(validator.parse(Data(buffer: body)))
-        return try GenerationsController.submitted(Identifier.task())
+        let taskID = Identifier.task()
+        return try GenerationsController.submitted(taskID, watchURL: watchLinks.url(taskID: taskID, clientID: "baseline", request: request))
     }
 
     func measureRelay(body: ByteBuffer) async throws -> LoadResult {

@@ -138,9 +138,12 @@ struct APIClient: Sendable {
         /// The body as text (for answers that are not JSON, like `/metrics`).
         var text = ""
 
-        var taskID: String? {
+        var taskID: String? { submitted?["task_id"]?.stringValue }
+        var watchURL: String? { submitted?["watch_url"]?.stringValue }
+
+        private var submitted: JSONValue? {
             guard case .array(let entries)? = json["data"] else { return nil }
-            return entries.first?["task_id"]?.stringValue
+            return entries.first
         }
     }
 

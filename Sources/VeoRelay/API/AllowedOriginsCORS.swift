@@ -1,0 +1,24 @@
+import Hummingbird
+
+/// CORS for the configured browser origins only (`--cors-origin`, repeatable), by Hummingbird's
+/// `CORSMiddleware`: a request from any other origin, or with no `Origin`, passes through untouched,
+/// so browsers on other sites get no access. No cookies are allowed cross-origin: a page reads a task
+/// with its watch token (or a client's API key), never with a session.
+public struct AllowedOriginsCORS<Context: RequestContext>: RouterMiddleware {
+    let origins: Set<String>
+    let cors = CORSMiddleware<Context>(
+        allowOrigin: .originBased,
+        allowHeaders: [.accept, .authorization, .contentType, .init("Idempotency-Key")!, .init("Last-Event-ID")!],
+        allowMethods: [.get, .post, .options],
+        exposedHeaders: ["Idempotent-Replayed", "Retry-After"],
+        maxAge: .seconds(600))
+
+    public init(origins: [String]) {
+        self.origins = Set(origins)
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let origin = request.headers[.origin], origins.contains(origin) else { return try await next(request, context) }
+        return try await cors.handle(request, context: context, next: next)
+    }
+}
