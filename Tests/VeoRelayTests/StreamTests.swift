@@ -14,8 +14,8 @@ struct StreamTests {
     }
 
     /// Reads a stream up to and including its first `task.progress` event.
-    static func untilProgress(_ messages: AsyncThrowingStream<EventStreamClient.Message, any Error>) async throws -> [EventStreamClient.Message] {
-        var seen: [EventStreamClient.Message] = []
+    static func untilProgress(_ messages: AsyncThrowingStream<ServerSentEvent, any Error>) async throws -> [ServerSentEvent] {
+        var seen: [ServerSentEvent] = []
         for try await message in messages where message.event != nil {
             seen.append(message)
             if message.event == "task.progress" { break }
@@ -153,6 +153,34 @@ struct StreamTests {
         #expect(!remaining.contains { $0.event == "task.succeeded" })
         try await within(.seconds(30), "the relay to stop") { try await stopping.value }
         try await harness.stop()
+    }
+
+    @Test(arguments: [false, true])
+    func submitWaitFollowsTheStreamOrPollsWhenItCannotOpen(streamsFull: Bool) async throws {
+        let harness = try await Self.heldHarness()
+        let relay = try await harness.startRelay { $0.streams.maxPerClient = 1 }
+        let api = APIClient(baseURL: relay.baseURL)
+        // Holding the client's only stream slot makes the follower's stream answer 429.
+        let occupied = streamsFull ? try await EventStreamClient.open(relay.baseURL + "/v1/tasks/\(try await api.submit(harness.request()))/events") : nil
+        let submit = try RelayProcess(["submit", "--relay", relay.baseURL, "--key", RelayHarness.apiKey, "--model", "veo3.1-fast-official",
+                                       "--prompt", "a paper boat", "--delivery", "stream", "--wait"])
+        try await submit.explaining {
+            try await submit.waitForOutput(streamsFull ? "event=poll status=processing" : "event=task.progress")
+            harness.simulator.releaseJobs()
+            #expect(try await submit.exitStatus() == 0)
+        }
+        let lines = submit.standardOutput.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("video: https://") })
+        if streamsFull {
+            #expect(lines.contains("event=poll status=completed progress=100%"))
+            #expect(!lines.contains { $0.hasPrefix("event=task.") })
+        } else {
+            #expect(lines.first { $0.hasPrefix("event=") } == "event=task.submitted status=pending progress=0%")
+            #expect(lines.contains("event=task.succeeded status=completed progress=100%"))
+            #expect(!lines.contains { $0.hasPrefix("event=poll") })
+        }
+        withExtendedLifetime(occupied) {}
+        try await harness.stop(relay)
     }
 
     @Test func corsAnswersOnlyTheConfiguredOrigins() async throws {

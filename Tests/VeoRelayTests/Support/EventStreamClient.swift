@@ -5,13 +5,7 @@ import NIOCore
 
 /// A Server-Sent Events client over AsyncHTTPClient, as an app would open the relay's event stream.
 struct EventStreamClient: Sendable {
-    struct Message: Sendable, Equatable {
-        var id: String?
-        var event: String?
-        var data: String?
-        /// The text of a comment line (`: …`), such as a heartbeat.
-        var comment: String?
-    }
+    typealias Message = ServerSentEvent
 
     struct Opened: Sendable {
         var status: Int
@@ -30,14 +24,9 @@ struct EventStreamClient: Sendable {
         let body = response.body
         let reader = Task {
             do {
-                var pending = ""
+                var parser = ServerSentEventParser()
                 for try await buffer in body {
-                    pending += String(buffer: buffer)
-                    while let end = pending.range(of: "\n\n") {
-                        let block = pending[..<end.lowerBound]
-                        pending = String(pending[end.upperBound...])
-                        continuation.yield(parse(block))
-                    }
+                    for message in parser.feed(String(buffer: buffer)) { continuation.yield(message) }
                 }
                 continuation.finish()
             } catch {
@@ -48,31 +37,12 @@ struct EventStreamClient: Sendable {
         return Opened(status: Int(response.status.code), headers: Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }) { $1 },
                       messages: messages)
     }
-
-    static func parse(_ block: Substring) -> Message {
-        var message = Message()
-        for line in block.split(separator: "\n") {
-            if line.hasPrefix(":") {
-                message.comment = line.dropFirst().trimmingCharacters(in: .whitespaces)
-                continue
-            }
-            let parts = line.split(separator: ":", maxSplits: 1)
-            let field = String(parts[0]), value = parts.count > 1 ? String(parts[1].drop { $0 == " " }) : ""
-            switch field {
-            case "id": message.id = value
-            case "event": message.event = value
-            case "data": message.data = message.data.map { $0 + "\n" + value } ?? value
-            default: break
-            }
-        }
-        return message
-    }
 }
 
-extension AsyncThrowingStream<EventStreamClient.Message, any Error> {
+extension AsyncThrowingStream<ServerSentEvent, any Error> {
     /// The event messages (comments left out) until the stream ends.
-    func events() async throws -> [EventStreamClient.Message] {
-        var events: [EventStreamClient.Message] = []
+    func events() async throws -> [ServerSentEvent] {
+        var events: [ServerSentEvent] = []
         for try await message in self where message.event != nil { events.append(message) }
         return events
     }
