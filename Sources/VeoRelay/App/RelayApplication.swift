@@ -78,6 +78,13 @@ public func buildRelay(
                          sampler: MetricsSampler(store: store, upstream: gate, destinations: destinations, clock: clock,
                                                  failures: FailureBackoff(component: "metrics", logger: logger)),
                          openAPI: openAPI).addRoutes(to: router)
+    if let token = configuration.consoleToken {
+        let sessions = ConsoleSessions(token: token,
+                                       sharedSecret: try await store.sharedSecret(named: ConsoleSessions.secretName, candidate: SharedSecret.generate()),
+                                       secureCookies: !configuration.listensOnLoopback, clock: clock)
+        try ConsoleController(store: store, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
+                              destinations: destinations).addRoutes(to: router)
+    }
     MetricsSampler.recordStart(at: clock.now())
     let upstream: UpstreamClient
     let upstreamDescription: String

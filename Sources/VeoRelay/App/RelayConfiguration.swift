@@ -73,6 +73,11 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
         "RelayConfiguration(\(host):\(port), database \(databasePath), upstream \(upstream), \(apiKeys.count) API key(s))"
     }
 
+    /// Whether only this machine can reach the server (console cookies may then go without `Secure`).
+    var listensOnLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
     /// The address the relay reaches itself on, for the in-process simulator.
     func loopbackBaseURL(port: Int) -> String {
         let host = switch self.host {

@@ -302,12 +302,13 @@ public final class PostgresStore: Store {
             """).map(RowMapping.delivery)
     }
 
-    public func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord? {
+    public func redeliver(taskID: String, clientID: String?, eventID: String?, now: Date) async throws -> DeliveryRecord? {
         try await rows("""
             UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = \(now.timeIntervalSince1970), delivered_at = NULL,
                 lease_owner = NULL, lease_expires_at = NULL
             WHERE id = (SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
                         WHERE e.task_id = \(taskID) AND e.state <> 'unsubscribed' AND (\(clientID)::text IS NULL OR t.client_id = \(clientID))
+                          AND (\(eventID)::text IS NULL OR e.id = \(eventID))
                         ORDER BY e.seq DESC LIMIT 1)
             RETURNING *
             """).first.map(RowMapping.delivery)

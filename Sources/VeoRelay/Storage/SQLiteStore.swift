@@ -244,12 +244,13 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord? {
+    public func redeliver(taskID: String, clientID: String?, eventID: String?, now: Date) async throws -> DeliveryRecord? {
         try await pool.write { db in
             guard let id = try String.fetchOne(db, sql: """
                 SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
-                WHERE e.task_id = ? AND e.state <> 'unsubscribed' AND (? IS NULL OR t.client_id = ?) ORDER BY e.seq DESC LIMIT 1
-                """, arguments: [taskID, clientID, clientID])
+                WHERE e.task_id = ? AND e.state <> 'unsubscribed' AND (? IS NULL OR t.client_id = ?) AND (? IS NULL OR e.id = ?)
+                ORDER BY e.seq DESC LIMIT 1
+                """, arguments: [taskID, clientID, clientID, eventID, eventID])
             else { return nil }
             try db.execute(sql: """
                 UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, delivered_at = NULL,

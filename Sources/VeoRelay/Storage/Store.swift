@@ -309,8 +309,9 @@ public protocol Store: Sendable {
     func latestEventSequences(taskIDs: [String]) async throws -> [String: Int]
     /// Events in `state`, newest first; all clients' when `clientID` is nil (operators).
     func deliveries(clientID: String?, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord]
-    /// Sends a task's latest event again with the same `webhook-id` and a fresh retry budget.
-    func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord?
+    /// Sends one of a task's webhook events (`eventID`, or else its latest) again with the same
+    /// `webhook-id` and a fresh retry budget.
+    func redeliver(taskID: String, clientID: String?, eventID: String?, now: Date) async throws -> DeliveryRecord?
     /// Deletes attempt-log entries older than `cutoff`; returns how many.
     func pruneAttempts(before cutoff: Date) async throws -> Int
     /// Forgets idempotency keys first used before `cutoff`; returns how many.
@@ -363,6 +364,11 @@ extension Store {
             throw StoreError.missingValue("insert outcome")
         }
         return outcome
+    }
+
+    /// Sends a task's latest webhook event again.
+    public func redeliver(taskID: String, clientID: String?, now: Date) async throws -> DeliveryRecord? {
+        try await redeliver(taskID: taskID, clientID: clientID, eventID: nil, now: now)
     }
 
     /// One attempt on its own; throws `StoreError.leaseLost` if its lease was lost.

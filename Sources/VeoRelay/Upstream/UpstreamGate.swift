@@ -23,6 +23,7 @@ public final class UpstreamGate: Sendable {
     struct State {
         var bucket: TokenBucket
         var breaker: CircuitBreaker
+        var recent = RecentOutcomes()
     }
 
     public let policy: Policy
@@ -66,6 +67,7 @@ public final class UpstreamGate: Sendable {
     func record(_ outcome: Outcome) {
         let now = clock.now()
         state.withLock { state in
+            state.recent.record(failed: outcome != .answered, at: now)
             switch outcome {
             case .answered: state.breaker.record(success: true, at: now)
             case .failed: state.breaker.record(success: false, at: now)
@@ -87,12 +89,38 @@ public final class UpstreamGate: Sendable {
         return state.withLock { $0.bucket.available(at: now) }
     }
 
-    enum Outcome {
+    /// Upstream requests this instance made in the last `RecentOutcomes.window`, and how many failed.
+    public func recentOutcomes() -> (requests: Int, failures: Int) {
+        let now = clock.now()
+        return state.withLock { $0.recent.counts(at: now) }
+    }
+
+    enum Outcome: Equatable {
         /// The upstream answered as a working service (2xx, or a 4xx about the request).
         case answered
         /// No answer, or a 5xx.
         case failed
         /// 429.
         case throttled(retryAfter: TimeInterval?)
+    }
+}
+
+/// Outcomes of recent upstream requests, for the console's error rate: one counter pair per second
+/// over the last five minutes, so memory stays fixed however busy the upstream is.
+struct RecentOutcomes {
+    static let window = 300
+    private var seconds: [(second: Int, requests: Int, failures: Int)] = []
+
+    mutating func record(failed: Bool, at date: Date) {
+        let second = date.unixSeconds
+        if seconds.last?.second != second { seconds.append((second, 0, 0)) }
+        seconds[seconds.count - 1].requests += 1
+        if failed { seconds[seconds.count - 1].failures += 1 }
+        seconds.removeFirst(seconds.prefix { $0.second <= second - Self.window }.count)
+    }
+
+    func counts(at date: Date) -> (requests: Int, failures: Int) {
+        let recent = seconds.filter { $0.second > date.unixSeconds - Self.window }
+        return (recent.map(\.requests).reduce(0, +), recent.map(\.failures).reduce(0, +))
     }
 }

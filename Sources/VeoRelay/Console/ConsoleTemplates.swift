@@ -1,0 +1,93 @@
+import Mustache
+
+/// The console's pages as Mustache templates, compiled into the binary (no resource files to ship).
+/// `{{name}}` escapes HTML, so prompts, metadata and receiver answers always render as text; the only
+/// unescaped value, `{{{content}}}`, is a page these templates already rendered.
+enum ConsoleTemplates {
+    static func library() throws -> MustacheLibrary {
+        var library = MustacheLibrary()
+        for (name, text) in all { try library.register(text, named: name) }
+        return library
+    }
+
+    static let all: [(String, String)] = [("layout", layout), ("signin", signIn), ("tasks", tasks), ("task", task),
+                                          ("deadletters", deadLetters), ("clients", clients), ("upstream", upstream)]
+
+    static let layout = """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>{{title}} · veo-relay console</title>
+        <style>
+        body{font:14px system-ui,sans-serif;margin:0;color:#222}nav{background:#223;padding:.6em 1em}nav a{color:#fff;margin-right:1.2em}
+        nav form{display:inline;float:right}main{padding:1em}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;
+        padding:.3em .5em;text-align:left;vertical-align:top}pre{background:#f5f5f5;padding:.6em;white-space:pre-wrap;word-break:break-all}
+        .notice{background:#e7f5e7;padding:.5em}.state-failed,.state-gone{color:#b00}.state-delivered,.state-succeeded{color:#070}
+        </style></head><body>
+        {{#signedIn}}<nav><a href="/console/tasks">Tasks</a><a href="/console/dead-letters">Dead letters</a>
+        <a href="/console/clients">Clients</a><a href="/console/upstream">Upstream</a>
+        <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="{{csrf}}"><button>Sign out</button></form></nav>{{/signedIn}}
+        <main><h1>{{title}}</h1>{{#notice}}<p class="notice" id="notice">{{notice}}</p>{{/notice}}{{{content}}}</main></body></html>
+        """
+
+    static let signIn = """
+        <form method="post" action="/console/sign-in">
+        <input type="hidden" name="nonce" value="{{nonce}}">
+        <label>Operator token <input type="password" name="token" id="token" autocomplete="current-password" autofocus></label>
+        <button id="sign-in">Sign in</button></form>
+        {{#failed}}<p class="state-failed">That token is not the console token.</p>{{/failed}}
+        """
+
+    static let tasks = """
+        <form method="get" action="/console/tasks">
+        <label>State <select name="state"><option value="">any</option>{{#states}}<option{{#selected}} selected{{/selected}}>{{name}}</option>{{/states}}</select></label>
+        <label>Client <input name="client" value="{{client}}"></label> <button>Filter</button></form>
+        <table id="tasks"><tr><th>Task</th><th>State</th><th>Client</th><th>Model</th><th>Prompt</th><th>Created</th></tr>
+        {{#rows}}<tr><td><a href="/console/tasks/{{id}}">{{id}}</a></td><td class="state-{{state}}">{{state}}</td><td>{{clientID}}</td>
+        <td>{{model}}</td><td>{{prompt}}</td><td>{{created}}</td></tr>{{/rows}}
+        </table>{{^rows}}<p>No tasks.</p>{{/rows}}
+        {{#older}}<p><a id="older" href="{{older}}">Older tasks →</a></p>{{/older}}
+        """
+
+    static let task = """
+        <table><tr><th>State</th><td class="state-{{state}}">{{state}}</td></tr><tr><th>Client</th><td>{{clientID}}</td></tr>
+        <tr><th>Upstream task</th><td>{{upstreamTaskID}}</td></tr><tr><th>Upstream status</th><td>{{upstreamStatus}} {{progress}}%</td></tr>
+        <tr><th>Callback</th><td>{{callbackURL}}</td></tr><tr><th>Created</th><td>{{created}}</td></tr>
+        <tr><th>Completed</th><td>{{completed}}</td></tr><tr><th>Error</th><td>{{error}}</td></tr></table>
+        <h2>Request</h2><pre id="request">{{request}}</pre>
+        {{#metadata}}<h2>Metadata</h2><pre id="metadata">{{metadata}}</pre>{{/metadata}}
+        {{#upstream}}<h2>Upstream answer (last poll)</h2><pre>{{upstream}}</pre>{{/upstream}}
+        {{#submissionAnswer}}<h2>Submission answer</h2><pre>{{submissionAnswer}}</pre>{{/submissionAnswer}}
+        <h2>Events</h2><table id="events"><tr><th>#</th><th>Type</th><th>webhook-id</th><th>At</th></tr>
+        {{#events}}<tr><td>{{sequence}}</td><td>{{type}}</td><td>{{id}}</td><td>{{at}}</td></tr>{{/events}}</table>
+        <h2>Webhook deliveries</h2>
+        {{#deliveries}}<h3>{{type}} · <span class="state-{{state}} delivery-state" data-event="{{eventID}}">{{state}}</span> · {{attempts}} attempt(s)</h3>
+        <p>{{eventID}} → {{callbackURL}}{{#nextAttempt}} · next attempt {{nextAttempt}}{{/nextAttempt}}</p>
+        <form method="post" action="/console/tasks/{{taskID}}/replay"><input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="event" value="{{eventID}}"><button class="replay">Replay</button></form>
+        <table><tr><th>At</th><th>Status</th><th>Latency</th><th>Error</th><th>Response (excerpt)</th></tr>
+        {{#attempts_}}<tr><td>{{at}}</td><td>{{status}}</td><td>{{latency}} ms</td><td>{{error}}</td><td><pre>{{excerpt}}</pre></td></tr>{{/attempts_}}
+        </table>{{/deliveries}}{{^deliveries}}<p>No webhook for this task.</p>{{/deliveries}}
+        """
+
+    static let deadLetters = """
+        <p>Events whose retry budget is spent. Replay sends the same event (same webhook-id) with a fresh budget.</p>
+        <table id="dead-letters"><tr><th>Event</th><th>Task</th><th>Type</th><th>Attempts</th><th>Last answer</th><th>Callback</th><th></th></tr>
+        {{#rows}}<tr><td>{{eventID}}</td><td><a href="/console/tasks/{{taskID}}">{{taskID}}</a></td><td>{{type}}</td><td>{{attempts}}</td>
+        <td>{{last}}</td><td>{{callbackURL}}</td><td><form method="post" action="/console/tasks/{{taskID}}/replay">
+        <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="event" value="{{eventID}}">
+        <button class="replay">Replay</button></form></td></tr>{{/rows}}</table>{{^rows}}<p>No dead letters.</p>{{/rows}}
+        """
+
+    static let clients = """
+        <table id="clients"><tr><th>Client</th><th>Name</th><th>Created</th><th>Revoked</th><th>Secret rotation ends</th></tr>
+        {{#rows}}<tr><td>{{id}}</td><td>{{name}}</td><td>{{created}}</td><td>{{revoked}}</td><td>{{rotationEnds}}</td></tr>{{/rows}}</table>
+        """
+
+    static let upstream = """
+        <p>This instance's view of the upstream (each instance keeps its own breaker and budget).</p>
+        <table id="upstream"><tr><th>Circuit breaker</th><td>{{breaker}}</td></tr>
+        <tr><th>Request budget</th><td>{{tokens}} of {{burst}} tokens, refilling at {{rate}}/s</td></tr>
+        <tr><th>Last 5 minutes</th><td>{{requests}} requests, {{failures}} failed ({{errorRate}})</td></tr>
+        <tr><th>Open destination circuits</th><td>{{openDestinations}}</td></tr></table>
+        <h2>Backlog (all instances)</h2><table id="backlog">{{#backlog}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/backlog}}</table>
+        """
+}

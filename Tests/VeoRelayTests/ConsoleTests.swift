@@ -1,0 +1,165 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+@testable import VeoRelay
+
+/// The operator console over loopback, as a browser without scripts would use it: cookies, forms,
+/// redirects followed by hand so that each answer can be checked.
+@Suite("Operator console")
+struct ConsoleTests {
+    static let token = "console-test-token-0123456789"
+
+    /// A cookie jar and a client that does not follow redirects.
+    final class Browser: Sendable {
+        struct Page {
+            var status: Int
+            var headers: [(String, String)]
+            var html: String
+
+            func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1 }
+            var setCookies: [String] { headers.filter { $0.0.lowercased() == "set-cookie" }.map(\.1) }
+            func field(_ name: String) -> String? {
+                guard let range = html.range(of: #"name="\#(name)" value="([^"]*)""#, options: .regularExpression) else { return nil }
+                return String(html[range].dropFirst("name=\"\(name)\" value=\"".count).dropLast())
+            }
+        }
+
+        let base: String
+        let jar = Mutex<[String: String]>([:])
+        static let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+
+        init(base: String) { self.base = base }
+
+        func get(_ path: String) async throws -> Page { try await send(.GET, path, form: nil) }
+
+        func post(_ path: String, _ form: [String: String]) async throws -> Page { try await send(.POST, path, form: form) }
+
+        private func send(_ method: HTTPMethod, _ path: String, form: [String: String]?) async throws -> Page {
+            var request = HTTPClientRequest(url: base + path)
+            request.method = method
+            let cookies = jar.withLock { $0.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") }
+            if !cookies.isEmpty { request.headers.add(name: "Cookie", value: cookies) }
+            if let form {
+                var components = URLComponents()
+                components.queryItems = form.map { URLQueryItem(name: $0.key, value: $0.value) }
+                request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+                request.body = .bytes(ByteBuffer(string: components.percentEncodedQuery ?? ""))
+            }
+            let response = try await Self.http.execute(request, timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            let page = Page(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, html: String(buffer: body))
+            for cookie in page.setCookies {
+                let pair = cookie.split(separator: ";")[0].split(separator: "=", maxSplits: 1).map(String.init)
+                jar.withLock { $0[pair[0]] = pair.count > 1 && !pair[1].isEmpty ? pair[1] : nil }
+            }
+            return page
+        }
+
+        /// Signs in with `token`; returns the sign-in POST's answer.
+        func signIn(_ token: String = ConsoleTests.token) async throws -> Page {
+            let form = try await get("/console/sign-in")
+            return try await post("/console/sign-in", ["token": token, "nonce": form.field("nonce") ?? ""])
+        }
+    }
+
+    static func consoleRelay(_ harness: RelayHarness) async throws -> RunningServer {
+        try await harness.startRelay { $0.consoleToken = Self.token }
+    }
+
+    @Test func withoutATokenThereIsNoConsole() async throws {
+        let harness = try await RelayHarness.start()
+        let relay = try await harness.startRelay()
+        #expect(try await Browser(base: relay.baseURL).get("/console/tasks").status == 404)
+        try await harness.stop(relay)
+    }
+
+    @Test func signingInTakesTheTokenAndSetsAStrictHttpOnlyCookie() async throws {
+        let harness = try await RelayHarness.start()
+        let relay = try await Self.consoleRelay(harness)
+        let browser = Browser(base: relay.baseURL)
+        let away = try await browser.get("/console/tasks")
+        #expect(away.status == 303 && away.header("location") == "/console/sign-in")
+
+        let wrong = try await browser.signIn("not-the-console-token")
+        #expect(wrong.status == 303 && wrong.header("location") == "/console/sign-in?failed=1")
+        #expect(try await browser.get("/console/tasks").status == 303, "still signed out")
+        let forged = try await Browser(base: relay.baseURL).post("/console/sign-in", ["token": Self.token, "nonce": "guessed"])
+        #expect(forged.status == 403, "a sign-in form that was not served by the relay")
+
+        let signedIn = try await browser.signIn()
+        #expect(signedIn.status == 303 && signedIn.header("location") == "/console/tasks")
+        let session = try #require(signedIn.setCookies.first { $0.hasPrefix("veo_console=") })
+        #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict"))
+        #expect(!session.contains("Secure"), "served on loopback, so the cookie works over plain http")
+        let tasks = try await browser.get("/console/tasks")
+        #expect(tasks.status == 200)
+        #expect(tasks.header("content-security-policy")?.contains("default-src 'none'") == true)
+
+        // Signing out needs the form's CSRF token too.
+        #expect(try await browser.post("/console/sign-out", [:]).status == 403)
+        #expect(try await browser.post("/console/sign-out", ["csrf": tasks.field("csrf") ?? ""]).status == 303)
+        #expect(try await browser.get("/console/tasks").status == 303)
+        try await harness.stop(relay)
+    }
+
+    @Test func aDeadLetterIsReplayedFromTheConsoleWithTheSameWebhookID() async throws {
+        let failing = Atomic(true)
+        let harness = try await RelayHarness.start(receiverAnswer: { _ in .init(status: failing.load(ordering: .relaxed) ? .internalServerError : .ok) })
+        let relay = try await Self.consoleRelay(harness)
+        let api = APIClient(baseURL: relay.baseURL)
+        let taskID = try await api.submit(harness.request())
+        try await eventually("the delivery to be dead-lettered") {
+            try await api.get("/v1/tasks/\(taskID)").json["data"]?["callback"]?["state"] == .string("failed")
+        }
+        let browser = Browser(base: relay.baseURL)
+        _ = try await browser.signIn()
+        let deadLetters = try await browser.get("/console/dead-letters")
+        #expect(deadLetters.html.contains(taskID))
+        let csrf = try #require(deadLetters.field("csrf"))
+        let eventID = try #require(deadLetters.field("event"))
+        #expect(try await browser.post("/console/tasks/\(taskID)/replay", ["event": eventID]).status == 403, "no CSRF token")
+        #expect(try await browser.post("/console/tasks/\(taskID)/replay", ["event": eventID, "csrf": "forged"]).status == 403)
+        #expect(harness.receiver.all.count == 4, "the retry budget was spent, nothing replayed yet")
+
+        failing.store(false, ordering: .relaxed)
+        let replayed = try await browser.post("/console/tasks/\(taskID)/replay", ["event": eventID, "csrf": csrf])
+        #expect(replayed.status == 303)
+        let delivery = try await harness.receiver.next(5).last
+        #expect(delivery?.id == eventID)
+        try await eventually("the console to show it delivered") {
+            try await browser.get("/console/tasks/\(taskID)").html.contains(#"class="state-delivered delivery-state" data-event="\#(eventID)""#)
+        }
+        #expect(try await browser.get("/console/dead-letters").html.contains("No dead letters."))
+        try await harness.stop(relay)
+    }
+
+    @Test func hostileTextRendersAsTextAndNoSecretIsEverShown() async throws {
+        let harness = try await RelayHarness.start()
+        let relay = try await Self.consoleRelay(harness)
+        let hostile = "<script>alert('prompt')</script>"
+        let taskID = try await APIClient(baseURL: relay.baseURL).submit(harness.request(prompt: "a fox " + hostile, extra: [
+            "metadata": .object(["note": .string("<img src=x onerror=alert(1)>")])]))
+        let browser = Browser(base: relay.baseURL)
+        _ = try await browser.signIn()
+        var pages: [String] = []
+        for path in ["/console/tasks", "/console/tasks/\(taskID)", "/console/dead-letters", "/console/clients", "/console/upstream"] {
+            let page = try await browser.get(path)
+            #expect(page.status == 200, "\(path)")
+            pages.append(page.html)
+        }
+        let all = pages.joined()
+        #expect(!all.contains("<script"), "no markup from a prompt reaches the page")
+        #expect(!all.contains("<img src=x"))
+        #expect(pages[1].contains("&lt;script&gt;alert(&#39;prompt&#39;)&lt;/script&gt;") || pages[1].contains("&lt;script&gt;"))
+        #expect(pages[1].contains("&lt;img src=x onerror=alert(1)&gt;"))
+        #expect(pages[3].contains(RelayHarness.clientID), "clients are listed")
+        for secret in [RelayHarness.apiKey, RelayHarness.secret, String(RelayHarness.secret.dropFirst("whsec_".count)), Self.token,
+                       RelayHarness.upstreamKey] {
+            #expect(!all.contains(secret), "a secret on a console page")
+        }
+        try await harness.stop(relay)
+    }
+}
