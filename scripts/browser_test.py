@@ -1,0 +1,190 @@
+"""Browser tests: a relay (with its simulator), a webhook receiver and two page origins on loopback,
+and headless chromium through selenium. Every server is stopped by this script; chromium is started
+and stopped by selenium."""
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+binary, page_path, artifacts = sys.argv[1], sys.argv[2], sys.argv[3]
+API_KEY, CONSOLE_TOKEN = "browser-test-key", "browser-console-token-0123456789"
+LIMIT = 90  # seconds: a guard against hanging, never a synchronisation
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Answers 500 until told otherwise, so deliveries end as dead letters."""
+    failing = True
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Receiver.received.append((self.headers.get("webhook-id"), body))
+        self.send_response(500 if Receiver.failing else 204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class Page(http.server.BaseHTTPRequestHandler):
+    """An app's own origin serving the README's example page."""
+    def do_GET(self):
+        with open(page_path, "rb") as file:
+            body = file.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def api(method, path, body=None):
+    request = urllib.request.Request(relay + path, method=method, data=json.dumps(body).encode() if body else None,
+                                     headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def healthy():
+    if process.poll() is not None:
+        raise AssertionError(f"the relay exited with {process.returncode}")
+    try:
+        return urllib.request.urlopen(relay + "/healthz", timeout=2).status == 200
+    except OSError:
+        return False
+
+
+def until(what, condition):
+    deadline = time.monotonic() + LIMIT
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)  # re-check interval, not synchronisation
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+    print(f"  ✔ {message}")
+
+
+receiver, app, other_app = serve(Receiver), serve(Page), serve(Page)
+app_origin = f"http://127.0.0.1:{app.server_port}"
+port = free_port()
+relay = f"http://127.0.0.1:{port}"
+work = tempfile.mkdtemp()
+environment = dict(os.environ, VEO_RELAY_API_KEYS=API_KEY, VEO_RELAY_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                   VEO_RELAY_CONSOLE_TOKEN=CONSOLE_TOKEN, VEO_RELAY_CORS_ORIGINS=app_origin,
+                   VEO_RELAY_CALLBACK_ALLOW_HTTP="true", VEO_RELAY_CALLBACK_ALLOW_CIDRS="127.0.0.0/8",
+                   VEO_RELAY_SIMULATOR_TIME_SCALE="0.02", VEO_RELAY_RETRY_SCHEDULE="0,1s", VEO_RELAY_PORT=str(port),
+                   VEO_RELAY_DATABASE=os.path.join(work, "relay.sqlite"))
+log = open(os.path.join(artifacts, "relay.log"), "w")
+process = subprocess.Popen([binary, "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--disable-default-apps", "--window-size=1200,900"]:
+    options.add_argument(flag)
+driver = None
+try:
+    until("the relay", healthy)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+    print("README example page, from another origin, following a watch_url")
+    hostile = "<script>window.pwned = 1</script> a red kite over the dunes"
+    accepted = api("POST", "/v1/videos/generations", {"model": "veo3.1-fast-official", "prompt": hostile, "delivery": "stream"})
+    watch_url = accepted["data"][0]["watch_url"]
+    check("watch_token=" in watch_url and API_KEY not in watch_url, "the watch_url carries a token, not the API key")
+    driver.get(f"{app_origin}/watch.html?watch_url={urllib.parse.quote(watch_url, safe='')}")
+    until("the video link", lambda: driver.find_elements(By.CSS_SELECTOR, "a.video"))
+    driver.save_screenshot(os.path.join(artifacts, "watch-page.png"))
+    check(driver.find_element(By.ID, "status").text == "completed", "the page shows the task completed")
+    check(driver.find_element(By.ID, "progress").get_attribute("value") == "100", "the progress bar is full")
+    check(driver.find_element(By.CSS_SELECTOR, "a.video").get_attribute("href").endswith(".mp4"), "the page links the final video")
+    check(driver.find_element(By.ID, "prompt").text.startswith("<script>"), "a hostile prompt shows as text on the page")
+    check(driver.execute_script("return window.pwned === undefined"), "and does not run")
+    driver.get(f"http://127.0.0.1:{other_app.server_port}/watch.html?watch_url={urllib.parse.quote(watch_url, safe='')}")
+    until("the page on an origin not allowed to give up", lambda: driver.find_element(By.ID, "status").text == "stream closed")
+    check(not driver.find_elements(By.CSS_SELECTOR, "a.video"), "an origin not configured for CORS cannot read the stream")
+
+    print("console: sign in, replay a dead letter, hostile prompt as text")
+    task = api("POST", "/v1/videos/generations", {"model": "veo3.1-fast-official", "prompt": "a lighthouse in fog",
+                                                  "callback_url": f"http://127.0.0.1:{receiver.server_port}/hooks"})["data"][0]["task_id"]
+    until("the delivery to be dead-lettered",
+          lambda: api("GET", f"/v1/tasks/{task}")["data"].get("callback", {}).get("state") == "failed")
+    dead_id = Receiver.received[-1][0]
+    driver.get(relay + "/console/tasks")
+    check(driver.current_url.endswith("/console/sign-in"), "the console asks to sign in")
+    driver.find_element(By.ID, "token").send_keys(CONSOLE_TOKEN)
+    driver.find_element(By.ID, "sign-in").click()
+    until("the task list", lambda: driver.current_url.endswith("/console/tasks"))
+    check(hostile in driver.find_element(By.ID, "tasks").text, "the task list shows the hostile prompt as text")
+    check(driver.execute_script("return window.pwned === undefined"), "and it does not run")
+    driver.get(relay + "/console/dead-letters")
+    row = driver.find_element(By.XPATH, f"//table[@id='dead-letters']//tr[td[text()='{dead_id}']]")
+    driver.save_screenshot(os.path.join(artifacts, "console-dead-letter.png"))
+    check(task in row.text, "the dead letter is listed")
+    Receiver.failing = False
+    row.find_element(By.CSS_SELECTOR, "button.replay").click()
+    until("the task page after Replay", lambda: f"/console/tasks/{task}" in driver.current_url)
+    check("queued" in driver.find_element(By.ID, "notice").text, "the console confirms the replay")
+
+    def delivered():
+        driver.refresh()
+        return driver.find_element(By.CSS_SELECTOR, f".delivery-state[data-event='{dead_id}']").text == "delivered"
+    until("the delivery to show as delivered", delivered)
+    driver.save_screenshot(os.path.join(artifacts, "console-replayed.png"))
+    check(Receiver.received[-1][0] == dead_id, "the replay carried the same webhook-id")
+    driver.get(relay + "/console/dead-letters")
+    check("No dead letters." in driver.page_source, "the dead-letter list is empty again")
+
+    hostile_task = accepted["data"][0]["task_id"]
+    driver.get(relay + f"/console/tasks/{hostile_task}")
+    driver.save_screenshot(os.path.join(artifacts, "console-hostile-prompt.png"))
+    check("<script>window.pwned = 1</script>" in driver.find_element(By.ID, "request").text, "the task page shows the prompt as text")
+    check(driver.execute_script("return window.pwned === undefined"), "and it does not run")
+    print(f"browser tests passed; screenshots in {artifacts}")
+except Exception:
+    if driver:
+        driver.save_screenshot(os.path.join(artifacts, "failure.png"))
+    log.flush()
+    print(open(os.path.join(artifacts, "relay.log")).read()[-4000:])
+    raise
+finally:
+    if driver:
+        driver.quit()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    for server in (receiver, app, other_app):
+        server.shutdown()
