@@ -10,7 +10,7 @@ struct Benchmark: AsyncParsableCommand {
         abstract: "Measure the relay against baselines run beside it (use a release build: swift run -c release veo-relay benchmark).")
 
     enum Scenario: String, CaseIterable, ExpressibleByArgument {
-        case intake, delivery, lag
+        case intake, delivery, lag, streams
     }
 
     @Option(help: "Run only this scenario (repeatable): \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")); all by default.")
@@ -28,6 +28,9 @@ struct Benchmark: AsyncParsableCommand {
     @Option(help: "Tasks per poll schedule in the lag scenario (half fast, half quality).")
     var tasks = 200
 
+    @Option(help: "Event streams held open at once in the streams scenario.")
+    var streams = 1_000
+
     @Option(help: "Lag scenario: simulated time runs this much faster; 0.05 makes a 120 s job take 6 s.")
     var timeScale = 0.05
 
@@ -44,6 +47,7 @@ struct Benchmark: AsyncParsableCommand {
             case .intake: new = try await IntakeScenario(round: .milliseconds(Int((smoke ? 0.3 : intakeSeconds) * 1_000))).run()
             case .delivery: new = try await DeliveryScenario(events: smoke ? 100 : events).run()
             case .lag: new = try await LagScenario(tasks: smoke ? 4 : tasks, timeScale: smoke ? 0.005 : timeScale).run()
+            case .streams: new = try await StreamsScenario(streams: smoke ? 20 : streams, hold: .seconds(smoke ? 1 : 10)).run()
             }
             for row in new { Console.line("\(row.scenario): \(row.measure): relay \(row.relay), baseline \(row.baseline), ratio \(row.ratio)") }
             rows += new

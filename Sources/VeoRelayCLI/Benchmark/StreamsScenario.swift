@@ -1,0 +1,157 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Synchronization
+import VeoRelay
+
+/// Many open event streams on one relay: the relay runs as its own `veo-relay serve` process (so its
+/// resident memory is its own), with `streams` stream-only tasks held open by long simulated jobs.
+/// One stream per task is opened, held with a heartbeat every second, then closed; the relay's RSS is
+/// read from /proc before, while open and after, and its `veo_relay_open_streams` gauge confirms the count.
+struct StreamsScenario {
+    var streams: Int
+    var hold: Duration
+
+    func run() async throws -> [BenchmarkRow] {
+        let relay = try RelayChild(environment: [
+            "VEO_RELAY_API_KEYS": BenchmarkRelay.apiKey, "VEO_RELAY_WEBHOOK_SECRET": WebhookSecret.generate().encoded,
+            "VEO_RELAY_DATABASE": NSTemporaryDirectory() + "veo-relay-bench-streams-\(UUID().uuidString).sqlite",
+            "VEO_RELAY_RATE_LIMIT": "1000000", "VEO_RELAY_UPSTREAM_RATE": "1000", "VEO_RELAY_SIMULATOR_TIME_SCALE": "1",
+            "VEO_RELAY_MAX_STREAMS_PER_CLIENT": "\(streams * 2)", "VEO_RELAY_STREAM_HEARTBEAT": "1s",
+        ])
+        defer { relay.stop() }
+        let base = "http://127.0.0.1:\(try await relay.port())"
+        var submit = HTTPClientRequest(url: base + "/v1/videos/generations")
+        submit.method = .POST
+        submit.headers.add(name: "Authorization", value: "Bearer \(BenchmarkRelay.apiKey)")
+        var watchURLs: [String] = []
+        for index in 0..<streams {
+            submit.body = .bytes(ByteBuffer(string: #"{"model":"veo3.1-quality-official","prompt":"stream \#(index)","delivery":"stream"}"#))
+            let answer = try await HTTPClient.shared.execute(submit, timeout: .seconds(30))
+            let body = try await answer.body.collect(upTo: 1 << 16)
+            guard let url = (try? JSONValue.parse(Data(buffer: body)))?["data"]?.arrayFirst?["watch_url"]?.stringValue else {
+                throw BenchmarkFailure("intake answered \(answer.status)")
+            }
+            watchURLs.append(url)
+        }
+        let before = try relay.residentKiB()
+
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: streams + 16)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let counts = Shared((opened: 0, events: 0, heartbeats: 0))
+        let readers = watchURLs.map { url in
+            Task {
+                var request = HTTPClientRequest(url: url)
+                request.headers.add(name: "Accept", value: "text/event-stream")
+                let response = try await client.execute(request, timeout: .minutes(30))
+                guard response.status == .ok else { throw BenchmarkFailure("a stream answered \(response.status)") }
+                counts.value.withLock { $0.opened += 1 }
+                var parser = ServerSentEventParser()
+                for try await chunk in response.body {
+                    for message in parser.feed(String(buffer: chunk)) {
+                        counts.value.withLock { message.event != nil ? ($0.events += 1) : (message.comment == "heartbeat" ? ($0.heartbeats += 1) : ()) }
+                    }
+                }
+            }
+        }
+        try await until("every stream to open") { counts.value.withLock { $0.opened } == streams }
+        try await until("the relay to count them") { try await openStreams(base) == streams }
+        let opened = try relay.residentKiB()
+        try await Task.sleep(for: hold)
+        let held = try relay.residentKiB()
+        let received = counts.value.withLock { $0 }
+        for reader in readers { reader.cancel() }
+        try await until("the relay to close them") { try await openStreams(base) == 0 }
+        let after = try relay.residentKiB()
+        try await client.shutdown()
+
+        func mib(_ kib: Int) -> String { format(Double(kib) / 1_024, digits: 1) + " MiB" }
+        let perStream = Double(max(0, held - before)) / Double(streams)
+        return [
+            BenchmarkRow(scenario: "streams", measure: "relay RSS: \(streams) tasks, no stream → \(streams) open → held \(hold) → all closed",
+                         relay: "\(mib(before)) → \(mib(opened)) → \(mib(held)) → \(mib(after))",
+                         baseline: "\(format(perStream, digits: 1)) KiB per open stream", target: "bounded"),
+            BenchmarkRow(scenario: "streams", measure: "while held: events received / heartbeats received (1 s heartbeat)",
+                         relay: "\(received.events) / \(received.heartbeats)", baseline: "—"),
+        ]
+    }
+
+    func openStreams(_ base: String) async throws -> Int {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: base + "/metrics"), timeout: .seconds(10))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 22))
+        let line = text.split(separator: "\n").first { $0.hasPrefix("veo_relay_open_streams ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? -1
+    }
+
+    func until(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw BenchmarkFailure("timed out waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+/// `veo-relay serve` as a child process of the benchmark, on an ephemeral loopback port.
+final class RelayChild: Sendable {
+    private let process: Process
+    private let output = Shared("")
+    private let database: String
+
+    init(environment: [String: String]) throws {
+        let process = Process()
+        process.executableURL = Bundle.main.executableURL
+        process.arguments = ["serve", "--port", "0"]
+        process.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { mine, _ in mine }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        self.process = process
+        database = environment["VEO_RELAY_DATABASE"] ?? ""
+        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+            let chunk = String(decoding: handle.availableData, as: UTF8.self)
+            output.value.withLock { $0 = String(($0 + chunk).suffix(4_096)) }
+        }
+        try process.run()
+    }
+
+    /// The port from the banner's "listening on http://host:port" line.
+    func port() async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, process.isRunning {
+            let text = output.value.withLock { $0 }
+            if let range = text.range(of: #"listening on http://[0-9.]+:[0-9]+"#, options: String.CompareOptions.regularExpression),
+               let port = Int(text[range].split(separator: ":").last ?? "") {
+                return port
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw BenchmarkFailure("the relay did not start listening: \(output.value.withLock { $0 }.suffix(500))")
+    }
+
+    /// Resident memory from /proc/PID/status.
+    func residentKiB() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else {
+            throw BenchmarkFailure("no VmRSS for the relay")
+        }
+        return kib
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
+    }
+}
+
+/// A value behind a lock that closures can share.
+final class Shared<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+
+    init(_ value: Value) {
+        self.value = Mutex(value)
+    }
+}
