@@ -16,6 +16,7 @@ import Testing
         "hb_requests", "http_server_request_duration_bucket",
         "veo_relay_start_time_seconds", "veo_relay_build_info",
         "veo_relay_submissions_total", "veo_relay_polls_total", "veo_relay_events_total", "veo_relay_tasks_accepted_total",
+        "veo_relay_open_streams",
     ]
 
     @Test func metricsShowEveryCatalogueSeriesAfterAFaultBurstAndAFailingDestination() async throws {

@@ -61,7 +61,8 @@ public func buildRelay(
     if !configuration.streams.corsOrigins.isEmpty { router.middlewares.add(AllowedOriginsCORS(origins: configuration.streams.corsOrigins)) }
     router.middlewares.add(ErrorEnvelopeMiddleware())
     let api = router.group("v1")
-        .add(middleware: TracingMiddleware())
+        // A watch token in a query string is a credential: traces get it redacted.
+        .add(middleware: TracingMiddleware(redactingQueryParameters: [BearerAuthenticator.watchTokenParameter]))
         .add(middleware: BearerAuthenticator(store: store, watchTokens: watchTokens, clock: clock))
         .add(middleware: RateLimitMiddleware(policy: configuration.rateLimit, clock: clock))
     GenerationsController(inserts: GroupCommit { batch in try await store.insert(batch) }, validator: RequestValidator(limits: configuration.limits),

@@ -49,6 +49,7 @@ public actor EventFeed: Service, CustomStringConvertible {
         self.maxStreamsPerClient = maxStreamsPerClient
         self.wake = wake
         self.logger = logger
+        Gauge(label: "veo_relay_open_streams").record(0)
     }
 
     public nonisolated var description: String { "EventFeed" }
