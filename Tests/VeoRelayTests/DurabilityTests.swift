@@ -4,6 +4,16 @@ import Testing
 
 @Suite("Durability and paid-submission safety")
 struct DurabilityTests {
+    /// An answered intake must survive power loss: the SQLite writer connection syncs each commit.
+    @Test func theSQLiteStoreSyncsEveryCommit() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-sync-\(UUID().uuidString).sqlite").path
+        let store = try SQLiteStore(path: path)
+        defer { store.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let full = 2
+        #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == full)
+        #expect(try await store.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+    }
+
     @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {
         // Jobs are held until the second relay runs, so none can finish before the restart.
         var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)

@@ -4,13 +4,18 @@ import GRDB
 /// The embedded store: one SQLite file in WAL mode through GRDB. Writes are serialised by SQLite,
 /// so a claim (an `UPDATE … RETURNING`) is atomic across every process that opens the file.
 public final class SQLiteStore: Store {
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     public init(path: String) throws {
         var configuration = Configuration()
         // Another relay process may hold the write lock for a moment; wait instead of failing.
         configuration.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: configuration)
+        // An accepted task is answered only once committed; FULL syncs the WAL at every commit, so the
+        // answer holds through an OS crash or power loss too (GRDB sets its WAL default, NORMAL, which
+        // holds only through a crash of the process). Only the writer connection commits, and it lives
+        // as long as the pool. Group commit spreads the sync over concurrent writes.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try SQLiteMigrations.migrator.migrate(pool)
     }
 
