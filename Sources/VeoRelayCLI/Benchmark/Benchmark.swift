@@ -10,7 +10,7 @@ struct Benchmark: AsyncParsableCommand {
         abstract: "Measure the relay against baselines run beside it (use a release build: swift run -c release veo-relay benchmark).")
 
     enum Scenario: String, CaseIterable, ExpressibleByArgument {
-        case intake, delivery, lag, streams
+        case intake, delivery, pipeline, scaleOut = "scale-out", lag, streams
     }
 
     @Option(help: "Run only this scenario (repeatable): \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")); all by default.")
@@ -27,6 +27,12 @@ struct Benchmark: AsyncParsableCommand {
 
     @Option(help: "Tasks per poll schedule in the lag scenario (half fast, half quality).")
     var tasks = 200
+
+    @Option(help: "Tasks the pipeline and scale-out scenarios run through.")
+    var pipelineTasks = 2_000
+
+    @Option(help: "An empty PostgreSQL database for the scale-out scenario, which fills it (postgres://…); without one it is skipped. [env: VEO_RELAY_BENCH_POSTGRES_URL]")
+    var postgres: String?
 
     @Option(help: "Event streams held open at once in the streams scenario.")
     var streams = 1_000
@@ -46,6 +52,13 @@ struct Benchmark: AsyncParsableCommand {
             switch scenario {
             case .intake: new = try await IntakeScenario(round: .milliseconds(Int((smoke ? 0.3 : intakeSeconds) * 1_000))).run()
             case .delivery: new = try await DeliveryScenario(events: smoke ? 100 : events).run()
+            case .pipeline: new = try await PipelineScenario(tasks: smoke ? 20 : pipelineTasks).runEmbedded()
+            case .scaleOut:
+                guard let url = postgres ?? Env.string("VEO_RELAY_BENCH_POSTGRES_URL") else {
+                    Console.line("scale-out: skipped (no --postgres)")
+                    continue
+                }
+                new = try await PipelineScenario(tasks: smoke ? 20 : pipelineTasks).runScaleOut(url: url)
             case .lag: new = try await LagScenario(tasks: smoke ? 4 : tasks, timeScale: smoke ? 0.005 : timeScale).run()
             case .streams: new = try await StreamsScenario(streams: smoke ? 20 : streams, hold: .seconds(smoke ? 1 : 10)).run()
             }
