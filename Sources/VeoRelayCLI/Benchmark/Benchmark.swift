@@ -37,6 +37,9 @@ struct Benchmark: AsyncParsableCommand {
     @Option(help: "Event streams held open at once in the streams scenario.")
     var streams = 1_000
 
+    @Option(help: "Times the streams scenario opens, holds and closes its streams.")
+    var streamRounds = 3
+
     @Option(help: "Lag scenario: simulated time runs this much faster; 0.05 makes a 120 s job take 6 s.")
     var timeScale = 0.05
 
@@ -60,7 +63,7 @@ struct Benchmark: AsyncParsableCommand {
                 }
                 new = try await PipelineScenario(tasks: smoke ? 20 : pipelineTasks).runScaleOut(url: url)
             case .lag: new = try await LagScenario(tasks: smoke ? 4 : tasks, timeScale: smoke ? 0.005 : timeScale).run()
-            case .streams: new = try await StreamsScenario(streams: smoke ? 20 : streams, hold: .seconds(smoke ? 1 : 10)).run()
+            case .streams: new = try await StreamsScenario(streams: smoke ? 20 : streams, hold: .seconds(smoke ? 1 : 10), rounds: smoke ? 2 : streamRounds).run()
             }
             for row in new { Console.line("\(row.scenario): \(row.measure): relay \(row.relay), baseline \(row.baseline), ratio \(row.ratio)") }
             rows += new
