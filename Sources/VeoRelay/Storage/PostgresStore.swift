@@ -149,54 +149,99 @@ public final class PostgresStore: Store {
             """).map(RowMapping.task)
     }
 
-    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
-        let at = now.timeIntervalSince1970
-        let (owner, expires) = (lease.owner, lease.expiresAt.timeIntervalSince1970)
-        let query: PostgresQuery = switch work {
+    /// What each claim selects, with `$1` now and `$2` the limit (and `$3` the excluded destinations):
+    /// one text for the claim and for `explainClaims`, so the plan shown is the plan used.
+    static func candidates(_ work: TaskWork) -> String {
+        switch work {
         case .submission:
             """
-            UPDATE tasks SET lease_owner = \(owner), lease_expires_at = \(expires) WHERE id IN (
-                SELECT id FROM tasks
-                WHERE (state = 'queued' AND next_run_at <= \(at) AND (lease_expires_at IS NULL OR lease_expires_at < \(at)))
-                   OR (state = 'submitting' AND lease_expires_at < \(at))
-                ORDER BY next_run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING *
+            SELECT id FROM tasks
+            WHERE (state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1))
+               OR (state = 'submitting' AND lease_expires_at < $1)
+            ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED
             """
         case .poll:
             """
-            UPDATE tasks SET lease_owner = \(owner), lease_expires_at = \(expires) WHERE id IN (
-                SELECT id FROM tasks
-                WHERE state = 'running' AND next_run_at <= \(at) AND (lease_expires_at IS NULL OR lease_expires_at < \(at))
-                ORDER BY next_run_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            RETURNING *
+            SELECT id FROM tasks
+            WHERE state = 'running' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+            ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED
             """
         }
+    }
+
+    static let deliveryCandidates = """
+        SELECT e.id FROM events e
+        WHERE e.state = 'pending' AND e.next_attempt_at <= $1 AND (e.lease_expires_at IS NULL OR e.lease_expires_at < $1)
+          AND NOT (e.destination = ANY($3))
+          AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
+        ORDER BY e.next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+        """
+
+    static func bindings(now: Double, limit: Int, excluded: [String]? = nil, lease: Lease? = nil) -> PostgresBindings {
+        var bindings = PostgresBindings()
+        bindings.append(now)
+        bindings.append(limit)
+        if let excluded { bindings.append(excluded) }
+        if let lease {
+            bindings.append(lease.owner)
+            bindings.append(lease.expiresAt.timeIntervalSince1970)
+        }
+        return bindings
+    }
+
+    public func explainClaims(now: Date) async throws -> [ClaimPlan] {
+        let at = now.timeIntervalSince1970
+        var plans: [ClaimPlan] = []
+        for (name, sql, bindings) in [("submission", Self.candidates(.submission), Self.bindings(now: at, limit: 32)),
+                                      ("poll", Self.candidates(.poll), Self.bindings(now: at, limit: 32)),
+                                      ("delivery", Self.deliveryCandidates, Self.bindings(now: at, limit: 32, excluded: []))] {
+            let lines = try await rows(PostgresQuery(unsafeSQL: "EXPLAIN " + sql, binds: bindings)).map { try $0.text("QUERY PLAN") }
+            plans.append(ClaimPlan(claim: name, plan: lines.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; ")))
+        }
+        return plans
+    }
+
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+        let query = PostgresQuery(unsafeSQL: """
+            UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(Self.candidates(work)))
+            RETURNING *
+            """, binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease))
         return try await rows(query).map(RowMapping.task).sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
     }
 
-    public func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws {
-        let columns = try TaskColumns(task)
-        try await transaction { connection in
-            let updated = try await rows("""
-                UPDATE tasks SET state = \(task.state.rawValue), upstream_task_id = \(task.upstreamTaskID),
-                    submission_answer = \(task.submissionAnswer), upstream_json = \(columns.upstreamJSON),
-                    error_code = \(task.error?.code), error_message = \(task.error?.message),
-                    submitted_at = \(task.submittedAt?.timeIntervalSince1970), completed_at = \(task.completedAt?.timeIntervalSince1970),
-                    next_run_at = \(task.nextRunAt?.timeIntervalSince1970), failures = \(task.failures),
-                    lease_owner = \(keepLease ? lease.owner : nil), lease_expires_at = \(keepLease ? lease.expiresAt.timeIntervalSince1970 : nil)
-                WHERE id = \(task.id) AND lease_owner = \(lease.owner) RETURNING id
-                """, on: connection)
-            guard updated.count == 1 else { throw StoreError.leaseLost(task.id) }
-            guard let event else { return }
-            let at = event.createdAt.timeIntervalSince1970
-            try await rows("""
-                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
-                                    trace_parent)
-                VALUES (\(event.id), \(task.id), (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = \(task.id)), \(event.type.rawValue),
-                        \(event.payload), \(StoredCallback.text(task.callbackURL)), \(StoredCallback.destination(task.callbackURL)), \(task.clientID),
-                        \(at), \(event.initialState.rawValue), \(event.firstAttemptAt), \(task.traceParent))
-                """, on: connection)
+    public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
+        let columns = try batch.map { try TaskColumns($0.task) }
+        return try await transaction { connection in
+            var written: [Bool] = []
+            for (transition, columns) in zip(batch, columns) {
+                written.append(try await save(transition, columns: columns, on: connection))
+            }
+            return written
         }
+    }
+
+    private func save(_ transition: TaskTransition, columns: TaskColumns, on connection: PostgresConnection) async throws -> Bool {
+        let (task, lease, keepLease) = (transition.task, transition.lease, transition.keepLease)
+        let updated = try await rows("""
+            UPDATE tasks SET state = \(task.state.rawValue), upstream_task_id = \(task.upstreamTaskID),
+                submission_answer = \(task.submissionAnswer), upstream_json = \(columns.upstreamJSON),
+                error_code = \(task.error?.code), error_message = \(task.error?.message),
+                submitted_at = \(task.submittedAt?.timeIntervalSince1970), completed_at = \(task.completedAt?.timeIntervalSince1970),
+                next_run_at = \(task.nextRunAt?.timeIntervalSince1970), failures = \(task.failures),
+                lease_owner = \(keepLease ? lease.owner : nil), lease_expires_at = \(keepLease ? lease.expiresAt.timeIntervalSince1970 : nil)
+            WHERE id = \(task.id) AND lease_owner = \(lease.owner) RETURNING id
+            """, on: connection)
+        guard updated.count == 1 else { return false }
+        guard let event = transition.event else { return true }
+        let at = event.createdAt.timeIntervalSince1970
+        try await rows("""
+            INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
+                                trace_parent)
+            VALUES (\(event.id), \(task.id), (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = \(task.id)), \(event.type.rawValue),
+                    \(event.payload), \(StoredCallback.text(task.callbackURL)), \(StoredCallback.destination(task.callbackURL)), \(task.clientID),
+                    \(at), \(event.initialState.rawValue), \(event.firstAttemptAt), \(task.traceParent))
+            """, on: connection)
+        return true
     }
 
     // MARK: Deliveries
@@ -204,16 +249,10 @@ public final class PostgresStore: Store {
     public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
         let at = now.timeIntervalSince1970
         return try await transaction { connection in
-            let claimed = try await rows("""
-                UPDATE events SET lease_owner = \(lease.owner), lease_expires_at = \(lease.expiresAt.timeIntervalSince1970)
-                WHERE id IN (
-                    SELECT e.id FROM events e
-                    WHERE e.state = 'pending' AND e.next_attempt_at <= \(at) AND (e.lease_expires_at IS NULL OR e.lease_expires_at < \(at))
-                      AND NOT (e.destination = ANY(\(destinations.sorted())))
-                      AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
-                    ORDER BY e.next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            let claimed = try await rows(PostgresQuery(unsafeSQL: """
+                UPDATE events SET lease_owner = $4, lease_expires_at = $5 WHERE id IN (\(Self.deliveryCandidates))
                 RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
-                """, on: connection)
+                """, binds: Self.bindings(now: at, limit: limit, excluded: destinations.sorted(), lease: lease)), on: connection)
             var deliveries: [PendingDelivery] = []
             // A batch's events mostly belong to few clients: look each client's secrets up once.
             var secretsByClient: [String: PostgresRandomAccessRow?] = [:]

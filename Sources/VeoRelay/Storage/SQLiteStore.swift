@@ -85,18 +85,54 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
-        let condition = switch work {
+    /// What each claim selects (`:now`, `:limit`, and for deliveries `:excluded`): one text for the
+    /// claim and for `explainClaims`, so the plan shown is the plan used.
+    static func candidates(_ work: TaskWork) -> String {
+        switch work {
         case .submission:
-            "(state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now))"
-                + " OR (state = 'submitting' AND lease_expires_at < :now)"
+            // Two index ranges on (state, next_run_at), merged in due order.
+            """
+            SELECT id, next_run_at FROM (
+                SELECT id, next_run_at FROM tasks
+                WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+                UNION ALL
+                SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < :now)
+            ORDER BY next_run_at LIMIT :limit
+            """
         case .poll:
-            "state = 'running' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)"
+            """
+            SELECT id, next_run_at FROM tasks
+            WHERE state = 'running' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+            ORDER BY next_run_at LIMIT :limit
+            """
         }
-        return try await pool.write { db in
+    }
+
+    static let deliveryCandidates = """
+        SELECT e.id FROM events e
+        WHERE e.state = 'pending' AND e.next_attempt_at <= :now
+          AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
+          AND e.destination NOT IN (SELECT value FROM json_each(:excluded))
+          AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
+        ORDER BY e.next_attempt_at LIMIT :limit
+        """
+
+    public func explainClaims(now: Date) async throws -> [ClaimPlan] {
+        let arguments: StatementArguments = ["now": now.timeIntervalSince1970, "limit": 32, "excluded": "[]"]
+        return try await pool.read { db in
+            try [("submission", Self.candidates(.submission)), ("poll", Self.candidates(.poll)), ("delivery", Self.deliveryCandidates)]
+                .map { name, sql in
+                    let steps = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
+                    return ClaimPlan(claim: name, plan: steps.joined(separator: "; "))
+                }
+        }
+    }
+
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+        try await pool.write { db in
             try Row.fetchAll(db, sql: """
                 UPDATE tasks SET lease_owner = :owner, lease_expires_at = :expires
-                WHERE id IN (SELECT id FROM tasks WHERE \(condition) ORDER BY next_run_at LIMIT :limit)
+                WHERE id IN (SELECT id FROM (\(Self.candidates(work))))
                 RETURNING *
                 """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
@@ -105,31 +141,36 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws {
-        let columns = try TaskColumns(task)
-        try await pool.write { db in
-            try db.execute(sql: """
-                UPDATE tasks SET state = ?, upstream_task_id = ?, submission_answer = ?, upstream_json = ?, error_code = ?, error_message = ?,
-                    submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?,
-                    lease_owner = ?, lease_expires_at = ?
-                WHERE id = ? AND lease_owner = ?
-                """, arguments: [task.state.rawValue, task.upstreamTaskID, task.submissionAnswer, columns.upstreamJSON,
-                                 task.error?.code, task.error?.message,
-                                 task.submittedAt?.timeIntervalSince1970, task.completedAt?.timeIntervalSince1970,
-                                 task.nextRunAt?.timeIntervalSince1970, task.failures,
-                                 keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
-                                 task.id, lease.owner])
-            guard db.changesCount == 1 else { throw StoreError.leaseLost(task.id) }
-            guard let event else { return }
-            let now = event.createdAt.timeIntervalSince1970
-            try db.execute(sql: """
-                INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
-                                    trace_parent)
-                VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, StoredCallback.text(task.callbackURL),
-                                 StoredCallback.destination(task.callbackURL), task.clientID, now, event.initialState.rawValue,
-                                 event.firstAttemptAt, task.traceParent])
+    public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
+        let columns = try batch.map { try TaskColumns($0.task) }
+        return try await pool.write { db in
+            try zip(batch, columns).map { transition, columns in try Self.save(transition, columns: columns, db: db) }
         }
+    }
+
+    private static func save(_ transition: TaskTransition, columns: TaskColumns, db: Database) throws -> Bool {
+        let (task, lease, keepLease) = (transition.task, transition.lease, transition.keepLease)
+        try db.execute(sql: """
+            UPDATE tasks SET state = ?, upstream_task_id = ?, submission_answer = ?, upstream_json = ?, error_code = ?, error_message = ?,
+                submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?,
+                lease_owner = ?, lease_expires_at = ?
+            WHERE id = ? AND lease_owner = ?
+            """, arguments: [task.state.rawValue, task.upstreamTaskID, task.submissionAnswer, columns.upstreamJSON,
+                             task.error?.code, task.error?.message,
+                             task.submittedAt?.timeIntervalSince1970, task.completedAt?.timeIntervalSince1970,
+                             task.nextRunAt?.timeIntervalSince1970, task.failures,
+                             keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
+                             task.id, lease.owner])
+        guard db.changesCount == 1 else { return false }
+        guard let event = transition.event else { return true }
+        try db.execute(sql: """
+            INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
+                                trace_parent)
+            VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, StoredCallback.text(task.callbackURL),
+                             StoredCallback.destination(task.callbackURL), task.clientID, event.createdAt.timeIntervalSince1970,
+                             event.initialState.rawValue, event.firstAttemptAt, task.traceParent])
+        return true
     }
 
     // MARK: Deliveries
@@ -139,13 +180,7 @@ public final class SQLiteStore: Store {
         return try await pool.write { db in
             let rows = try Row.fetchAll(db, sql: """
                 UPDATE events SET lease_owner = :owner, lease_expires_at = :expires
-                WHERE id IN (
-                    SELECT e.id FROM events e
-                    WHERE e.state = 'pending' AND e.next_attempt_at <= :now
-                      AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
-                      AND e.destination NOT IN (SELECT value FROM json_each(:excluded))
-                      AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
-                    ORDER BY e.next_attempt_at LIMIT :limit)
+                WHERE id IN (\(Self.deliveryCandidates))
                 RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
                 """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])

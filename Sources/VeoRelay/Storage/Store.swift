@@ -86,6 +86,22 @@ public struct TaskCursor: Sendable, Equatable {
     }
 }
 
+/// A task's new state, written under `lease` together with the event it caused. `keepLease` holds on
+/// to the row (e.g. while a submission is on the wire).
+public struct TaskTransition: Sendable {
+    public var task: RelayTask
+    public var lease: Lease
+    public var keepLease: Bool
+    public var event: NewEvent?
+
+    public init(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) {
+        self.task = task
+        self.lease = lease
+        self.keepLease = keepLease
+        self.event = event
+    }
+}
+
 /// An event claimed for delivery, with what it takes to send and sign it.
 public struct PendingDelivery: Sendable, Equatable {
     public var eventID: String
@@ -118,6 +134,12 @@ public struct DeliveryRecord: Sendable, Equatable {
     public var deliveredAt: Date?
     /// Oldest first; empty where the listing does not include it.
     public var attemptLog: [DeliveryAttempt]
+}
+
+/// How the database runs one claim query.
+public struct ClaimPlan: Sendable, Equatable {
+    public var claim: String
+    public var plan: String
 }
 
 /// How much work is waiting, for the metrics operators alert on.
@@ -285,9 +307,9 @@ public protocol Store: Sendable {
 
     /// Leases up to `limit` due tasks, most overdue first.
     func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask]
-    /// Writes a task transition held under `lease`, plus the event it caused, atomically.
-    /// `keepLease` holds on to the row (e.g. while a submission is on the wire).
-    func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws
+    /// Writes task transitions held under their leases, each with the event it caused, in one
+    /// transaction; for each, whether it was written (false: its lease was lost).
+    func save(_ batch: [TaskTransition]) async throws -> [Bool]
 
     /// Leases due events, never one whose task has an earlier event still pending, nor one bound
     /// for a destination in `excluding` (full or behind an open circuit).
@@ -345,6 +367,9 @@ public protocol Store: Sendable {
     /// sessions); the first caller's `candidate` becomes it.
     func sharedSecret(named name: String, candidate: String) async throws -> String
 
+    /// The database's plan for each claim query (`EXPLAIN QUERY PLAN`, `EXPLAIN`), to show index use.
+    func explainClaims(now: Date) async throws -> [ClaimPlan]
+
     /// Tasks by state and the oldest due work of each stage, as of `now`.
     func backlog(now: Date) async throws -> BacklogStatistics
 
@@ -364,6 +389,13 @@ extension Store {
             throw StoreError.missingValue("insert outcome")
         }
         return outcome
+    }
+
+    /// One transition on its own; throws `StoreError.leaseLost` if its lease was lost.
+    public func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws {
+        guard try await save([TaskTransition(task, lease: lease, keepLease: keepLease, event: event)]) == [true] else {
+            throw StoreError.leaseLost(task.id)
+        }
     }
 
     /// Sends a task's latest webhook event again.
