@@ -195,8 +195,11 @@ public final class PostgresStore: Store {
         for (name, sql, bindings) in [("submission", Self.candidates(.submission), Self.bindings(now: at, limit: 32)),
                                       ("poll", Self.candidates(.poll), Self.bindings(now: at, limit: 32)),
                                       ("delivery", Self.deliveryCandidates, Self.bindings(now: at, limit: 32, excluded: []))] {
-            let lines = try await rows(PostgresQuery(unsafeSQL: "EXPLAIN " + sql, binds: bindings)).map { try $0.text("QUERY PLAN") }
-            plans.append(ClaimPlan(claim: name, plan: lines.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; ")))
+            // The plan's nodes and index conditions, without cost estimates and row filters.
+            let lines = try await rows(PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + sql, binds: bindings)).map { try $0.text("QUERY PLAN") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.hasPrefix("Filter:") && !$0.hasPrefix("Recheck Cond:") }
+            plans.append(ClaimPlan(claim: name, plan: lines.joined(separator: "; ")))
         }
         return plans
     }

@@ -10,7 +10,7 @@ struct Benchmark: AsyncParsableCommand {
         abstract: "Measure the relay against baselines run beside it (use a release build: swift run -c release veo-relay benchmark).")
 
     enum Scenario: String, CaseIterable, ExpressibleByArgument {
-        case intake, delivery, pipeline, scaleOut = "scale-out", lag, streams
+        case intake, delivery, pipeline, scale, scaleOut = "scale-out", lag, streams
     }
 
     @Option(help: "Run only this scenario (repeatable): \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")); all by default.")
@@ -34,6 +34,12 @@ struct Benchmark: AsyncParsableCommand {
     @Option(help: "An empty PostgreSQL database for the scale-out scenario, which fills it (postgres://…); without one it is skipped. [env: VEO_RELAY_BENCH_POSTGRES_URL]")
     var postgres: String?
 
+    @Option(help: "Running tasks (and as many delivered events) the scale scenario fills its databases with.")
+    var scaleRows = 1_000_000
+
+    @Option(help: "Another empty PostgreSQL database, for the scale scenario on PostgreSQL; without one it runs on SQLite only. [env: VEO_RELAY_BENCH_SCALE_POSTGRES_URL]")
+    var scalePostgres: String?
+
     @Option(help: "Event streams held open at once in the streams scenario.")
     var streams = 1_000
 
@@ -51,11 +57,19 @@ struct Benchmark: AsyncParsableCommand {
         }
         var rows: [BenchmarkRow] = []
         for scenario in scenario.isEmpty ? Scenario.allCases : scenario {
-            let new: [BenchmarkRow]
+            var new: [BenchmarkRow]
             switch scenario {
             case .intake: new = try await IntakeScenario(round: .milliseconds(Int((smoke ? 0.3 : intakeSeconds) * 1_000))).run()
             case .delivery: new = try await DeliveryScenario(events: smoke ? 100 : events).run()
             case .pipeline: new = try await PipelineScenario(tasks: smoke ? 20 : pipelineTasks).runEmbedded()
+            case .scale:
+                let scenario = ScaleScenario(rows: smoke ? 200 : scaleRows, seconds: .seconds(smoke ? 1 : 5))
+                let file = NSTemporaryDirectory() + "veo-relay-bench-scale-\(UUID().uuidString).sqlite"
+                defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) } }
+                new = try await scenario.run(location: file, store: "SQLite")
+                if let url = scalePostgres ?? Env.string("VEO_RELAY_BENCH_SCALE_POSTGRES_URL") {
+                    new += try await scenario.run(location: url, store: "PostgreSQL")
+                }
             case .scaleOut:
                 guard let url = postgres ?? Env.string("VEO_RELAY_BENCH_POSTGRES_URL") else {
                     Console.line("scale-out: skipped (no --postgres)")

@@ -111,9 +111,10 @@ struct StreamsScenario {
 final class RelayChild: Sendable {
     private let process: Process
     private let output = Shared("")
-    private let database: String
+    private let database: String?
 
-    init(environment: [String: String]) throws {
+    /// Removes its SQLite database when stopped, unless `keepDatabase`.
+    init(environment: [String: String], keepDatabase: Bool = false) throws {
         let process = Process()
         process.executableURL = Bundle.main.executableURL
         process.arguments = ["serve", "--port", "0"]
@@ -122,7 +123,7 @@ final class RelayChild: Sendable {
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         self.process = process
-        database = environment["VEO_RELAY_DATABASE"] ?? ""
+        database = keepDatabase ? nil : environment["VEO_RELAY_DATABASE"]
         pipe.fileHandleForReading.readabilityHandler = { [output] handle in
             let chunk = String(decoding: handle.availableData, as: UTF8.self)
             output.value.withLock { $0 = String(($0 + chunk).suffix(4_096)) }
@@ -157,6 +158,7 @@ final class RelayChild: Sendable {
     func stop() {
         process.terminate()
         process.waitUntilExit()
+        guard let database else { return }
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
     }
 }
