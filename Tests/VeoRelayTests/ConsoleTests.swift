@@ -136,6 +136,29 @@ struct ConsoleTests {
         try await harness.stop(relay)
     }
 
+    @Test func theTaskListPagesNewestFirstAndFilters() async throws {
+        let harness = try await RelayHarness.start()
+        let relay = try await Self.consoleRelay(harness)
+        let mine = APIClient(baseURL: relay.baseURL), other = APIClient(baseURL: relay.baseURL, key: RelayHarness.otherAPIKey)
+        var ids: [String] = []
+        for index in 0..<52 { ids.append(try await mine.submit(harness.request(prompt: "page \(index)"))) }
+        let foreign = try await other.submit(harness.request(prompt: "another client's"))
+        let browser = Browser(base: relay.baseURL)
+        _ = try await browser.signIn()
+        func listed(_ page: Browser.Page) -> [String] {
+            page.html.components(separatedBy: "href=\"/console/tasks/").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        }
+        let first = try await browser.get("/console/tasks")
+        #expect(listed(first) == [foreign] + ids.reversed().prefix(49), "newest first, 50 a page")
+        let link = try #require(first.html.range(of: #"id="older" href="[^"]+""#, options: .regularExpression))
+        let older = String(first.html[link].dropFirst(#"id="older" href=""#.count).dropLast()).replacingOccurrences(of: "&amp;", with: "&")
+        #expect(listed(try await browser.get(older)) == Array(ids.reversed().dropFirst(49)), "the rest on the next page")
+        let filtered = try await browser.get("/console/tasks?client=\(RelayHarness.clientID)")
+        #expect(!listed(filtered).contains(foreign) && listed(filtered).count == 50)
+        #expect(listed(try await browser.get("/console/tasks?state=cancelled")).isEmpty)
+        try await harness.stop(relay)
+    }
+
     @Test func hostileTextRendersAsTextAndNoSecretIsEverShown() async throws {
         let harness = try await RelayHarness.start()
         let relay = try await Self.consoleRelay(harness)
