@@ -40,8 +40,7 @@ public enum APIKey {
 
     /// A new random key: `vr_` + 40 hex characters.
     public static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return "vr_" + (0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
+        "vr_" + Identifier.randomHex(bytes: 20)
     }
 }
 

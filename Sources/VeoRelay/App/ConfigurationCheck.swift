@@ -11,9 +11,7 @@ extension RelayConfiguration {
         check.require(!databasePath.isEmpty, "--database / VEO_RELAY_DATABASE", "must not be empty")
         switch upstream {
         case .remote(let url, _):
-            let components = URLComponents(string: url)
-            check.require(["http", "https"].contains(components?.scheme?.lowercased() ?? "") && !(components?.host ?? "").isEmpty,
-                          "--upstream-url / VEO_RELAY_UPSTREAM_URL", "must be an absolute http(s) URL, not '\(url)'")
+            check.require(ConfigurationCheck.isHTTPURL(url), "--upstream-url / VEO_RELAY_UPSTREAM_URL", "must be an absolute http(s) URL, not '\(url)'")
         case .simulated(let simulator):
             check.positive(simulator.timeScale, "--simulator-time-scale / VEO_RELAY_SIMULATOR_TIME_SCALE", maximum: 1_000)
         }
@@ -42,15 +40,12 @@ extension StreamPolicy {
         check.atLeastOne(maxPerClient, "--max-streams-per-client / VEO_RELAY_MAX_STREAMS_PER_CLIENT")
         check.positive(heartbeat.seconds, "--stream-heartbeat / VEO_RELAY_STREAM_HEARTBEAT", maximum: 3_600)
         for origin in corsOrigins {
-            let components = URLComponents(string: origin)
-            check.require(["http", "https"].contains(components?.scheme?.lowercased() ?? "") && !(components?.host ?? "").isEmpty
-                          && (components?.path ?? "").isEmpty,
-                          "--cors-origin / VEO_RELAY_CORS_ORIGINS", "must be an origin such as https://app.example.com, not '\(origin)'")
+            check.require(ConfigurationCheck.isHTTPURL(origin, originOnly: true), "--cors-origin / VEO_RELAY_CORS_ORIGINS",
+                          "must be an origin such as https://app.example.com, not '\(origin)'")
         }
         if let publicURL {
-            let components = URLComponents(string: publicURL)
-            check.require(["http", "https"].contains(components?.scheme?.lowercased() ?? "") && !(components?.host ?? "").isEmpty,
-                          "--public-url / VEO_RELAY_PUBLIC_URL", "must be an absolute http(s) URL, not '\(publicURL)'")
+            check.require(ConfigurationCheck.isHTTPURL(publicURL), "--public-url / VEO_RELAY_PUBLIC_URL",
+                          "must be an absolute http(s) URL, not '\(publicURL)'")
         }
     }
 }
@@ -96,6 +91,12 @@ extension EngineConfiguration {
 /// Collects what is wrong with a configuration, one sentence per problem.
 struct ConfigurationCheck {
     static let day: TimeInterval = 86_400
+
+    /// An absolute http(s) URL with a host; with `originOnly`, nothing after the host and port.
+    static func isHTTPURL(_ text: String, originOnly: Bool = false) -> Bool {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased() else { return false }
+        return ["http", "https"].contains(scheme) && !(components.host ?? "").isEmpty && (!originOnly || components.path.isEmpty)
+    }
     private(set) var problems: [String] = []
 
     mutating func require(_ condition: Bool, _ setting: String, _ rule: @autoclosure () -> String) {

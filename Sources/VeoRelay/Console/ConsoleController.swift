@@ -283,11 +283,15 @@ struct TaskView {
     var events: [Event]
     var deliveries: [Delivery]
 
+    static let prettyEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
     init(task: RelayTask, events: [StreamEvent], deliveries: [DeliveryRecord], csrf: String) throws {
         func pretty(_ value: some Encodable) throws -> String {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            return String(decoding: try encoder.encode(value), as: UTF8.self)
+            String(decoding: try Self.prettyEncoder.encode(value), as: UTF8.self)
         }
         state = task.state.rawValue
         clientID = task.clientID

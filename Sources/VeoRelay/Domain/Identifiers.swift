@@ -23,6 +23,12 @@ public enum Identifier {
         return prefix + String(characters)
     }
 
+    /// `bytes` random bytes from the system generator, in hex: keys and secrets.
+    public static func randomHex(bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
+    }
+
     public static func task() -> String { make(prefix: "task_") }
     public static func message() -> String { make(prefix: "msg_") }
 }

@@ -80,7 +80,6 @@ enum Base64URL {
 public enum SharedSecret {
     /// 256 random bits, hex.
     public static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
+        Identifier.randomHex(bytes: 32)
     }
 }

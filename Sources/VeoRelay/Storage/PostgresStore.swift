@@ -312,7 +312,9 @@ public final class PostgresStore: Store {
     }
 
     public func deliveryLog(taskID: String, clientID: String?) async throws -> [DeliveryRecord]? {
-        guard try await task(id: taskID, clientID: clientID) != nil else { return nil }
+        guard try await !rows("""
+            SELECT 1 AS found FROM tasks WHERE id = \(taskID) AND (\(clientID)::text IS NULL OR client_id = \(clientID))
+            """).isEmpty else { return nil }
         var records = try await rows("SELECT * FROM events WHERE task_id = \(taskID) AND state <> 'unsubscribed' ORDER BY seq")
             .map(RowMapping.delivery)
         for index in records.indices {

@@ -110,3 +110,83 @@ struct BenchmarkRelay {
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
     }
 }
+
+/// The `q` quantile of sorted values (nearest rank); NaN when there are none.
+func quantile(_ sorted: [Double], _ q: Double) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * q).rounded(.up)) - 1))]
+}
+
+/// Re-checks `condition` every 20 ms until it holds; fails after `limit` (a guard, not a measurement).
+func waitUntil(_ what: String, within limit: Duration = .seconds(120), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw BenchmarkFailure("timed out waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// `veo-relay serve` as a child process of the benchmark, on an ephemeral loopback port.
+final class RelayChild: Sendable {
+    private let process: Process
+    private let output = Shared("")
+    private let database: String?
+
+    /// Removes its SQLite database when stopped, unless `keepDatabase`.
+    init(environment: [String: String], keepDatabase: Bool = false) throws {
+        let process = Process()
+        process.executableURL = Bundle.main.executableURL
+        process.arguments = ["serve", "--port", "0"]
+        process.environment = environment.merging(["PATH": "/usr/bin:/bin"]) { mine, _ in mine }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        self.process = process
+        database = keepDatabase ? nil : environment["VEO_RELAY_DATABASE"]
+        pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+            let chunk = String(decoding: handle.availableData, as: UTF8.self)
+            output.value.withLock { $0 = String(($0 + chunk).suffix(4_096)) }
+        }
+        try process.run()
+    }
+
+    /// The port from the banner's "listening on http://host:port" line.
+    func port() async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline, process.isRunning {
+            let text = output.value.withLock { $0 }
+            if let range = text.range(of: #"listening on http://[0-9.]+:[0-9]+"#, options: String.CompareOptions.regularExpression),
+               let port = Int(text[range].split(separator: ":").last ?? "") {
+                return port
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw BenchmarkFailure("the relay did not start listening: \(output.value.withLock { $0 }.suffix(500))")
+    }
+
+    /// Resident memory from /proc/PID/status.
+    func residentKiB() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else {
+            throw BenchmarkFailure("no VmRSS for the relay")
+        }
+        return kib
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        guard let database else { return }
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
+    }
+}
+
+/// A value behind a lock that closures can share.
+final class Shared<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+
+    init(_ value: Value) {
+        self.value = Mutex(value)
+    }
+}

@@ -114,7 +114,5 @@ struct BenchmarkResult {
     var lags: [Double]
     var pollsPerTask: Double
 
-    func lag(_ quantile: Double) -> Double {
-        lags[min(lags.count - 1, Int((Double(lags.count) * quantile).rounded(.up)) - 1)]
-    }
+    func lag(_ q: Double) -> Double { quantile(lags, q) }
 }

@@ -14,10 +14,7 @@ struct LoadResult {
 
     var rate: Double { Double(completed) / seconds }
 
-    func latency(_ quantile: Double) -> Double {
-        guard !latencies.isEmpty else { return .nan }
-        return latencies[min(latencies.count - 1, max(0, Int((Double(latencies.count) * quantile).rounded(.up)) - 1))]
-    }
+    func latency(_ q: Double) -> Double { quantile(latencies, q) }
 }
 
 /// An HTTP load generator on AsyncHTTPClient: `connections` workers, each with one request in flight

@@ -108,11 +108,7 @@ struct PipelineScenario {
             return request
         }
         guard intake.completed == tasks else { throw BenchmarkFailure("intake accepted \(intake.completed) of \(tasks)") }
-        let deadline = ContinuousClock.now + .seconds(600)
-        while received.value.withLock({ $0.ids.count }) < tasks {
-            guard ContinuousClock.now < deadline else { throw BenchmarkFailure("only \(received.value.withLock { $0.ids.count }) of \(tasks) webhooks arrived") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await waitUntil("all \(tasks) webhooks", within: .seconds(600)) { received.value.withLock { $0.ids.count } >= tasks }
         let seconds = (ContinuousClock.now - started).seconds
         sampler.cancel()
         // Let anything sent twice arrive before counting.
