@@ -4,7 +4,8 @@ import Testing
 
 @Suite("Durability and paid-submission safety")
 struct DurabilityTests {
-    /// An answered intake must survive power loss: the SQLite writer connection syncs each commit.
+    /// An answered intake must survive power loss: the SQLite writer connection syncs each commit
+    /// except the repeatable ones (see `Store`), and turns the sync back on after each of those.
     @Test func theSQLiteStoreSyncsEveryCommit() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-sync-\(UUID().uuidString).sqlite").path
         let store = try SQLiteStore(path: path)
@@ -12,6 +13,11 @@ struct DurabilityTests {
         let full = 2
         #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == full)
         #expect(try await store.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+        // Repeatable writes (claims, attempt records) commit without the sync, and leave it on for the next.
+        let normal = 1
+        #expect(try await store.repeatableWrite { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == normal)
+        _ = try await store.claimDeliveries(now: Date(), limit: 8, lease: Lease(owner: "test", expiresAt: Date().addingTimeInterval(60)), excluding: [])
+        #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == full)
     }
 
     @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {

@@ -147,6 +147,47 @@ struct StoreConformanceTests {
         fixture.store.close()
     }
 
+    /// Batches (group commit) write each row on its own terms: a duplicate id fails the whole insert and
+    /// is named; a transition or an attempt whose lease was lost is refused while the rest are written;
+    /// two transitions of one task in one batch are both written, their events in order.
+    @Test(arguments: TestStores.all)
+    func batchesWriteEachRowOnItsOwnLease(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let tasks = try (0..<3).map { try fixture.task("batch \($0)", due: 0) }
+        #expect(try await fixture.store.insert(tasks.map { TaskInsertion($0, idempotency: nil) }) == [.created, .created, .created])
+        let fresh = try fixture.task("fresh", due: 0)
+        await #expect(throws: StoreError.duplicateTask(tasks[1].id)) {
+            try await fixture.store.insert([TaskInsertion(fresh, idempotency: nil), TaskInsertion(tasks[1], idempotency: nil)])
+        }
+        #expect(try await fixture.store.task(id: fresh.id, clientID: nil) == nil, "a failed batch writes nothing")
+
+        let lease = fixture.lease("a/poller/1", until: 60), lost = fixture.lease("b/poller/1", until: 60)
+        let claimed = try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 3, lease: lease)
+        #expect(Set(claimed.map(\.id)) == Set(tasks.map(\.id)))
+        func event(_ n: Int) -> NewEvent { NewEvent(type: .taskProgress, payload: Data(#"{"n":\#(n)}"#.utf8), createdAt: fixture.t0) }
+        let (first, second, refused, third) = (event(1), event(2), event(3), event(4))
+        #expect(try await fixture.store.save([
+            TaskTransition(claimed[0], lease: lease, keepLease: true, event: first),
+            TaskTransition(claimed[1], lease: lost, keepLease: true, event: refused),
+            TaskTransition(claimed[0], lease: lease, keepLease: true, event: second),
+            TaskTransition(claimed[2], lease: lease, keepLease: true, event: third),
+        ]) == [true, false, true, true])
+        #expect(try await fixture.store.streamEvents(taskID: claimed[0].id, after: 0).map { [$0.id: $0.sequence] } == [[first.id: 1], [second.id: 2]])
+        #expect(try await fixture.store.streamEvents(taskID: claimed[1].id, after: 0).isEmpty)
+
+        let dispatcher = fixture.lease("a/dispatcher/1", until: 60)
+        let due = try await fixture.store.claimDeliveries(now: fixture.t0, limit: 10, lease: dispatcher, excluding: [])
+        #expect(Set(due.map(\.eventID)) == [first.id, third.id])
+        #expect(try await fixture.store.recordAttempts([
+            AttemptRecord(fixture.attempt(first.id, status: 204), resolution: .delivered, lease: dispatcher),
+            AttemptRecord(fixture.attempt(third.id, status: 204), resolution: .delivered, lease: fixture.lease("b/dispatcher/1", until: 60)),
+        ]) == [true, false])
+        let log = try #require(try await fixture.store.deliveryLog(taskID: claimed[0].id, clientID: nil))
+        #expect(log.map(\.state) == [.delivered, .pending] && log[0].attemptLog.map(\.statusCode) == [204])
+        #expect(try #require(try await fixture.store.deliveryLog(taskID: claimed[2].id, clientID: nil)).flatMap(\.attemptLog).isEmpty)
+        fixture.store.close()
+    }
+
     @Test(arguments: TestStores.all)
     func eventsOfOneTaskAreDeliveredInOrderOneAtATime(store kind: TestStores.Kind) async throws {
         let fixture = try await StoreFixture(kind)

@@ -58,7 +58,7 @@ public final class PostgresStore: Store {
     }
 
     @discardableResult
-    private func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
+    func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
         let result = if let connection {
             try await connection.query(query, logger: logger)
         } else {
@@ -69,9 +69,13 @@ public final class PostgresStore: Store {
 
     /// Runs `body` in a transaction. postgres-nio wraps what the body throws; the store's own errors
     /// (`leaseLost`, …) come back out unwrapped, so callers see the same errors as from SQLite.
-    private func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    /// A `repeatable` transaction (see `Store`) commits without waiting for its WAL flush.
+    private func transaction<T: Sendable>(repeatable: Bool = false, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            return try await client.withTransaction(logger: logger) { connection in
+                if repeatable { try await connection.query("SET LOCAL synchronous_commit = off", logger: logger) }
+                return try await body(connection)
+            }
         } catch let error as PostgresTransactionError {
             throw error.closureError ?? error
         }
@@ -95,6 +99,16 @@ public final class PostgresStore: Store {
 
     public func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome] {
         let columns = try batch.map { try TaskColumns($0.task) }
+        // Without idempotency keys (most intake batches, every bulk fill): one statement. A duplicate
+        // id fails it whole; row by row below then names the duplicate.
+        if batch.allSatisfy({ $0.idempotency == nil }) {
+            do {
+                try await transaction { connection in
+                    try await insertTasks(zip(batch, columns).map { NewTaskRow($0.task, columns: $1) }, on: connection)
+                }
+                return batch.map { _ in .created }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {}
+        }
         return try await transaction { connection in
             var outcomes: [InsertOutcome] = []
             for (insertion, columns) in zip(batch, columns) {
@@ -209,49 +223,26 @@ public final class PostgresStore: Store {
             UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(Self.candidates(work)))
             RETURNING *
             """, binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease))
-        return try await rows(query).map(RowMapping.task).sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
+        return try await transaction(repeatable: true) { connection in try await rows(query, on: connection) }.map(RowMapping.task).sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
     }
 
     public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
         let columns = try batch.map { try TaskColumns($0.task) }
         return try await transaction { connection in
-            var written: [Bool] = []
-            for (transition, columns) in zip(batch, columns) {
-                written.append(try await save(transition, columns: columns, on: connection))
+            var written = [Bool](repeating: false, count: batch.count)
+            for wave in Self.waves(Array(batch.indices), key: { batch[$0].task.id }) {
+                let ids = try await saveTransitions(wave.map { (batch[$0], columns[$0]) }, on: connection)
+                for index in wave { written[index] = ids.contains(batch[index].task.id) }
             }
             return written
         }
-    }
-
-    private func save(_ transition: TaskTransition, columns: TaskColumns, on connection: PostgresConnection) async throws -> Bool {
-        let (task, lease, keepLease) = (transition.task, transition.lease, transition.keepLease)
-        let updated = try await rows("""
-            UPDATE tasks SET state = \(task.state.rawValue), upstream_task_id = \(task.upstreamTaskID),
-                submission_answer = \(task.submissionAnswer), upstream_json = \(columns.upstreamJSON),
-                error_code = \(task.error?.code), error_message = \(task.error?.message),
-                submitted_at = \(task.submittedAt?.timeIntervalSince1970), completed_at = \(task.completedAt?.timeIntervalSince1970),
-                next_run_at = \(task.nextRunAt?.timeIntervalSince1970), failures = \(task.failures),
-                lease_owner = \(keepLease ? lease.owner : nil), lease_expires_at = \(keepLease ? lease.expiresAt.timeIntervalSince1970 : nil)
-            WHERE id = \(task.id) AND lease_owner = \(lease.owner) RETURNING id
-            """, on: connection)
-        guard updated.count == 1 else { return false }
-        guard let event = transition.event else { return true }
-        let at = event.createdAt.timeIntervalSince1970
-        try await rows("""
-            INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
-                                trace_parent)
-            VALUES (\(event.id), \(task.id), (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = \(task.id)), \(event.type.rawValue),
-                    \(event.payload), \(StoredCallback.text(task.callbackURL)), \(StoredCallback.destination(task.callbackURL)), \(task.clientID),
-                    \(at), \(event.initialState.rawValue), \(event.firstAttemptAt), \(task.traceParent))
-            """, on: connection)
-        return true
     }
 
     // MARK: Deliveries
 
     public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
         let at = now.timeIntervalSince1970
-        return try await transaction { connection in
+        return try await transaction(repeatable: true) { connection in
             let claimed = try await rows(PostgresQuery(unsafeSQL: """
                 UPDATE events SET lease_owner = $4, lease_expires_at = $5 WHERE id IN (\(Self.deliveryCandidates))
                 RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
@@ -274,31 +265,18 @@ public final class PostgresStore: Store {
     }
 
     public func releaseDelivery(eventID: String, lease: Lease) async throws {
-        try await rows("UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = \(eventID) AND lease_owner = \(lease.owner)")
+        try await transaction(repeatable: true) { connection in
+            _ = try await rows("UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = \(eventID) AND lease_owner = \(lease.owner)",
+                               on: connection)
+        }
     }
 
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool] {
-        try await transaction { connection in
-            var written: [Bool] = []
-            for record in records {
-                let (attempt, update) = (record.attempt, record.eventUpdate)
-                let updated = try await rows("""
-                    UPDATE events SET state = \(update.state.rawValue), attempts = attempts + 1,
-                        next_attempt_at = \(update.nextAttemptAt?.timeIntervalSince1970), last_status_code = \(attempt.statusCode),
-                        last_error = \(attempt.error), delivered_at = \(update.deliveredAt?.timeIntervalSince1970),
-                        lease_owner = NULL, lease_expires_at = NULL
-                    WHERE id = \(attempt.eventID) AND lease_owner = \(record.lease.owner) RETURNING id
-                    """, on: connection)
-                guard updated.count == 1 else {
-                    written.append(false)
-                    continue
-                }
-                try await rows("""
-                    INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
-                    VALUES (\(attempt.eventID), \(attempt.attemptedAt.timeIntervalSince1970), \(attempt.statusCode), \(attempt.latency),
-                            \(attempt.error), \(attempt.responseExcerpt))
-                    """, on: connection)
-                written.append(true)
+        try await transaction(repeatable: true) { connection in
+            var written = [Bool](repeating: false, count: records.count)
+            for wave in Self.waves(Array(records.indices), key: { records[$0].attempt.eventID }) {
+                let ids = try await recordAttemptRows(wave.map { AttemptRow(records[$0]) }, on: connection)
+                for index in wave { written[index] = ids.contains(records[index].attempt.eventID) }
             }
             return written
         }
@@ -376,7 +354,7 @@ public final class PostgresStore: Store {
     }
 
     public func releaseLeases(ownerPrefix prefix: String) async throws {
-        try await transaction { connection in
+        try await transaction(repeatable: true) { connection in
             // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
             try await rows("""
                 UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE left(lease_owner, length(\(prefix))) = \(prefix) AND state <> 'submitting'

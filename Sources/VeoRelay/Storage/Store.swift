@@ -296,6 +296,11 @@ public enum StoreError: Error, Equatable {
 /// Durable state of the relay. Every method is one transaction, so a crash between two calls leaves
 /// the database consistent and the next claim resumes the work. Implementations must make claims
 /// exclusive across processes that share the database.
+///
+/// Durability: a commit waits until it is on disk (through power loss), except the *repeatable*
+/// writes (claims, lease releases and delivery-attempt records), whose loss to a power cut only
+/// repeats safe work: a lease that was never taken, or a webhook sent again under the same
+/// `webhook-id`, which receivers deduplicate. The next durable commit carries them to disk too.
 public protocol Store: Sendable {
     /// Commits new tasks in one transaction, one outcome each; with an idempotency key, a repeat of
     /// the same request returns the first task instead. Throws (committing none) on a duplicate id.

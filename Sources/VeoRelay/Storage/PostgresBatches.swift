@@ -1,0 +1,187 @@
+import Foundation
+import PostgresNIO
+
+/// Batches written to PostgreSQL in one statement each instead of a round trip per row: the rows go
+/// as one JSON array that `json_to_recordset` spreads into columns (NULLs included, which
+/// postgres-nio's array binds cannot carry). A batch that touches one row twice is written in waves,
+/// so that each statement sees every row at most once.
+extension PostgresStore {
+    /// A `tasks` row as intake writes it.
+    struct NewTaskRow: Encodable {
+        var id, client_id, request_json, callback_url, callback_events, state: String
+        var metadata_json, trace_parent: String?
+        var created_at: Double
+        var next_run_at: Double?
+        var failures: Int
+
+        init(_ task: RelayTask, columns: TaskColumns) {
+            id = task.id
+            client_id = task.clientID
+            request_json = columns.requestJSON
+            callback_url = StoredCallback.text(task.callbackURL)
+            callback_events = columns.callbackEventsJSON
+            state = task.state.rawValue
+            metadata_json = columns.metadataJSON
+            trace_parent = task.traceParent
+            created_at = task.createdAt.timeIntervalSince1970
+            next_run_at = task.nextRunAt?.timeIntervalSince1970
+            failures = task.failures
+        }
+    }
+
+    /// New tasks without idempotency keys, in one statement.
+    func insertTasks(_ rows: [NewTaskRow], on connection: PostgresConnection) async throws {
+        try await self.rows(PostgresQuery(unsafeSQL: """
+            INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
+                               failures, trace_parent)
+            SELECT id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at, failures, trace_parent
+            FROM json_to_recordset($1::json) AS r(id text, client_id text, request_json text, callback_url text, metadata_json text,
+                                                  callback_events text, state text, created_at double precision, next_run_at double precision,
+                                                  failures bigint, trace_parent text)
+            """, binds: try Self.recordset(rows)), on: connection)
+    }
+
+    /// A task transition's new columns, written where the task is still held under `lease_check`.
+    struct TransitionRow: Encodable {
+        var id, state, lease_check: String
+        var upstream_task_id, submission_answer, upstream_json, error_code, error_message, lease_owner: String?
+        var submitted_at, completed_at, next_run_at, lease_expires_at: Double?
+        var failures: Int
+
+        init(_ transition: TaskTransition, columns: TaskColumns) {
+            let task = transition.task
+            id = task.id
+            state = task.state.rawValue
+            lease_check = transition.lease.owner
+            upstream_task_id = task.upstreamTaskID
+            submission_answer = task.submissionAnswer
+            upstream_json = columns.upstreamJSON
+            error_code = task.error?.code
+            error_message = task.error?.message
+            submitted_at = task.submittedAt?.timeIntervalSince1970
+            completed_at = task.completedAt?.timeIntervalSince1970
+            next_run_at = task.nextRunAt?.timeIntervalSince1970
+            failures = task.failures
+            lease_owner = transition.keepLease ? transition.lease.owner : nil
+            lease_expires_at = transition.keepLease ? transition.lease.expiresAt.timeIntervalSince1970 : nil
+        }
+    }
+
+    /// An event a transition caused, numbered after its task's last one.
+    struct NewEventRow: Encodable {
+        var id, task_id, type, payload, callback_url, destination, client_id, state: String
+        var created_at: Double
+        var next_attempt_at: Double?
+        var trace_parent: String?
+
+        init(_ event: NewEvent, of task: RelayTask) {
+            id = event.id
+            task_id = task.id
+            type = event.type.rawValue
+            payload = event.payload.base64EncodedString()
+            callback_url = StoredCallback.text(task.callbackURL)
+            destination = StoredCallback.destination(task.callbackURL)
+            client_id = task.clientID
+            state = event.initialState.rawValue
+            created_at = event.createdAt.timeIntervalSince1970
+            next_attempt_at = event.firstAttemptAt
+            trace_parent = task.traceParent
+        }
+    }
+
+    /// Writes transitions (whose tasks are distinct) and their events; the ids of the tasks written.
+    func saveTransitions(_ batch: [(TaskTransition, TaskColumns)], on connection: PostgresConnection) async throws -> Set<String> {
+        let updated = try await rows(PostgresQuery(unsafeSQL: """
+            UPDATE tasks t SET state = r.state, upstream_task_id = r.upstream_task_id, submission_answer = r.submission_answer,
+                upstream_json = r.upstream_json, error_code = r.error_code, error_message = r.error_message, submitted_at = r.submitted_at,
+                completed_at = r.completed_at, next_run_at = r.next_run_at, failures = r.failures, lease_owner = r.lease_owner,
+                lease_expires_at = r.lease_expires_at
+            FROM json_to_recordset($1::json) AS r(id text, state text, lease_check text, upstream_task_id text, submission_answer text,
+                                                  upstream_json text, error_code text, error_message text, lease_owner text,
+                                                  submitted_at double precision, completed_at double precision, next_run_at double precision,
+                                                  lease_expires_at double precision, failures bigint)
+            WHERE t.id = r.id AND t.lease_owner = r.lease_check
+            RETURNING t.id
+            """, binds: try Self.recordset(batch.map { TransitionRow($0.0, columns: $0.1) })), on: connection)
+        let written = Set(try updated.map { try $0.text("id") })
+        let events = batch.compactMap { transition, _ in
+            transition.event.flatMap { written.contains(transition.task.id) ? NewEventRow($0, of: transition.task) : nil }
+        }
+        guard !events.isEmpty else { return written }
+        try await rows(PostgresQuery(unsafeSQL: """
+            INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
+                                trace_parent)
+            SELECT r.id, r.task_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = r.task_id), r.type,
+                   decode(r.payload, 'base64'), r.callback_url, r.destination, r.client_id, r.created_at, r.state, r.next_attempt_at, r.trace_parent
+            FROM json_to_recordset($1::json) AS r(id text, task_id text, type text, payload text, callback_url text, destination text,
+                                                  client_id text, state text, created_at double precision, next_attempt_at double precision,
+                                                  trace_parent text)
+            """, binds: try Self.recordset(events)), on: connection)
+        return written
+    }
+
+    /// An attempt and its event's new state, written where the event is still held under `lease_check`.
+    struct AttemptRow: Encodable {
+        var event_id, lease_check, state: String
+        var next_attempt_at, delivered_at: Double?
+        var attempted_at, latency: Double
+        var status_code: Int?
+        var error, response_excerpt: String?
+
+        init(_ record: AttemptRecord) {
+            let (attempt, update) = (record.attempt, record.eventUpdate)
+            event_id = attempt.eventID
+            lease_check = record.lease.owner
+            state = update.state.rawValue
+            next_attempt_at = update.nextAttemptAt?.timeIntervalSince1970
+            delivered_at = update.deliveredAt?.timeIntervalSince1970
+            attempted_at = attempt.attemptedAt.timeIntervalSince1970
+            latency = attempt.latency
+            status_code = attempt.statusCode
+            error = attempt.error
+            response_excerpt = attempt.responseExcerpt
+        }
+    }
+
+    /// Writes attempts (whose events are distinct); the ids of the events written.
+    func recordAttemptRows(_ batch: [AttemptRow], on connection: PostgresConnection) async throws -> Set<String> {
+        let columns = """
+            r(event_id text, lease_check text, state text, next_attempt_at double precision, delivered_at double precision,
+              attempted_at double precision, latency double precision, status_code bigint, error text, response_excerpt text)
+            """
+        let updated = try await rows(PostgresQuery(unsafeSQL: """
+            UPDATE events e SET state = r.state, attempts = e.attempts + 1, next_attempt_at = r.next_attempt_at,
+                last_status_code = r.status_code, last_error = r.error, delivered_at = r.delivered_at, lease_owner = NULL, lease_expires_at = NULL
+            FROM json_to_recordset($1::json) AS \(columns)
+            WHERE e.id = r.event_id AND e.lease_owner = r.lease_check
+            RETURNING e.id
+            """, binds: try Self.recordset(batch)), on: connection)
+        let written = Set(try updated.map { try $0.text("id") })
+        let attempts = batch.filter { written.contains($0.event_id) }
+        guard !attempts.isEmpty else { return written }
+        try await rows(PostgresQuery(unsafeSQL: """
+            INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
+            SELECT event_id, attempted_at, status_code, latency, error, response_excerpt FROM json_to_recordset($1::json) AS \(columns)
+            """, binds: try Self.recordset(attempts)), on: connection)
+        return written
+    }
+
+    static func recordset(_ rows: [some Encodable]) throws -> PostgresBindings {
+        var binds = PostgresBindings()
+        binds.append(String(decoding: try JSONEncoder().encode(rows), as: UTF8.self))
+        return binds
+    }
+
+    /// Splits `items` into waves in which no key repeats, keeping the order of the items of one key.
+    static func waves<Item>(_ items: [Item], key: (Item) -> String) -> [[Item]] {
+        var waves: [[Item]] = []
+        var seen: [String: Int] = [:]
+        for item in items {
+            let wave = seen[key(item), default: 0]
+            seen[key(item)] = wave + 1
+            if wave == waves.count { waves.append([]) }
+            waves[wave].append(item)
+        }
+        return waves
+    }
+}
