@@ -194,11 +194,21 @@ struct UpstreamGateTests {
 
         // First poll: 80 % of the model's early estimate.
         #expect(schedule.firstPoll(for: task, submittedAt: start) == start.addingTimeInterval(48))
-        // Progress 40 % after 48 s predicts completion at ≈ 118.5 s: wait 80 % of what is left.
-        let view = UpstreamTaskView(status: "processing", progress: 40, estimatedTime: 200)
+        // Progress 40 % after 48 s puts the duration between 48 / 0.41 ≈ 117.1 s and 48 / 0.40 = 120 s.
+        // An estimate inside that range is taken as it is; one outside it (200 s) is held to the range;
+        // without one the middle of the range counts. The wait is 80 % of what is left.
         let now = start.addingTimeInterval(48)
-        let next = schedule.nextPoll(for: task, observed: view, now: now).timeIntervalSince(now)
-        #expect(abs(next - (48 * 100 / 40.5 - 48) * 0.8) < 0.01)
+        func wait(estimate: Double?) -> TimeInterval {
+            schedule.nextPoll(for: task, observed: UpstreamTaskView(status: "processing", progress: 40, estimatedTime: estimate), now: now)
+                .timeIntervalSince(now)
+        }
+        #expect(abs(wait(estimate: 118) - (118 - 48) * 0.8) < 0.001)
+        #expect(abs(wait(estimate: 200) - (120 - 48) * 0.8) < 0.001)
+        #expect(abs(wait(estimate: nil) - ((48 / 0.41 + 120) / 2 - 48) * 0.8) < 0.001)
+        let view = UpstreamTaskView(status: "processing", progress: 40, estimatedTime: 200)
+        // Close to the predicted end (80 % of what is left would be under the floor) it aims at the end itself.
+        #expect(schedule.wait(remaining: 1.2) == 1.2)
+        #expect(schedule.wait(remaining: 0.4) == 1, "never more often than the floor")
         // Without progress the upstream's estimate decides; overdue tasks are polled at the floor.
         let pending = UpstreamTaskView(status: "pending", progress: 0, estimatedTime: 90)
         #expect(schedule.nextPoll(for: task, observed: pending, now: start.addingTimeInterval(40)) == start.addingTimeInterval(40 + 40))
