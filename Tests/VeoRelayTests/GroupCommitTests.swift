@@ -46,4 +46,24 @@ import Testing
         #expect(batches.count > 1 && Set(batches[1]) == [2, -3, 4], "the three waited together: \(batches)")
         #expect(batches.dropFirst(2).map(\.count).allSatisfy { $0 == 1 }, "the failed batch was retried item by item: \(batches)")
     }
+
+    /// Queued items are answered through their reply; a flush returns only once all are committed.
+    @Test func aFlushWaitsForEveryQueuedItem() async throws {
+        let writer = Writer()
+        let commit = GroupCommit<Int, Int> { try await writer.write($0) }
+        let replies = Mutex<[Int]>([])
+        let reply: @Sendable (Result<Int, any Error>) -> Void = { result in replies.withLock { $0.append((try? result.get()) ?? -1) } }
+        await commit.enqueue(1, reply: reply)
+        try await eventually("the first write to start") { writer.batches.withLock { $0.count } == 1 }
+        await commit.enqueue(2, reply: reply)
+        let flushed = Task {
+            await commit.flush()
+            return replies.withLock { $0 }
+        }
+        try await eventually("the flush to wait") { await commit.flushingCount == 1 }
+        #expect(replies.withLock { $0 }.isEmpty, "nothing is committed while the write is held")
+        writer.open.yield()
+        #expect(await flushed.value == [2, 4])
+        await commit.flush()
+    }
 }

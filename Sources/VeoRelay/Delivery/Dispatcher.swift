@@ -78,13 +78,19 @@ public struct Dispatcher: PipelineStage {
             "event_id": "\(delivery.eventID)", "task_id": "\(delivery.taskID)", "attempt": "\(delivery.attempts + 1)",
             "status": "\(outcome.statusCode.map(String.init) ?? "-")", "result": "\(Self.label(resolution))",
         ])
-        do {
-            guard try await records.submit(AttemptRecord(attempt, resolution: resolution, lease: claim.lease)) else {
-                throw StoreError.leaseLost(delivery.eventID)
+        // The slot is free once the receiver has answered: the record joins the next group commit
+        // (the event stays leased until then), and `settle` waits for it before leases are given back.
+        await records.enqueue(AttemptRecord(attempt, resolution: resolution, lease: claim.lease)) { [logger] result in
+            switch result {
+            case .success(true): return
+            case .success(false): logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "lease lost"])
+            case .failure(let error): logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "\(error)"])
             }
-        } catch {
-            logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "\(error)"])
         }
+    }
+
+    public func settle() async {
+        await records.flush()
     }
 
     struct Outcome {

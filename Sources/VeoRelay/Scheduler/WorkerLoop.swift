@@ -9,8 +9,15 @@ public protocol PipelineStage: Sendable {
     var leases: LeaseIssuer { get }
     /// Leases up to `limit` due items.
     func claim(limit: Int) async throws -> [Item]
-    /// Works one item to its next durable state. Never throws: failures are recorded on the item.
+    /// Works one item to its next durable state, or hands that last write to `settle`. Never throws:
+    /// failures are recorded on the item.
     func process(_ item: Item) async
+    /// Returns once every write that `process` handed on is committed; before leases are given back.
+    func settle() async
+}
+
+extension PipelineStage {
+    public func settle() async {}
 }
 
 /// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more once half the
@@ -50,6 +57,7 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
         // Cancelled (a failed start, a drain cut short): the store call would be cancelled too;
         // whatever this stage still holds is taken over when its leases expire.
         if !Task.isCancelled {
+            await stage.settle()
             do {
                 try await store.releaseLeases(ownerPrefix: stage.leases.ownerPrefix)
             } catch {

@@ -63,19 +63,19 @@ public final class SQLiteStore: Store {
     private static func insert(_ insertion: TaskInsertion, columns: TaskColumns, db: Database) throws -> InsertOutcome {
         let task = insertion.task
         if let idempotency = insertion.idempotency {
-            if let row = try Row.fetchOne(db, sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?",
+            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?"),
                                           arguments: [task.clientID, idempotency.key]) {
                 return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
             }
-            try db.execute(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
+            try db.cachedStatement(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)")
+                .execute(arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
         }
         do {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
                                    failures, trace_parent)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [task.id, task.clientID, columns.requestJSON, StoredCallback.text(task.callbackURL), columns.metadataJSON, columns.callbackEventsJSON,
+                """).execute(arguments: [task.id, task.clientID, columns.requestJSON, StoredCallback.text(task.callbackURL), columns.metadataJSON, columns.callbackEventsJSON,
                                  task.state.rawValue, task.createdAt.timeIntervalSince1970,
                                  task.nextRunAt?.timeIntervalSince1970, task.failures, task.traceParent])
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
@@ -86,19 +86,20 @@ public final class SQLiteStore: Store {
 
     public func task(id: String, clientID: String?) async throws -> RelayTask? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)", arguments: [id, clientID, clientID])
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)"),
+                arguments: [id, clientID, clientID])
                 .map(RowMapping.task)
         }
     }
 
     public func tasks(_ query: TaskQuery) async throws -> [RelayTask] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT * FROM tasks
                 WHERE (:state IS NULL OR state = :state) AND (:client IS NULL OR client_id = :client)
                   AND (:before IS NULL OR created_at < :before OR (created_at = :before AND id < :beforeID))
                 ORDER BY created_at DESC, id DESC LIMIT :limit
-                """, arguments: ["state": query.state?.rawValue, "client": query.clientID,
+                """), arguments: ["state": query.state?.rawValue, "client": query.clientID,
                                  "before": query.before?.createdAt.timeIntervalSince1970, "beforeID": query.before?.id,
                                  "limit": query.limit]).map(RowMapping.task)
         }
@@ -149,11 +150,11 @@ public final class SQLiteStore: Store {
 
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
         try await repeatableWrite { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 UPDATE tasks SET lease_owner = :owner, lease_expires_at = :expires
                 WHERE id IN (SELECT id FROM (\(Self.candidates(work))))
                 RETURNING *
-                """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
+                """), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
                 .map(RowMapping.task)
                 .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
@@ -169,12 +170,12 @@ public final class SQLiteStore: Store {
 
     private static func save(_ transition: TaskTransition, columns: TaskColumns, db: Database) throws -> Bool {
         let (task, lease, keepLease) = (transition.task, transition.lease, transition.keepLease)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             UPDATE tasks SET state = ?, upstream_task_id = ?, submission_answer = ?, upstream_json = ?, error_code = ?, error_message = ?,
                 submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?,
                 lease_owner = ?, lease_expires_at = ?
             WHERE id = ? AND lease_owner = ?
-            """, arguments: [task.state.rawValue, task.upstreamTaskID, task.submissionAnswer, columns.upstreamJSON,
+            """).execute(arguments: [task.state.rawValue, task.upstreamTaskID, task.submissionAnswer, columns.upstreamJSON,
                              task.error?.code, task.error?.message,
                              task.submittedAt?.timeIntervalSince1970, task.completedAt?.timeIntervalSince1970,
                              task.nextRunAt?.timeIntervalSince1970, task.failures,
@@ -182,11 +183,11 @@ public final class SQLiteStore: Store {
                              task.id, lease.owner])
         guard db.changesCount == 1 else { return false }
         guard let event = transition.event else { return true }
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
                                 trace_parent)
             VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, StoredCallback.text(task.callbackURL),
+            """).execute(arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, StoredCallback.text(task.callbackURL),
                              StoredCallback.destination(task.callbackURL), task.clientID, event.createdAt.timeIntervalSince1970,
                              event.initialState.rawValue, event.firstAttemptAt, task.traceParent])
         return true
@@ -197,21 +198,21 @@ public final class SQLiteStore: Store {
     public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
         let excluded = try TaskColumns.text(destinations.sorted())
         return try await repeatableWrite { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 UPDATE events SET lease_owner = :owner, lease_expires_at = :expires
                 WHERE id IN (\(Self.deliveryCandidates))
                 RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
-                """, arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
+                """), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
             // A batch's events mostly belong to few clients: look each client's secrets up once.
             var secretsByClient: [String: Row?] = [:]
             return try rows.sorted { ($0["next_attempt_at"] as Double? ?? 0) < ($1["next_attempt_at"] as Double? ?? 0) }.map { row in
                 let clientID: String = row["client_id"]
                 if secretsByClient[clientID] == nil {
-                    secretsByClient[clientID] = try Row.fetchOne(db, sql: """
+                    secretsByClient[clientID] = try Row.fetchOne(db.cachedStatement(sql: """
                         SELECT signing_secret, CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
                         FROM clients WHERE id = ?
-                        """, arguments: [now.timeIntervalSince1970, clientID])
+                        """), arguments: [now.timeIntervalSince1970, clientID])
                 }
                 return try RowMapping.pendingDelivery(row, secrets: secretsByClient[clientID] ?? nil)
             }
@@ -220,8 +221,8 @@ public final class SQLiteStore: Store {
 
     public func releaseDelivery(eventID: String, lease: Lease) async throws {
         try await repeatableWrite { db in
-            try db.execute(sql: "UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
-                           arguments: [eventID, lease.owner])
+            try db.cachedStatement(sql: "UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?")
+                .execute(arguments: [eventID, lease.owner])
         }
     }
 
@@ -229,17 +230,17 @@ public final class SQLiteStore: Store {
         try await repeatableWrite { db in
             try records.map { record in
                 let (attempt, update) = (record.attempt, record.eventUpdate)
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_status_code = ?, last_error = ?,
                         delivered_at = ?, lease_owner = NULL, lease_expires_at = NULL
                     WHERE id = ? AND lease_owner = ?
-                    """, arguments: [update.state.rawValue, update.nextAttemptAt?.timeIntervalSince1970, attempt.statusCode, attempt.error,
+                    """).execute(arguments: [update.state.rawValue, update.nextAttemptAt?.timeIntervalSince1970, attempt.statusCode, attempt.error,
                                      update.deliveredAt?.timeIntervalSince1970, attempt.eventID, record.lease.owner])
                 guard db.changesCount == 1 else { return false }
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
                     VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [attempt.eventID, attempt.attemptedAt.timeIntervalSince1970, attempt.statusCode,
+                    """).execute(arguments: [attempt.eventID, attempt.attemptedAt.timeIntervalSince1970, attempt.statusCode,
                                      attempt.latency, attempt.error, attempt.responseExcerpt])
                 return true
             }
@@ -248,25 +249,25 @@ public final class SQLiteStore: Store {
 
     public func callbackSummary(taskID: String) async throws -> CallbackSummary? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: """
+            try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events
                 WHERE task_id = ? AND state <> 'unsubscribed' ORDER BY seq DESC LIMIT 1
-                """, arguments: [taskID]).map(RowMapping.callbackSummary)
+                """), arguments: [taskID]).map(RowMapping.callbackSummary)
         }
     }
 
     public func deliveryLog(taskID: String, clientID: String?) async throws -> [DeliveryRecord]? {
         try await pool.read { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)",
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)"),
                                     arguments: [taskID, clientID, clientID]) != nil else {
                 return nil
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM events WHERE task_id = ? AND state <> 'unsubscribed' ORDER BY seq",
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM events WHERE task_id = ? AND state <> 'unsubscribed' ORDER BY seq"),
                                     arguments: [taskID]).map { row in
                 var record = try RowMapping.delivery(row)
-                record.attemptLog = try Row.fetchAll(db, sql: """
+                record.attemptLog = try Row.fetchAll(db.cachedStatement(sql: """
                     SELECT * FROM delivery_attempts WHERE event_id = ? ORDER BY attempted_at, id
-                    """, arguments: [record.eventID]).map(RowMapping.attempt)
+                    """), arguments: [record.eventID]).map(RowMapping.attempt)
                 return record
             }
         }
@@ -274,73 +275,73 @@ public final class SQLiteStore: Store {
 
     public func streamEvents(taskID: String, after sequence: Int) async throws -> [StreamEvent] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, task_id, seq, type, payload FROM events WHERE task_id = ? AND seq > ? ORDER BY seq",
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT id, task_id, seq, type, payload FROM events WHERE task_id = ? AND seq > ? ORDER BY seq"),
                              arguments: [taskID, sequence]).map(RowMapping.streamEvent)
         }
     }
 
     public func eventSequence(eventID: String, taskID: String) async throws -> Int? {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT seq FROM events WHERE id = ? AND task_id = ?", arguments: [eventID, taskID])
+            try Int.fetchOne(db.cachedStatement(sql: "SELECT seq FROM events WHERE id = ? AND task_id = ?"), arguments: [eventID, taskID])
         }
     }
 
     public func latestEventSequences(taskIDs: [String]) async throws -> [String: Int] {
         let ids = try TaskColumns.text(taskIDs)
         return try await pool.read { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT task_id, MAX(seq) AS seq FROM events WHERE task_id IN (SELECT value FROM json_each(?)) GROUP BY task_id
-                """, arguments: [ids])
+                """), arguments: [ids])
             return try Dictionary(rows.map { (try $0.text("task_id"), try $0.integer("seq")) }, uniquingKeysWith: max)
         }
     }
 
     public func deliveries(clientID: String?, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT * FROM events WHERE state = ? AND (? IS NULL OR client_id = ?) ORDER BY created_at DESC, id DESC LIMIT ?
-                """, arguments: [state.rawValue, clientID, clientID, limit]).map(RowMapping.delivery)
+                """), arguments: [state.rawValue, clientID, clientID, limit]).map(RowMapping.delivery)
         }
     }
 
     public func redeliver(taskID: String, clientID: String?, eventID: String?, now: Date) async throws -> DeliveryRecord? {
         try await pool.write { db in
-            guard let id = try String.fetchOne(db, sql: """
+            guard let id = try String.fetchOne(db.cachedStatement(sql: """
                 SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
                 WHERE e.task_id = ? AND e.state <> 'unsubscribed' AND (? IS NULL OR t.client_id = ?) AND (? IS NULL OR e.id = ?)
                 ORDER BY e.seq DESC LIMIT 1
-                """, arguments: [taskID, clientID, clientID, eventID, eventID])
+                """), arguments: [taskID, clientID, clientID, eventID, eventID])
             else { return nil }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, delivered_at = NULL,
                     lease_owner = NULL, lease_expires_at = NULL
                 WHERE id = ?
-                """, arguments: [now.timeIntervalSince1970, id])
-            return try Row.fetchOne(db, sql: "SELECT * FROM events WHERE id = ?", arguments: [id]).map(RowMapping.delivery)
+                """).execute(arguments: [now.timeIntervalSince1970, id])
+            return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM events WHERE id = ?"), arguments: [id]).map(RowMapping.delivery)
         }
     }
 
     public func pruneAttempts(before cutoff: Date) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM delivery_attempts WHERE attempted_at < ?", arguments: [cutoff.timeIntervalSince1970])
+            try db.cachedStatement(sql: "DELETE FROM delivery_attempts WHERE attempted_at < ?").execute(arguments: [cutoff.timeIntervalSince1970])
             return db.changesCount
         }
     }
 
     public func pruneIdempotencyKeys(before cutoff: Date) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [cutoff.timeIntervalSince1970])
+            try db.cachedStatement(sql: "DELETE FROM idempotency_keys WHERE created_at < ?").execute(arguments: [cutoff.timeIntervalSince1970])
             return db.changesCount
         }
     }
 
     public func resubmit(taskID: String, now: Date) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
                     submitted_at = NULL, completed_at = NULL, next_run_at = ?, failures = 0, lease_owner = NULL, lease_expires_at = NULL
                 WHERE id = ? AND state = 'failed'
-                """, arguments: [now.timeIntervalSince1970, taskID])
+                """).execute(arguments: [now.timeIntervalSince1970, taskID])
             return db.changesCount == 1
         }
     }
@@ -348,21 +349,21 @@ public final class SQLiteStore: Store {
     public func releaseLeases(ownerPrefix prefix: String) async throws {
         try await repeatableWrite { db in
             // A `submitting` task keeps its lease: only its expiry may decide the outcome is unknown.
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL
                 WHERE substr(lease_owner, 1, length(:prefix)) = :prefix AND state <> 'submitting'
-                """, arguments: ["prefix": prefix])
-            try db.execute(sql: """
+                """).execute(arguments: ["prefix": prefix])
+            try db.cachedStatement(sql: """
                 UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE substr(lease_owner, 1, length(:prefix)) = :prefix
-                """, arguments: ["prefix": prefix])
+                """).execute(arguments: ["prefix": prefix])
         }
     }
 
     public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET upstream_task_id = ?, submission_answer = ? WHERE id = ? AND upstream_task_id IS NULL
-                """, arguments: [submission.taskID, submission.answer, taskID])
+                """).execute(arguments: [submission.taskID, submission.answer, taskID])
             return db.changesCount == 1
         }
     }
@@ -371,7 +372,7 @@ public final class SQLiteStore: Store {
 
     public func client(keyHash: String) async throws -> Client? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, name, signing_secret FROM clients WHERE key_hash = ? AND revoked_at IS NULL",
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, name, signing_secret FROM clients WHERE key_hash = ? AND revoked_at IS NULL"),
                              arguments: [keyHash])
                 .map(RowMapping.client)
         }
@@ -379,14 +380,14 @@ public final class SQLiteStore: Store {
 
     public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO clients (id, name, key_hash, signing_secret, created_at) VALUES (:id, :name, :hash, :secret, :now)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash, revoked_at = NULL,
                     previous_secret = CASE WHEN signing_secret <> excluded.signing_secret THEN signing_secret ELSE previous_secret END,
                     previous_secret_expires_at = CASE WHEN signing_secret <> excluded.signing_secret THEN :graceEnd
                                                       ELSE previous_secret_expires_at END,
                     signing_secret = excluded.signing_secret
-                """, arguments: ["id": client.id, "name": client.name, "hash": keyHash, "secret": client.signingSecret,
+                """).execute(arguments: ["id": client.id, "name": client.name, "hash": keyHash, "secret": client.signingSecret,
                                  "now": now.timeIntervalSince1970, "graceEnd": now.addingTimeInterval(Client.replacedSecretGrace).timeIntervalSince1970])
         }
     }
@@ -394,10 +395,10 @@ public final class SQLiteStore: Store {
     public func revokeClients(prefix: String, keeping keep: Set<String>, at date: Date) async throws -> Int {
         let kept = try TaskColumns.text(keep.sorted())
         return try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE clients SET revoked_at = :at
                 WHERE substr(id, 1, length(:prefix)) = :prefix AND revoked_at IS NULL AND id NOT IN (SELECT value FROM json_each(:kept))
-                """, arguments: ["at": date.timeIntervalSince1970, "prefix": prefix, "kept": kept])
+                """).execute(arguments: ["at": date.timeIntervalSince1970, "prefix": prefix, "kept": kept])
             return db.changesCount
         }
     }
@@ -411,9 +412,9 @@ public final class SQLiteStore: Store {
 
     public func sharedSecret(named name: String, candidate: String) async throws -> String {
         try await pool.write { db in
-            try db.execute(sql: "INSERT INTO shared_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                           arguments: [name, candidate])
-            return try String.fetchOne(db, sql: "SELECT value FROM shared_secrets WHERE name = ?", arguments: [name]) ?? candidate
+            try db.cachedStatement(sql: "INSERT INTO shared_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                .execute(arguments: [name, candidate])
+            return try String.fetchOne(db.cachedStatement(sql: "SELECT value FROM shared_secrets WHERE name = ?"), arguments: [name]) ?? candidate
         }
     }
 
@@ -425,18 +426,18 @@ public final class SQLiteStore: Store {
 
     public func rotateSecret(clientID: String, newSecret: String, previousValidUntil: Date) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE clients SET previous_secret = signing_secret, previous_secret_expires_at = ?, signing_secret = ?
                 WHERE id = ? AND revoked_at IS NULL
-                """, arguments: [previousValidUntil.timeIntervalSince1970, newSecret, clientID])
+                """).execute(arguments: [previousValidUntil.timeIntervalSince1970, newSecret, clientID])
             return db.changesCount == 1
         }
     }
 
     public func revokeClient(id: String, at date: Date) async throws -> Bool {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE clients SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                           arguments: [date.timeIntervalSince1970, id])
+            try db.cachedStatement(sql: "UPDATE clients SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .execute(arguments: [date.timeIntervalSince1970, id])
             return db.changesCount == 1
         }
     }

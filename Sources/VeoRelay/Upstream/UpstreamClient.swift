@@ -4,6 +4,7 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Tracing
 
 /// How an upstream call failed, in the terms the engine acts on. `answer` is the start of the raw
 /// answer, kept on the task so that an operator can see what the upstream actually said.
@@ -194,6 +195,9 @@ extension HTTPClient {
             redirectConfiguration: .disallow,
             timeout: .init(connect: .interval(connectTimeout)),
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: perHostConnections))
+        // Without a tracer bootstrapped (no OTLP endpoint), skip the per-request span bookkeeping that
+        // would only feed the no-op tracer.
+        if InstrumentationSystem.tracer is NoOpTracer { configuration.tracing.tracer = nil }
         if let allowedPeers {
             configuration.http1_1ConnectionDebugInitializer = CallbackGuard.connectionCheck(allowedPeers)
             configuration.http2ConnectionDebugInitializer = CallbackGuard.connectionCheck(allowedPeers)
