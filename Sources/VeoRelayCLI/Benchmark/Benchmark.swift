@@ -10,7 +10,7 @@ struct Benchmark: AsyncParsableCommand {
         abstract: "Measure the relay against baselines run beside it (use a release build: swift run -c release veo-relay benchmark).")
 
     enum Scenario: String, CaseIterable, ExpressibleByArgument {
-        case intake, delivery, pipeline, scale, scaleOut = "scale-out", lag, streams
+        case intake, delivery, pipeline, scale, scaleOut = "scale-out", lag, streams, soak
     }
 
     @Option(help: "Run only this scenario (repeatable): \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")); all by default.")
@@ -46,6 +46,12 @@ struct Benchmark: AsyncParsableCommand {
     @Option(help: "Times the streams scenario opens, holds and closes its streams.")
     var streamRounds = 3
 
+    @Option(help: "Seconds of steady intake and delivery in the soak scenario.")
+    var soakSeconds = 600
+
+    @Option(help: "Tasks a second the soak scenario submits.")
+    var soakRate = 100
+
     @Option(help: "Lag scenario: simulated time runs this much faster; 0.05 makes a 120 s job take 6 s.")
     var timeScale = 0.05
 
@@ -78,6 +84,8 @@ struct Benchmark: AsyncParsableCommand {
                 new = try await PipelineScenario(tasks: smoke ? 20 : pipelineTasks).runScaleOut(url: url)
             case .lag: new = try await LagScenario(tasks: smoke ? 4 : tasks, timeScale: smoke ? 0.005 : timeScale).run()
             case .streams: new = try await StreamsScenario(streams: smoke ? 20 : streams, hold: .seconds(smoke ? 1 : 10), rounds: smoke ? 2 : streamRounds).run()
+            case .soak: new = try await SoakScenario(duration: .seconds(smoke ? 3 : soakSeconds), rate: smoke ? 5 : soakRate,
+                                                     sampleEvery: .seconds(smoke ? 1 : 30)).run()
             }
             for row in new { Console.line("\(row.scenario): \(row.measure): relay \(row.relay), baseline \(row.baseline), ratio \(row.ratio)") }
             rows += new
