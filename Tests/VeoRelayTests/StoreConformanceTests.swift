@@ -147,6 +147,23 @@ struct StoreConformanceTests {
         fixture.store.close()
     }
 
+    /// The poller sleeps until the next poll falls due: the earliest running task nobody holds.
+    @Test(arguments: TestStores.all)
+    func theNextPollDueIsTheEarliestUnheldRunningTask(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        #expect(try await fixture.store.nextPollDue(now: fixture.t0) == nil, "nothing is running")
+        let held = fixture.lease("a/poller/1", until: 60)
+        var task = try await fixture.runningTask("soon", lease: held)
+        #expect(try await fixture.store.nextPollDue(now: fixture.t0) == nil, "the only running task is held")
+        task.nextRunAt = fixture.t0.addingTimeInterval(7)
+        try await fixture.store.save(task, lease: held, keepLease: false, event: nil)
+        var later = try await fixture.runningTask("later", lease: held)
+        later.nextRunAt = fixture.t0.addingTimeInterval(30)
+        try await fixture.store.save(later, lease: held, keepLease: false, event: nil)
+        #expect(try await fixture.store.nextPollDue(now: fixture.t0) == fixture.t0.addingTimeInterval(7))
+        fixture.store.close()
+    }
+
     /// Batches (group commit) write each row on its own terms: a duplicate id fails the whole insert and
     /// is named; a transition or an attempt whose lease was lost is refused while the rest are written;
     /// two transitions of one task in one batch are both written, their events in order.

@@ -195,19 +195,21 @@ struct UpstreamGateTests {
         // First poll: 80 % of the model's early estimate.
         #expect(schedule.firstPoll(for: task, submittedAt: start) == start.addingTimeInterval(48))
         // Progress 40 % after 48 s puts the duration between 48 / 0.41 ≈ 117.1 s and 48 / 0.40 = 120 s.
-        // An estimate inside that range is taken as it is; one outside it (200 s) is held to the range;
-        // without one the middle of the range counts. The wait is 80 % of what is left.
+        // An estimate inside that range is taken as it is; one that the progress contradicts (200 s), or
+        // none, gives way to the middle of the range. The wait is 80 % of what is left.
         let now = start.addingTimeInterval(48)
         func wait(estimate: Double?) -> TimeInterval {
             schedule.nextPoll(for: task, observed: UpstreamTaskView(status: "processing", progress: 40, estimatedTime: estimate), now: now)
                 .timeIntervalSince(now)
         }
         #expect(abs(wait(estimate: 118) - (118 - 48) * 0.8) < 0.001)
-        #expect(abs(wait(estimate: 200) - (120 - 48) * 0.8) < 0.001)
-        #expect(abs(wait(estimate: nil) - ((48 / 0.41 + 120) / 2 - 48) * 0.8) < 0.001)
+        let middle = ((48 / 0.41 + 120) / 2 - 48) * 0.8
+        #expect(abs(wait(estimate: 200) - middle) < 0.001)
+        #expect(abs(wait(estimate: nil) - middle) < 0.001)
         let view = UpstreamTaskView(status: "processing", progress: 40, estimatedTime: 200)
-        // Close to the predicted end (80 % of what is left would be under the floor) it aims at the end itself.
-        #expect(schedule.wait(remaining: 1.2) == 1.2)
+        // Close to the predicted end it leaves at least the floor for the last step, then aims at the end itself.
+        #expect(schedule.wait(remaining: 3) == 2, "80 % would leave less than the floor")
+        #expect(schedule.wait(remaining: 1.6) == 1.6)
         #expect(schedule.wait(remaining: 0.4) == 1, "never more often than the floor")
         // Without progress the upstream's estimate decides; overdue tasks are polled at the floor.
         let pending = UpstreamTaskView(status: "pending", progress: 0, estimatedTime: 90)

@@ -81,23 +81,24 @@ public struct PollSchedule: Sendable {
         }
     }
 
-    /// Far from the predicted end, a share of what is left (each poll narrows the prediction); once
-    /// that share would be under the floor, the predicted end itself, so that an accurate prediction
-    /// costs no lag and one that came true a little early costs at most the floor.
+    /// Far from the predicted end, a share of what is left (each poll narrows the prediction), but
+    /// never so much that less than the floor would be left; within twice the floor, the predicted end
+    /// itself. So an accurate prediction costs no lag, and one that came true early at most the floor.
     func wait(remaining: TimeInterval) -> TimeInterval {
-        let closing = remaining * policy.approach
-        return min(policy.ceiling, closing >= policy.floor ? closing : max(policy.floor, remaining))
+        let floor = policy.floor
+        guard remaining >= 2 * floor else { return max(floor, remaining) }
+        return min(policy.ceiling, max(floor, min(remaining * policy.approach, remaining - floor)))
     }
 
     /// When the task should complete, by the best evidence at hand: the upstream's `estimated_time`
-    /// where its progress does not contradict it, else the duration its progress implies.
+    /// where its progress does not contradict it, else the middle of what its progress allows.
     func predictedEnd(of task: RelayTask, observed view: UpstreamTaskView, now: Date) -> Date {
         let start = task.submittedAt ?? task.createdAt
         let elapsed = now.timeIntervalSince(start)
         if let progress = view.progress, (5..<100).contains(progress), elapsed > 0 {
             // Progress is whole percent, rounded down: the duration lies between these two bounds.
             let shortest = elapsed * 100 / Double(progress + 1), longest = elapsed * 100 / Double(progress)
-            let duration = view.estimatedTime.map { min(longest, max(shortest, $0)) } ?? (shortest + longest) / 2
+            let duration = view.estimatedTime.flatMap { (shortest...longest).contains($0) ? $0 : nil } ?? (shortest + longest) / 2
             return start.addingTimeInterval(duration)
         }
         let estimate = view.estimatedTime ?? estimates.early(for: task.request.model)

@@ -19,6 +19,12 @@ public struct Poller: PipelineStage {
         try await context.claim(.poll, limit: limit, leases: leases)
     }
 
+    public func untilNextDue() async -> Duration? {
+        let now = context.clock.now()
+        guard let due = try? await context.store.nextPollDue(now: now) else { return nil }
+        return .milliseconds(Int64(due.timeIntervalSince(now) * 1_000))
+    }
+
     public func process(_ claimed: Claimed) async {
         var task = claimed.task
         let lease = claimed.lease

@@ -14,15 +14,19 @@ public protocol PipelineStage: Sendable {
     func process(_ item: Item) async
     /// Returns once every write that `process` handed on is committed; before leases are given back.
     func settle() async
+    /// How long until this stage's next item falls due, where it can tell (nil: it cannot).
+    func untilNextDue() async -> Duration?
 }
 
 extension PipelineStage {
     public func settle() async {}
+    public func untilNextDue() async -> Duration? { nil }
 }
 
 /// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more once half the
-/// slots are free, and otherwise idles until woken or until `idleInterval` passes. A slow item holds
-/// one slot, never the whole stage. A claim that fails (the database is away) is retried with backoff.
+/// slots are free, and otherwise idles until woken, until the next item falls due or until
+/// `idleInterval` passes. A slow item holds one slot, never the whole stage. A claim that fails (the
+/// database is away) is retried with backoff.
 ///
 /// On graceful shutdown it stops claiming and lets in-flight items finish; on cancellation (a failed
 /// start, a second signal) it stops at once. Either way it then gives back the leases *this stage*
@@ -94,8 +98,12 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
                 }
                 if !timerRunning {
                     timerRunning = true
+                    // Wake when the next item falls due if that is sooner, so that it is not late by up
+                    // to an idle interval. An item already due that the claim did not take (budget,
+                    // circuit) waits the idle interval instead of spinning.
+                    let wait = await stage.untilNextDue().flatMap { $0 > .zero ? min($0, idleInterval) : nil } ?? idleInterval
                     group.addTask {
-                        await wake.wait(upTo: idleInterval)
+                        await wake.wait(upTo: wait)
                         return .timer
                     }
                 }

@@ -226,6 +226,13 @@ public final class PostgresStore: Store {
         return try await transaction(repeatable: true) { connection in try await rows(query, on: connection) }.map(RowMapping.task).sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
     }
 
+    public func nextPollDue(now: Date) async throws -> Date? {
+        try await rows("""
+            SELECT next_run_at FROM tasks WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < \(now.timeIntervalSince1970))
+            ORDER BY next_run_at LIMIT 1
+            """).first.flatMap { try $0.optionalReal("next_run_at") }.map(Date.init(timeIntervalSince1970:))
+    }
+
     public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
         let columns = try batch.map { try TaskColumns($0.task) }
         return try await transaction { connection in

@@ -161,6 +161,15 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func nextPollDue(now: Date) async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db.cachedStatement(sql: """
+                SELECT next_run_at FROM tasks WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+                ORDER BY next_run_at LIMIT 1
+                """), arguments: [now.timeIntervalSince1970]).map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
     public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
         let columns = try batch.map { try TaskColumns($0.task) }
         return try await pool.write { db in

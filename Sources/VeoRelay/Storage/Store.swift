@@ -312,6 +312,8 @@ public protocol Store: Sendable {
 
     /// Leases up to `limit` due tasks, most overdue first.
     func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask]
+    /// When the earliest running task that nobody holds is due for its next poll; nil when none is running.
+    func nextPollDue(now: Date) async throws -> Date?
     /// Writes task transitions held under their leases, each with the event it caused, in one
     /// transaction; for each, whether it was written (false: its lease was lost).
     func save(_ batch: [TaskTransition]) async throws -> [Bool]

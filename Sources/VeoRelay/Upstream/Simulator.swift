@@ -129,6 +129,8 @@ public final class UpstreamSimulator: Sendable {
         var duration: TimeInterval
         var estimate: TimeInterval
         var fails: Bool
+        /// When a poll first found it finished.
+        var finishSeenAt: Date?
     }
 
     struct State {
@@ -179,6 +181,20 @@ public final class UpstreamSimulator: Sendable {
         state.withLock { $0.jobs[id].map { $0.createdAt.addingTimeInterval($0.duration) } }
     }
 
+    /// When a poll first found the job finished: splits notification lag into the poll schedule's
+    /// share (until then) and the relay's own (from then to the webhook).
+    public func finishSeenTime(of id: String) -> Date? {
+        state.withLock { $0.jobs[id]?.finishSeenAt }
+    }
+
+    private func notePoll(of id: String) {
+        let now = clock.now(), held = configuration.holdJobs
+        state.withLock { state in
+            guard !held, let job = state.jobs[id], job.finishSeenAt == nil, now >= job.createdAt.addingTimeInterval(job.duration) else { return }
+            state.jobs[id]?.finishSeenAt = now
+        }
+    }
+
     // MARK: HTTP
 
     public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
@@ -208,6 +224,7 @@ public final class UpstreamSimulator: Sendable {
             try await self.refuse(fault)
             let id = try context.parameters.require("id")
             self.state.withLock { $0.polls += 1 }
+            self.notePoll(of: id)
             guard let view = self.view(of: id) else {
                 throw Self.error(.notFound, type: "not_found_error", "Task \(id) not found")
             }
@@ -320,7 +337,7 @@ public final class UpstreamSimulator: Sendable {
         var data: [String: JSONValue] = [
             "id": dialect.numericIDs ? .int(Int(id) ?? 0) : .string(id), "created": .int(created),
             // Reported in the same (scaled) seconds the relay experiences.
-            "estimated_time": Self.seconds(job.estimate),
+            "estimated_time": seconds(job.estimate),
         ]
         let held = configuration.holdJobs
         if elapsed < job.duration * 0.1 && !held {
@@ -340,7 +357,7 @@ public final class UpstreamSimulator: Sendable {
             data["status"] = status("completed")
             data["progress"] = .int(100)
             data["completed"] = .int(completed)
-            data["actual_time"] = Self.seconds(job.duration)
+            data["actual_time"] = seconds(job.duration)
             data["result"] = .object(["videos": .array([.object([
                 "url": dialect.plainStrings ? .string("https://videos.simulator.invalid/\(id).mp4")
                     : .array([.string("https://videos.simulator.invalid/\(id).mp4")]),
@@ -350,9 +367,11 @@ public final class UpstreamSimulator: Sendable {
         return .object(data)
     }
 
-    /// Whole seconds as an integer, as the upstream sends; fractions only when time is compressed.
-    private static func seconds(_ value: TimeInterval) -> JSONValue {
-        value >= 10 ? .int(Int(value.rounded())) : .double((value * 1000).rounded() / 1000)
+    /// Whole seconds as an integer, as the upstream sends; when time is compressed, whole seconds of
+    /// the uncompressed job (so that the relay sees the precision it would see in real time).
+    private func seconds(_ value: TimeInterval) -> JSONValue {
+        let unit = min(1, configuration.timeScale)
+        return unit == 1 ? .int(Int(value.rounded())) : .double((value / unit).rounded() * unit)
     }
 
     private static func error(_ status: HTTPResponse.Status, type: String, _ message: String) -> APIError {

@@ -31,7 +31,8 @@ struct LagScenario {
             "p99 \(format(result.lag(0.99))) s, \(format(result.pollsPerTask)) polls/task"
         }
         return results.filter { $0.name != baseline.name }.map { result in
-            BenchmarkRow(scenario: "lag", measure: "\(result.name): completion → webhook (\(tasks) tasks, p50 \(format(result.lag(0.5))) s)",
+            BenchmarkRow(scenario: "lag", measure: "\(result.name): completion → webhook (\(tasks) tasks, p50 \(format(result.lag(0.5))) s; "
+                            + "the relay's share, poll → webhook: p99 \(format(quantile(result.relayShares, 0.99) * 1_000, digits: 0)) ms)",
                          relay: summary(result), baseline: "fixed 5 s: " + summary(baseline),
                          ratio: "\(format(baseline.pollsPerTask / result.pollsPerTask))× fewer polls",
                          target: result.name.hasPrefix("adaptive") ? "p99 ≤ 1.5 s, ≤ 5 polls/task" : "—")
@@ -100,11 +101,16 @@ struct LagScenario {
         try await running.stop()
         try await support.stop()
 
-        let lags = arrivals.withLock { $0 }.compactMap { id, arrival in
-            simulator.completionTime(of: id).map { arrival.timeIntervalSince($0) / scale }
+        // Only the schedule's share (completion → the poll that found it) ran on compressed time; the
+        // relay's own share (that poll → the webhook: save, claim, sign, POST) took real time and is
+        // counted as it is, not multiplied by the compression.
+        let shares = arrivals.withLock { $0 }.compactMap { id, arrival -> (schedule: Double, relay: Double)? in
+            guard let completed = simulator.completionTime(of: id), let seen = simulator.finishSeenTime(of: id) else { return nil }
+            return (seen.timeIntervalSince(completed) / scale, arrival.timeIntervalSince(seen))
         }
-        guard lags.count == tasks else { throw BenchmarkFailure("\(name): only \(lags.count) of \(tasks) webhooks arrived") }
-        return BenchmarkResult(name: name, lags: lags.sorted(), pollsPerTask: Double(simulator.totalPolls) / Double(tasks))
+        guard shares.count == tasks else { throw BenchmarkFailure("\(name): only \(shares.count) of \(tasks) webhooks arrived") }
+        return BenchmarkResult(name: name, lags: shares.map { $0.schedule + $0.relay }.sorted(), relayShares: shares.map(\.relay).sorted(),
+                               pollsPerTask: Double(simulator.totalPolls) / Double(tasks))
     }
 }
 
@@ -112,6 +118,8 @@ struct BenchmarkResult {
     var name: String
     /// Sorted, unscaled seconds.
     var lags: [Double]
+    /// The relay's own share of each lag (the poll that found the job finished → webhook), sorted, seconds.
+    var relayShares: [Double]
     var pollsPerTask: Double
 
     func lag(_ q: Double) -> Double { quantile(lags, q) }
