@@ -46,6 +46,26 @@ func loopbackServer(_ router: Router<BasicRequestContext>, name: String, ports: 
                 onServerRunning: { ports.set(name, $0.localAddress?.port) }, logger: Logger(label: "bench"))
 }
 
+/// A simulated upstream and a webhook receiver on loopback, for the scenarios that run the whole pipeline.
+struct UpstreamAndSink {
+    let servers: Background
+    let upstreamURL: String
+    let callbackURL: String
+
+    init(simulator: UpstreamSimulator, sink: WebhookSink) async throws {
+        let simulatorRouter = Router(), sinkRouter = Router()
+        simulator.addRoutes(to: simulatorRouter)
+        sink.addRoutes(to: sinkRouter)
+        let ports = PortBook()
+        servers = Background([loopbackServer(simulatorRouter, name: "simulator", ports: ports),
+                              loopbackServer(sinkRouter, name: "sink", ports: ports)])
+        upstreamURL = "http://127.0.0.1:\(try await ports.wait("simulator"))"
+        callbackURL = "http://127.0.0.1:\(try await ports.wait("sink"))/hook"
+    }
+
+    func stop() async throws { try await servers.stop() }
+}
+
 /// Ports of servers started in the background, announced once they listen.
 final class PortBook: Sendable {
     private let ports = Mutex<[String: Int]>([:])

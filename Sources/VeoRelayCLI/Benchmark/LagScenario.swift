@@ -52,19 +52,11 @@ struct LagScenario {
             arrivals.withLock { $0[upstreamID] = $0[upstreamID] ?? now }
         }
 
-        let simulatorRouter = Router()
-        simulator.addRoutes(to: simulatorRouter)
-        let sinkRouter = Router()
-        sink.addRoutes(to: sinkRouter)
-        let ports = PortBook()
-        let support = Background([loopbackServer(simulatorRouter, name: "simulator", ports: ports),
-                                  loopbackServer(sinkRouter, name: "sink", ports: ports)])
-        let simulatorPort = try await ports.wait("simulator")
-        let sinkPort = try await ports.wait("sink")
+        let support = try await UpstreamAndSink(simulator: simulator, sink: sink)
 
         // In memory when the machine has it: the schedules are compared, not the disk.
         let directory = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-        var relay = BenchmarkRelay(directory: directory, secret: secret, upstreamURL: "http://127.0.0.1:\(simulatorPort)")
+        var relay = BenchmarkRelay(directory: directory, secret: secret, upstreamURL: support.upstreamURL)
         defer { relay.removeDatabase() }
         var engine = relay.configuration.engine
         engine.polling.mode = switch mode {
@@ -89,7 +81,7 @@ struct LagScenario {
         for index in 0..<tasks {
             let model = index.isMultiple(of: 2) ? "veo3.1-fast-official" : "veo3.1-quality-official"
             let body: JSONValue = .object(["model": .string(model), "prompt": .string("benchmark \(index)"),
-                                           "callback_url": .string("http://127.0.0.1:\(sinkPort)/hook")])
+                                           "callback_url": .string(support.callbackURL)])
             let (status, answer) = try await RelayHTTP(base: "http://127.0.0.1:\(relayPort)", key: BenchmarkRelay.apiKey)
                 .send(.POST, "/v1/videos/generations", body: try JSONCoding.encode(body))
             guard status == 200 else { throw BenchmarkFailure("the relay refused a benchmark task: \(status) \(answer)") }

@@ -61,14 +61,8 @@ struct PipelineScenario {
                 if !state.ids.insert(delivery.id).inserted { state.duplicates += 1 }
             }
         }
-        let simulatorRouter = Router(), sinkRouter = Router()
-        simulator.addRoutes(to: simulatorRouter)
-        sink.addRoutes(to: sinkRouter)
-        let ports = PortBook()
-        let support = Background([loopbackServer(simulatorRouter, name: "simulator", ports: ports),
-                                  loopbackServer(sinkRouter, name: "sink", ports: ports)])
-        let upstreamURL = "http://127.0.0.1:\(try await ports.wait("simulator"))"
-        let callback = "http://127.0.0.1:\(try await ports.wait("sink"))/hook"
+        let support = try await UpstreamAndSink(simulator: simulator, sink: sink)
+        let (upstreamURL, callback) = (support.upstreamURL, support.callbackURL)
 
         var relays: [(port: Int, running: Background, relay: Relay)] = []
         for instance in 0..<instances {

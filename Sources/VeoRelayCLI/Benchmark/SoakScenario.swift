@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import Hummingbird
 import NIOCore
 import VeoRelay
 
@@ -21,18 +20,13 @@ struct SoakScenario {
         }
         // Simulated jobs of about a second (a 60–180 s job at 1/100): tasks finish while intake goes on.
         let simulator = UpstreamSimulator(configuration: SimulatorConfiguration(apiKey: "bench-upstream", timeScale: 0.01))
-        let sinkRouter = Router(), simulatorRouter = Router()
-        sink.addRoutes(to: sinkRouter)
-        simulator.addRoutes(to: simulatorRouter)
-        let ports = PortBook()
-        let support = Background([loopbackServer(sinkRouter, name: "sink", ports: ports),
-                                  loopbackServer(simulatorRouter, name: "simulator", ports: ports)])
-        let callback = "http://127.0.0.1:\(try await ports.wait("sink"))/hook"
+        let support = try await UpstreamAndSink(simulator: simulator, sink: sink)
+        let callback = support.callbackURL
 
         let relay = try RelayChild(environment: [
             "VEO_RELAY_API_KEYS": BenchmarkRelay.apiKey, "VEO_RELAY_WEBHOOK_SECRET": secret.encoded,
             "VEO_RELAY_DATABASE": NSTemporaryDirectory() + "veo-relay-bench-soak-\(UUID().uuidString).sqlite",
-            "VEO_RELAY_UPSTREAM_URL": "http://127.0.0.1:\(try await ports.wait("simulator"))", "VEO_RELAY_UPSTREAM_API_KEY": "bench-upstream",
+            "VEO_RELAY_UPSTREAM_URL": support.upstreamURL, "VEO_RELAY_UPSTREAM_API_KEY": "bench-upstream",
             "VEO_RELAY_RATE_LIMIT": "1000000", "VEO_RELAY_UPSTREAM_RATE": "1000",
             // The adaptive schedule, bounded for jobs of a second: its default first guess is a minute.
             "VEO_RELAY_POLL_FLOOR": "200ms", "VEO_RELAY_POLL_CEILING": "2s",
