@@ -81,11 +81,12 @@ public struct Dispatcher: PipelineStage {
         // The slot is free once the receiver has answered: the record joins the next group commit
         // (the event stays leased until then), and `settle` waits for it before leases are given back.
         await records.enqueue(AttemptRecord(attempt, resolution: resolution, lease: claim.lease)) { [logger] result in
-            switch result {
-            case .success(true): return
-            case .success(false): logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "lease lost"])
-            case .failure(let error): logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "\(error)"])
+            let problem: String? = switch result {
+            case .success(true): nil
+            case .success(false): "lease lost"
+            case .failure(let error): "\(error)"
             }
+            if let problem { logger.error("could not record delivery attempt", metadata: ["event_id": "\(delivery.eventID)", "error": "\(problem)"]) }
         }
     }
 

@@ -22,7 +22,7 @@ public struct Poller: PipelineStage {
     public func untilNextDue() async -> Duration? {
         let now = context.clock.now()
         guard let due = try? await context.store.nextPollDue(now: now) else { return nil }
-        return .milliseconds(Int64(due.timeIntervalSince(now) * 1_000))
+        return .seconds(due.timeIntervalSince(now))
     }
 
     public func process(_ claimed: Claimed) async {

@@ -29,7 +29,7 @@ extension PostgresStore {
         }
     }
 
-    /// New tasks without idempotency keys, in one statement.
+    /// New task rows in one statement (idempotency keys are the caller's to write first).
     func insertTasks(_ rows: [NewTaskRow], on connection: PostgresConnection) async throws {
         try await self.rows(PostgresQuery(unsafeSQL: """
             INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
@@ -172,16 +172,23 @@ extension PostgresStore {
         return binds
     }
 
-    /// Splits `items` into waves in which no key repeats, keeping the order of the items of one key.
-    static func waves<Item>(_ items: [Item], key: (Item) -> String) -> [[Item]] {
-        var waves: [[Item]] = []
+    /// Writes rows keyed by `keys` (a row's key: its task or event id) in waves in which no key repeats,
+    /// the rows of one key in their order; `write` takes one wave's row indices and returns the keys it
+    /// wrote. Whether each row was written, in order.
+    static func writtenInWaves(_ keys: [String], write: ([Int]) async throws -> Set<String>) async throws -> [Bool] {
+        var waves: [[Int]] = []
         var seen: [String: Int] = [:]
-        for item in items {
-            let wave = seen[key(item), default: 0]
-            seen[key(item)] = wave + 1
+        for (index, key) in keys.enumerated() {
+            let wave = seen[key, default: 0]
+            seen[key] = wave + 1
             if wave == waves.count { waves.append([]) }
-            waves[wave].append(item)
+            waves[wave].append(index)
         }
-        return waves
+        var written = [Bool](repeating: false, count: keys.count)
+        for wave in waves {
+            let keysWritten = try await write(wave)
+            for index in wave { written[index] = keysWritten.contains(keys[index]) }
+        }
+        return written
     }
 }

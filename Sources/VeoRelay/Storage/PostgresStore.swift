@@ -135,13 +135,7 @@ public final class PostgresStore: Store {
             }
         }
         do {
-            try await rows("""
-                INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
-                                   failures, trace_parent)
-                VALUES (\(task.id), \(task.clientID), \(columns.requestJSON), \(StoredCallback.text(task.callbackURL)), \(columns.metadataJSON),
-                        \(columns.callbackEventsJSON), \(task.state.rawValue), \(task.createdAt.timeIntervalSince1970),
-                        \(task.nextRunAt?.timeIntervalSince1970), \(task.failures), \(task.traceParent))
-                """, on: connection)
+            try await insertTasks([NewTaskRow(task, columns: columns)], on: connection)
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw StoreError.duplicateTask(task.id)
         }
@@ -223,7 +217,9 @@ public final class PostgresStore: Store {
             UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(Self.candidates(work)))
             RETURNING *
             """, binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease))
-        return try await transaction(repeatable: true) { connection in try await rows(query, on: connection) }.map(RowMapping.task).sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
+        return try await transaction(repeatable: true) { connection in try await rows(query, on: connection) }
+            .map(RowMapping.task)
+            .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
     }
 
     public func nextPollDue(now: Date) async throws -> Date? {
@@ -236,12 +232,9 @@ public final class PostgresStore: Store {
     public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
         let columns = try batch.map { try TaskColumns($0.task) }
         return try await transaction { connection in
-            var written = [Bool](repeating: false, count: batch.count)
-            for wave in Self.waves(Array(batch.indices), key: { batch[$0].task.id }) {
-                let ids = try await saveTransitions(wave.map { (batch[$0], columns[$0]) }, on: connection)
-                for index in wave { written[index] = ids.contains(batch[index].task.id) }
+            try await Self.writtenInWaves(batch.map(\.task.id)) { wave in
+                try await saveTransitions(wave.map { (batch[$0], columns[$0]) }, on: connection)
             }
-            return written
         }
     }
 
@@ -280,12 +273,9 @@ public final class PostgresStore: Store {
 
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool] {
         try await transaction(repeatable: true) { connection in
-            var written = [Bool](repeating: false, count: records.count)
-            for wave in Self.waves(Array(records.indices), key: { records[$0].attempt.eventID }) {
-                let ids = try await recordAttemptRows(wave.map { AttemptRow(records[$0]) }, on: connection)
-                for index in wave { written[index] = ids.contains(records[index].attempt.eventID) }
+            try await Self.writtenInWaves(records.map(\.attempt.eventID)) { wave in
+                try await recordAttemptRows(wave.map { AttemptRow(records[$0]) }, on: connection)
             }
-            return written
         }
     }
 

@@ -5,8 +5,9 @@ import VeoRelay
 
 /// Steady intake and delivery for a long while: the relay runs as its own `veo-relay serve` process
 /// on SQLite against a simulator here (outside the relay, whose memory holds every job it was given),
-/// takes `rate` tasks a second and delivers each one's webhook to a receiver here that verifies it. Its resident memory is read every `sampleEvery`; memory that
-/// grows with the work done shows as a rising series between the first sample (after warm-up) and the last.
+/// takes `rate` tasks a second and delivers each one's webhook to a receiver here that verifies it.
+/// Its resident memory is read every `sampleEvery`; memory that grows with the work done shows as a
+/// rising series between the first sample (after warm-up) and the last.
 struct SoakScenario {
     var duration: Duration
     var rate: Int
