@@ -181,7 +181,7 @@ struct UpstreamGateTests {
         #expect(gate.take(upTo: 10) == 1)
     }
 
-    @Test func theScheduleAimsAtThePredictedCompletionAndClosesIn() throws {
+    @Test func theScheduleAimsAtTheCompletionProgressAllowsAndClosesInOnEstimates() throws {
         let estimates = DurationEstimates(defaults: [.fast: 60, .quality: 120])
         var policy = PollPolicy()
         policy.floor = 1
@@ -194,20 +194,26 @@ struct UpstreamGateTests {
 
         // First poll: 80 % of the model's early estimate.
         #expect(schedule.firstPoll(for: task, submittedAt: start) == start.addingTimeInterval(48))
-        // Progress 40 % after 48 s puts the duration between 48 / 0.41 ≈ 117.1 s and 48 / 0.40 = 120 s.
+        // Progress 75 % after 90 s puts the duration between 90 / 0.76 ≈ 118.4 s and 90 / 0.75 = 120 s.
         // An estimate inside that range is taken as it is; one that the progress contradicts (200 s), or
-        // none, gives way to the middle of the range. The wait is 80 % of what is left.
-        let now = start.addingTimeInterval(48)
-        func wait(estimate: Double?) -> TimeInterval {
-            schedule.nextPoll(for: task, observed: UpstreamTaskView(status: "processing", progress: 40, estimatedTime: estimate), now: now)
+        // none, gives way to the earliest end the range allows. The poll goes at that moment.
+        func wait(progress: Int, estimate: Double?, at elapsed: TimeInterval) -> TimeInterval {
+            let now = start.addingTimeInterval(elapsed)
+            return schedule.nextPoll(for: task, observed: UpstreamTaskView(status: "processing", progress: progress, estimatedTime: estimate), now: now)
                 .timeIntervalSince(now)
         }
-        #expect(abs(wait(estimate: 118) - (118 - 48) * 0.8) < 0.001)
-        let middle = ((48 / 0.41 + 120) / 2 - 48) * 0.8
-        #expect(abs(wait(estimate: 200) - middle) < 0.001)
-        #expect(abs(wait(estimate: nil) - middle) < 0.001)
+        #expect(abs(wait(progress: 75, estimate: 119, at: 90) - 29) < 0.001)
+        #expect(abs(wait(progress: 75, estimate: 200, at: 90) - (90 / 0.76 - 90)) < 0.001)
+        #expect(abs(wait(progress: 75, estimate: nil, at: 90) - (90 / 0.76 - 90)) < 0.001)
+        #expect(wait(progress: 40, estimate: nil, at: 48) == 60, "117 s is more than the ceiling away")
+        // 98 % after 90 s: between 90.9 s and 91.8 s, less than the floor apart: the latest end, not
+        // a poll at the floor that would likely come too early.
+        #expect(abs(wait(progress: 98, estimate: nil, at: 90) - (90 / 0.98 - 90)) < 0.001)
+        #expect(wait(progress: 99, estimate: nil, at: 150) == 1, "never more often than the floor")
         let view = UpstreamTaskView(status: "processing", progress: 40, estimatedTime: 200)
-        // Close to the predicted end it leaves at least the floor for the last step, then aims at the end itself.
+        let now = start.addingTimeInterval(48)
+        // Closing in on an estimate, it leaves at least the floor for the last step, then aims at the end itself.
+        #expect(schedule.wait(remaining: 10) == 8, "80 % of what is left")
         #expect(schedule.wait(remaining: 3) == 2, "80 % would leave less than the floor")
         #expect(schedule.wait(remaining: 1.6) == 1.6)
         #expect(schedule.wait(remaining: 0.4) == 1, "never more often than the floor")

@@ -14,8 +14,8 @@ public struct PollPolicy: Sendable, Equatable {
     /// Shortest and longest gap between two polls of one task.
     public var floor: TimeInterval = 1
     public var ceiling: TimeInterval = 60
-    /// Share of the predicted remaining time to wait before the next poll: below 1, so that a
-    /// prediction a little too late does not overshoot the completion by much.
+    /// Share of the remaining time to wait while only an estimate predicts the end (no progress yet):
+    /// below 1, so that an estimate a little too late does not overshoot the completion by much.
     public var approach = 0.8
     /// Expected durations before any task of the model has been seen to finish (Veo's documented
     /// lower ends: fast about 1–3 min, quality about 2–6 min).
@@ -52,9 +52,10 @@ public final class DurationEstimates: Sendable {
     }
 }
 
-/// Decides when to poll: near the expected completion first, then closing in on the completion
-/// predicted from the latest poll (from `progress` once the upstream reports it, else from its
-/// `estimated_time`), never more often than `floor` nor less often than `ceiling`.
+/// Decides when to poll: near the expected completion first; then, once the upstream reports
+/// `progress`, at the completion that progress allows (whole percent bound the duration closely);
+/// before that, closing in on its `estimated_time`. Never more often than `floor` nor less often than
+/// `ceiling`.
 public struct PollSchedule: Sendable {
     public let policy: PollPolicy
     public let estimates: DurationEstimates
@@ -62,6 +63,14 @@ public struct PollSchedule: Sendable {
     public init(policy: PollPolicy, estimates: DurationEstimates) {
         self.policy = policy
         self.estimates = estimates
+    }
+
+    /// When the task should complete, and how far that can be trusted.
+    enum Prediction: Equatable {
+        /// Bounded by the reported progress: poll at that moment.
+        case bounded(Date)
+        /// From an estimate alone (the upstream's or the model's): close in on it.
+        case estimated(Date)
     }
 
     public func firstPoll(for task: RelayTask, submittedAt: Date) -> Date {
@@ -76,33 +85,39 @@ public struct PollSchedule: Sendable {
         case .fixed(let interval):
             return now.addingTimeInterval(interval)
         case .adaptive:
-            let end = predictedEnd(of: task, observed: view, now: now)
-            return now.addingTimeInterval(wait(remaining: end.timeIntervalSince(now)))
+            switch predictedEnd(of: task, observed: view, now: now) {
+            case .bounded(let end):
+                return now.addingTimeInterval(min(policy.ceiling, max(policy.floor, end.timeIntervalSince(now))))
+            case .estimated(let end):
+                return now.addingTimeInterval(wait(remaining: end.timeIntervalSince(now)))
+            }
         }
     }
 
-    /// Far from the predicted end, a share of what is left (each poll narrows the prediction), but
-    /// never so much that less than the floor would be left; within twice the floor, the predicted end
-    /// itself. So an accurate prediction costs no lag, and one that came true early at most the floor.
+    /// Far from an estimated end, a share of what is left (the next poll may bring progress to narrow
+    /// it), but never so much that less than the floor would be left; within twice the floor, the
+    /// estimated end itself.
     func wait(remaining: TimeInterval) -> TimeInterval {
         let floor = policy.floor
         guard remaining >= 2 * floor else { return max(floor, remaining) }
         return min(policy.ceiling, max(floor, min(remaining * policy.approach, remaining - floor)))
     }
 
-    /// When the task should complete, by the best evidence at hand: the upstream's `estimated_time`
-    /// where its progress does not contradict it, else the middle of what its progress allows.
-    func predictedEnd(of task: RelayTask, observed view: UpstreamTaskView, now: Date) -> Date {
+    /// When the task should complete, by the best evidence at hand. Progress is whole percent rounded
+    /// down, so it bounds the duration: the upstream's `estimated_time` is taken where it lies within
+    /// those bounds; otherwise the earliest end they allow, or their latest end once they are less than
+    /// the floor apart (an early poll there would cost a floor's wait anyway, and one more poll).
+    func predictedEnd(of task: RelayTask, observed view: UpstreamTaskView, now: Date) -> Prediction {
         let start = task.submittedAt ?? task.createdAt
         let elapsed = now.timeIntervalSince(start)
         if let progress = view.progress, (5..<100).contains(progress), elapsed > 0 {
-            // Progress is whole percent, rounded down: the duration lies between these two bounds.
-            let shortest = elapsed * 100 / Double(progress + 1), longest = elapsed * 100 / Double(progress)
-            let duration = view.estimatedTime.flatMap { (shortest...longest).contains($0) ? $0 : nil } ?? (shortest + longest) / 2
-            return start.addingTimeInterval(duration)
+            let bounds = (elapsed * 100 / Double(progress + 1))...(elapsed * 100 / Double(progress))
+            let duration = if let estimate = view.estimatedTime, bounds.contains(estimate) { estimate }
+                else if bounds.upperBound - bounds.lowerBound < policy.floor { bounds.upperBound }
+                else { bounds.lowerBound }
+            return .bounded(start.addingTimeInterval(duration))
         }
-        let estimate = view.estimatedTime ?? estimates.early(for: task.request.model)
-        return start.addingTimeInterval(estimate)
+        return .estimated(start.addingTimeInterval(view.estimatedTime ?? estimates.early(for: task.request.model)))
     }
 }
 

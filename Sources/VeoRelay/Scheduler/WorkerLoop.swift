@@ -76,11 +76,14 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
     private func runUntilShutdown() async {
         await withTaskGroup(of: Completion.self) { group in
             var inFlight = 0
-            var timerRunning = false
+            /// When the running timer ends, if one runs.
+            var timerDeadline: ContinuousClock.Instant?
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 // Under load, claim in batches (each claim is a write transaction): once half the slots
                 // are free, not each time one item finishes.
+                var claimStarted: ContinuousClock.Instant?
                 if inFlight <= concurrency / 2 {
+                    claimStarted = .now
                     do {
                         for item in try await stage.claim(limit: concurrency - inFlight) {
                             inFlight += 1
@@ -96,20 +99,23 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
                         continue
                     }
                 }
-                if !timerRunning {
-                    timerRunning = true
-                    // Wake when the next item falls due if that is sooner, so that it is not late by up
-                    // to an idle interval. An item already due that the claim did not take (budget,
-                    // circuit) waits the idle interval instead of spinning.
-                    let wait = await stage.untilNextDue().flatMap { $0 > .zero ? min($0, idleInterval) : nil } ?? idleInterval
+                if timerDeadline == nil {
+                    let wait = await timerWait(afterClaimAt: claimStarted)
+                    timerDeadline = .now + wait
                     group.addTask {
                         await wake.wait(upTo: wait)
                         return .timer
                     }
                 }
                 switch await group.next() {
-                case .item?: inFlight -= 1
-                case .timer?: timerRunning = false
+                case .item?:
+                    inFlight -= 1
+                    // The item may have scheduled its next step (a poll) before the running timer ends:
+                    // end that timer, so that the next one is set for it.
+                    if let deadline = timerDeadline, let next = await stage.untilNextDue(), next > .zero, .now + next < deadline {
+                        wake.signal()
+                    }
+                case .timer?: timerDeadline = nil
                 case nil: return
                 }
             }
@@ -117,5 +123,17 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
             wake.signal()
             for await _ in group {}
         }
+    }
+
+    /// Until the next item falls due, if that is sooner than the idle interval, so that it is not late
+    /// by up to an idle interval. An item that fell due after this round's claim began is claimed at
+    /// once; one that was due before and that the claim did not take (budget, circuit) waits the idle
+    /// interval instead of spinning.
+    private func timerWait(afterClaimAt claimStarted: ContinuousClock.Instant?) async -> Duration {
+        guard let next = await stage.untilNextDue() else { return idleInterval }
+        if next > .zero { return min(next, idleInterval) }
+        // Read after the answer, `now + next` errs late: at worst one more claim, never a missed item.
+        if let claimStarted, .now + next > claimStarted { return .zero }
+        return idleInterval
     }
 }
