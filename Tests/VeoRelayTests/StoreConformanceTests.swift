@@ -102,6 +102,28 @@ struct StoreConformanceTests {
         fixture.store.close()
     }
 
+    /// Queued tasks and submissions whose lease expired are two index ranges, each cut to the limit
+    /// before they are merged: the claim still takes the earliest due of both, and no more.
+    @Test(arguments: TestStores.all)
+    func aSubmissionClaimMergesQueuedAndAbandonedTasksInDueOrder(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let abandoned = try fixture.task("abandoned on the wire", due: 2)
+        let queued = try [1, 3, 4].map { try fixture.task("queued \($0)", due: TimeInterval($0)) }
+        for task in [abandoned] + queued { _ = try await fixture.store.insert(task, idempotency: nil) }
+        let first = fixture.lease("a/submitter/1", until: 10)
+        var onTheWire = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(2), limit: 2, lease: first)
+            .first { $0.id == abandoned.id })
+        onTheWire.beginSubmission()
+        try await fixture.store.save(onTheWire, lease: first, keepLease: true, event: nil)
+        try await fixture.store.releaseLeases(ownerPrefix: "a/submitter/")
+        // At t0 + 11 the first lease has expired: due order is queued 1, abandoned (2), queued 3, queued 4.
+        let claimed = try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(11), limit: 3,
+                                                         lease: fixture.lease("b/submitter/1", until: 70))
+        #expect(claimed.map(\.id) == [queued[0].id, abandoned.id, queued[1].id])
+        #expect(claimed.map(\.state) == [.queued, .submitting, .queued])
+        fixture.store.close()
+    }
+
     @Test(arguments: TestStores.all)
     func aSubmittingTaskKeepsItsLeaseUntilItExpiresAndLateAnswersAreRecorded(store kind: TestStores.Kind) async throws {
         let fixture = try await StoreFixture(kind)

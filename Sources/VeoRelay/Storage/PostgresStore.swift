@@ -157,16 +157,22 @@ public final class PostgresStore: Store {
             """).map(RowMapping.task)
     }
 
-    /// What each claim selects, with `$1` now and `$2` the limit (and `$3` the excluded destinations):
-    /// one text for the claim and for `explainClaims`, so the plan shown is the plan used.
+    /// What each claim selects, with `$1` now and `$2` the limit (and `$3` the excluded destinations).
     static func candidates(_ work: TaskWork) -> String {
         switch work {
         case .submission:
+            // Two index ranges on (state, next_run_at), each locked and cut to the limit in due order
+            // before they are merged: one OR'd condition would be a bitmap scan and a sort of the whole
+            // backlog. (Row locks are not allowed in a UNION's branches; they are in a CTE.)
             """
-            SELECT id FROM tasks
-            WHERE (state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1))
-               OR (state = 'submitting' AND lease_expires_at < $1)
-            ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            WITH queued AS (
+                SELECT id, next_run_at FROM tasks
+                WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+                ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+            abandoned AS (
+                SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < $1
+                ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM abandoned) due ORDER BY next_run_at LIMIT $2
             """
         case .poll:
             """
@@ -197,13 +203,25 @@ public final class PostgresStore: Store {
         return bindings
     }
 
+    /// The statements that claim work, as `claimTasks` and `claimDeliveries` run them.
+    static func claimStatement(_ work: TaskWork) -> String {
+        "UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(candidates(work))) RETURNING *"
+    }
+
+    static let deliveryClaimStatement = """
+        UPDATE events SET lease_owner = $4, lease_expires_at = $5 WHERE id IN (\(deliveryCandidates))
+        RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
+        """
+
     public func explainClaims(now: Date) async throws -> [ClaimPlan] {
         let at = now.timeIntervalSince1970
+        let lease = Lease(owner: "explain", expiresAt: now)
         var plans: [ClaimPlan] = []
-        for (name, sql, bindings) in [("submission", Self.candidates(.submission), Self.bindings(now: at, limit: 32)),
-                                      ("poll", Self.candidates(.poll), Self.bindings(now: at, limit: 32)),
-                                      ("delivery", Self.deliveryCandidates, Self.bindings(now: at, limit: 32, excluded: []))] {
-            // The plan's nodes and index conditions, without cost estimates and row filters.
+        for (name, sql, bindings) in [("submission", Self.claimStatement(.submission), Self.bindings(now: at, limit: 32, lease: lease)),
+                                      ("poll", Self.claimStatement(.poll), Self.bindings(now: at, limit: 32, lease: lease)),
+                                      ("delivery", Self.deliveryClaimStatement, Self.bindings(now: at, limit: 32, excluded: [], lease: lease))] {
+            // The plan's nodes and index conditions, without cost estimates and row filters. EXPLAIN
+            // without ANALYZE plans the statement and does not run it.
             let lines = try await rows(PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + sql, binds: bindings)).map { try $0.text("QUERY PLAN") }
                 .map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.hasPrefix("Filter:") && !$0.hasPrefix("Recheck Cond:") }
@@ -213,10 +231,7 @@ public final class PostgresStore: Store {
     }
 
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
-        let query = PostgresQuery(unsafeSQL: """
-            UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(Self.candidates(work)))
-            RETURNING *
-            """, binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease))
+        let query = PostgresQuery(unsafeSQL: Self.claimStatement(work), binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease))
         return try await transaction(repeatable: true) { connection in try await rows(query, on: connection) }
             .map(RowMapping.task)
             .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
@@ -243,10 +258,7 @@ public final class PostgresStore: Store {
     public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
         let at = now.timeIntervalSince1970
         return try await transaction(repeatable: true) { connection in
-            let claimed = try await rows(PostgresQuery(unsafeSQL: """
-                UPDATE events SET lease_owner = $4, lease_expires_at = $5 WHERE id IN (\(Self.deliveryCandidates))
-                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
-                """, binds: Self.bindings(now: at, limit: limit, excluded: destinations.sorted(), lease: lease)), on: connection)
+            let claimed = try await rows(PostgresQuery(unsafeSQL: Self.deliveryClaimStatement, binds: Self.bindings(now: at, limit: limit, excluded: destinations.sorted(), lease: lease)), on: connection)
             var deliveries: [PendingDelivery] = []
             // A batch's events mostly belong to few clients: look each client's secrets up once.
             var secretsByClient: [String: PostgresRandomAccessRow?] = [:]

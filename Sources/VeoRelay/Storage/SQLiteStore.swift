@@ -110,13 +110,18 @@ public final class SQLiteStore: Store {
     static func candidates(_ work: TaskWork) -> String {
         switch work {
         case .submission:
-            // Two index ranges on (state, next_run_at), merged in due order.
+            // Two index ranges on (state, next_run_at), each cut to the limit in due order before they are
+            // merged: a single ORDER BY over the union would sort the whole backlog of queued tasks.
             """
             SELECT id, next_run_at FROM (
-                SELECT id, next_run_at FROM tasks
-                WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+                SELECT * FROM (
+                    SELECT id, next_run_at FROM tasks
+                    WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+                    ORDER BY next_run_at LIMIT :limit)
                 UNION ALL
-                SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < :now)
+                SELECT * FROM (
+                    SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < :now
+                    ORDER BY next_run_at LIMIT :limit))
             ORDER BY next_run_at LIMIT :limit
             """
         case .poll:
@@ -137,10 +142,27 @@ public final class SQLiteStore: Store {
         ORDER BY e.next_attempt_at LIMIT :limit
         """
 
+    /// The statements that claim work, as `claimTasks` and `claimDeliveries` run them.
+    static func claimStatement(_ work: TaskWork) -> String {
+        """
+        UPDATE tasks SET lease_owner = :owner, lease_expires_at = :expires
+        WHERE id IN (SELECT id FROM (\(candidates(work))))
+        RETURNING *
+        """
+    }
+
+    static let deliveryClaimStatement = """
+        UPDATE events SET lease_owner = :owner, lease_expires_at = :expires
+        WHERE id IN (\(deliveryCandidates))
+        RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
+        """
+
+    /// The plan of each claim statement as it runs (the plan of the bare candidate query can differ:
+    /// inside the statement, SQLite may sort where the bare query merges).
     public func explainClaims(now: Date) async throws -> [ClaimPlan] {
-        let arguments: StatementArguments = ["now": now.timeIntervalSince1970, "limit": 32, "excluded": "[]"]
+        let arguments: StatementArguments = ["now": now.timeIntervalSince1970, "limit": 32, "excluded": "[]", "owner": "explain", "expires": 0]
         return try await pool.read { db in
-            try [("submission", Self.candidates(.submission)), ("poll", Self.candidates(.poll)), ("delivery", Self.deliveryCandidates)]
+            try [("submission", Self.claimStatement(.submission)), ("poll", Self.claimStatement(.poll)), ("delivery", Self.deliveryClaimStatement)]
                 .map { name, sql in
                     let steps = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
                     return ClaimPlan(claim: name, plan: steps.joined(separator: "; "))
@@ -150,11 +172,7 @@ public final class SQLiteStore: Store {
 
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
         try await repeatableWrite { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                UPDATE tasks SET lease_owner = :owner, lease_expires_at = :expires
-                WHERE id IN (SELECT id FROM (\(Self.candidates(work))))
-                RETURNING *
-                """), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
+            try Row.fetchAll(db.cachedStatement(sql: Self.claimStatement(work)), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
                 .map(RowMapping.task)
                 .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
@@ -207,11 +225,7 @@ public final class SQLiteStore: Store {
     public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
         let excluded = try TaskColumns.text(destinations.sorted())
         return try await repeatableWrite { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                UPDATE events SET lease_owner = :owner, lease_expires_at = :expires
-                WHERE id IN (\(Self.deliveryCandidates))
-                RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
-                """), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
+            let rows = try Row.fetchAll(db.cachedStatement(sql: Self.deliveryClaimStatement), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
                                  "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
             // A batch's events mostly belong to few clients: look each client's secrets up once.
             var secretsByClient: [String: Row?] = [:]
