@@ -20,6 +20,23 @@ struct DurabilityTests {
         #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == full)
     }
 
+    /// The WAL goes back into the database file from the checkpointer's own connection; the writer's
+    /// automatic checkpoint, which would run inside a claim's or an intake's commit, is only a backstop.
+    @Test func theWALIsCheckpointedOffTheWritersPath() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-wal-\(UUID().uuidString).sqlite").path
+        let store = try SQLiteStore(path: path)
+        defer { store.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") } == WALCheckpointer.writerBackstopPages)
+        let client = Client(id: "client-wal", name: "wal", signingSecret: WebhookSecret.generate().encoded)
+        try await store.upsertClient(client, keyHash: "hash-wal", now: Date())
+        let request = try RequestValidator().validate(.object(["model": .string("veo3.1-fast-official"), "prompt": .string("wal"),
+                                                               "callback_url": .string("https://example.com/hook")]))
+        _ = try await store.insert((0..<200).map { _ in TaskInsertion(RelayTask(clientID: client.id, request: request, now: Date()), idempotency: nil) })
+        let (frames, copied) = try await store.checkpointer.checkpoint()
+        #expect(frames > 0, "the inserts went to the WAL")
+        #expect(copied == frames, "all of it is back in the database file")
+    }
+
     @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {
         // Jobs are held until the second relay runs, so none can finish before the restart.
         var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)

@@ -5,6 +5,7 @@ import GRDB
 /// so a claim (an `UPDATE … RETURNING`) is atomic across every process that opens the file.
 public final class SQLiteStore: Store {
     let pool: DatabasePool
+    let checkpointer: WALCheckpointer
 
     public init(path: String) throws {
         var configuration = Configuration()
@@ -15,8 +16,12 @@ public final class SQLiteStore: Store {
         // answer holds through an OS crash or power loss too (GRDB sets its WAL default, NORMAL, which
         // holds only through a crash of the process). Only the writer connection commits, and it lives
         // as long as the pool. Group commit spreads the sync over concurrent writes.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.writerBackstopPages)")
+        }
         try SQLiteMigrations.migrator.migrate(pool)
+        checkpointer = try WALCheckpointer(path: path)
     }
 
     /// A write whose loss to a power cut only repeats work that is safe to repeat (see
@@ -427,7 +432,9 @@ public final class SQLiteStore: Store {
     }
 
     /// GRDB closes the pool when the store is released.
-    public func close() {}
+    public func close() {
+        checkpointer.stop()
+    }
 
     public func clientCount() async throws -> Int {
         try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM clients WHERE revoked_at IS NULL") ?? 0 }
