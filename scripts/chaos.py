@@ -17,6 +17,7 @@ All traffic stays on 127.0.0.1. Every process started here is stopped by its PID
 import argparse
 import base64
 import collections
+import http.client
 import json
 import os
 import random
@@ -152,8 +153,10 @@ def submit(urls, index, rng_seed, start_at, stop_at):
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.load(response)["data"][0]["task_id"], attempts
-        except (OSError, urllib.error.HTTPError):
-            time.sleep(0.05 + rng.random() * 0.1)  # relay down or busy: try again, maybe elsewhere
+        except (OSError, urllib.error.HTTPError, http.client.HTTPException):
+            # Relay down or busy, or killed while answering (an answer cut mid-body): try again, maybe
+            # elsewhere, with the same Idempotency-Key, as a real client would.
+            time.sleep(0.05 + rng.random() * 0.1)
     raise RuntimeError(f"task {index} was never accepted")
 
 
