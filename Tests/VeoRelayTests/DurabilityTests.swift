@@ -37,6 +37,53 @@ struct DurabilityTests {
         #expect(copied == frames, "all of it is back in the database file")
     }
 
+    /// Stores opened and closed beside a running one that keeps writing, as a tool or a second relay
+    /// does beside a relay: every connection a store opens waits out the brief locks of the others
+    /// (recovery, a closing connection's checkpoint, a header being rewritten) instead of failing with
+    /// "database is locked" (seen in CI, from a connection opened without a busy timeout).
+    @Test func storesOpenBesideARunningOneThatWrites() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-reopen-\(UUID().uuidString).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let running = try SQLiteStore(path: path)
+        defer { running.close() }
+        let client = Client(id: "client-reopen", name: "reopen", signingSecret: WebhookSecret.generate().encoded)
+        try await running.upsertClient(client, keyHash: "hash-reopen", now: Date())
+        let request = try RequestValidator().validate(.object(["model": .string("veo3.1-fast-official"), "prompt": .string("reopen"),
+                                                               "callback_url": .string("https://example.com/hook")]))
+        @Sendable func insertOne(_ store: any Store) async throws {
+            _ = try await store.insert(RelayTask(clientID: client.id, request: request, now: Date()), idempotency: nil)
+        }
+        let rounds = 3_000
+        let written = try await withThrowingTaskGroup(of: Int.self) { group in
+            let finished = Latch()
+            group.addTask {
+                var count = 0
+                while !finished.isOpen {
+                    try await insertOne(running)
+                    count += 1
+                }
+                return count
+            }
+            group.addTask {
+                defer { finished.open() }
+                for round in 0..<rounds {
+                    // A whole store now and then; mostly the checkpointer's own connection, the one
+                    // that once opened without a busy timeout and is the cheapest to open many times.
+                    if round.isMultiple(of: 100) {
+                        let store = try await StoreLocation.open(path, logger: TestLog.logger)
+                        try await insertOne(store)
+                        store.close()
+                    } else {
+                        try WALCheckpointer(path: path).stop()
+                    }
+                }
+                return rounds / 100
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(try await running.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM tasks") } == written)
+    }
+
     @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {
         // Jobs are held until the second relay runs, so none can finish before the restart.
         var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)

@@ -7,11 +7,18 @@ public final class SQLiteStore: Store {
     let pool: DatabasePool
     let checkpointer: WALCheckpointer
 
-    public init(path: String) throws {
+    /// Every connection the store opens. Another connection may hold a lock for a moment (a writer in
+    /// another process, a closing connection checkpointing, recovery after a crash): wait for it instead
+    /// of failing. Without this, even opening a connection beside a busy writer can fail at its first
+    /// read with "database is locked".
+    static var connectionConfiguration: Configuration {
         var configuration = Configuration()
-        // Another relay process may hold the write lock for a moment; wait instead of failing.
         configuration.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        return configuration
+    }
+
+    public init(path: String) throws {
+        pool = try DatabasePool(path: path, configuration: Self.connectionConfiguration)
         // An accepted task is answered only once committed; FULL syncs the WAL at every commit, so the
         // answer holds through an OS crash or power loss too (GRDB sets its WAL default, NORMAL, which
         // holds only through a crash of the process). Only the writer connection commits, and it lives

@@ -13,7 +13,8 @@ final class WALCheckpointer: Sendable {
     private let loop: Task<Void, Never>
 
     init(path: String, every interval: Duration = .seconds(1)) throws {
-        let connection = try DatabaseQueue(path: path)
+        // A passive checkpoint never waits on the busy handler; opening the connection does.
+        let connection = try DatabaseQueue(path: path, configuration: SQLiteStore.connectionConfiguration)
         self.connection = connection
         loop = Task.detached(priority: .background) {
             while (try? await Task.sleep(for: interval)) != nil {
