@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Testing
 @testable import VeoRelay
 
@@ -24,6 +25,35 @@ struct PostgresTests {
             #expect(try await APIClient(baseURL: second.baseURL).get("/v1/tasks/\(id)").json["data"]?["status"] == .string("completed"))
         }
         try await harness.stop(first, second)
+    }
+
+    /// Claims are repeatable writes (see `Store`): each is one statement, its own transaction when
+    /// the store runs it, and sets that transaction to commit without waiting for its WAL flush. Run
+    /// inside a transaction of the test's, the setting its commit would read can be read back.
+    @Test func aClaimIsOneStatementThatCommitsWithoutWaitingForItsFlush() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        let store = try await PostgresStore(url: url, logger: TestLog.logger)
+        defer { store.close() }
+        let client = Client(id: "client-pg-claim", name: "claim", signingSecret: WebhookSecret.generate().encoded)
+        try await store.upsertClient(client, keyHash: "hash-pg-claim", now: Date())
+        let request = try RequestValidator().validate(.object(["model": .string("veo3.1-fast-official"), "prompt": .string("claim"),
+                                                               "callback_url": .string("https://example.com/hook")]))
+        _ = try await store.insert(RelayTask(clientID: client.id, request: request, now: Date()), idempotency: nil)
+        let now = Date().addingTimeInterval(1)
+        let lease = Lease(owner: "test", expiresAt: now.addingTimeInterval(60))
+        let (claimed, before, after) = try await TestPostgres.inTransaction(url) { connection in
+            func setting() async throws -> String? {
+                try await connection.query("SHOW synchronous_commit", logger: TestLog.logger).collect().first?.decode(String.self)
+            }
+            let before = try await setting()
+            let claim = PostgresQuery(unsafeSQL: PostgresStore.claimStatement(.submission),
+                                      binds: PostgresStore.bindings(now: now.timeIntervalSince1970, limit: 16, lease: lease))
+            let claimed = try await connection.query(claim, logger: TestLog.logger).collect().count
+            return (claimed, before, try await setting())
+        }
+        #expect(claimed == 1)
+        #expect(before == "on")
+        #expect(after == "off")
     }
 
     @Test func tasksAcceptedBeforeARestartAllGetTheirWebhook() async throws {

@@ -36,14 +36,25 @@ enum TestPostgres {
 
     /// Runs one statement on the server's `postgres` database.
     private static func administer(_ sql: String) async throws {
+        try await withClient(database: "postgres") { client in _ = try await client.query(PostgresQuery(unsafeSQL: sql)) }
+    }
+
+    /// Runs `body` in a transaction of its own on the database `url` names (then commits it).
+    static func inTransaction<T: Sendable>(_ url: String, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await withClient(database: try databaseName(url)) { client in
+            try await client.withTransaction(logger: TestLog.logger) { try await body($0) }
+        }
+    }
+
+    private static func withClient<T: Sendable>(database: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
         guard let adminURL, let components = URLComponents(string: adminURL), let host = components.host else {
             throw TestFailure("VEO_RELAY_TEST_POSTGRES_URL is not set")
         }
         let client = PostgresClient(configuration: .init(host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
-                                                         password: components.password, database: "postgres", tls: .disable),
+                                                         password: components.password, database: database, tls: .disable),
                                     backgroundLogger: TestLog.logger)
         let runner = Task { await client.run() }
         defer { runner.cancel() }
-        try await client.query(PostgresQuery(unsafeSQL: sql))
+        return try await body(client)
     }
 }
