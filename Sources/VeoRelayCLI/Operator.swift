@@ -9,7 +9,7 @@ struct StoreOptions: ParsableArguments {
     var database: String?
 
     /// Runs `body` with the store open, and closes it after.
-    func with<T>(_ body: (any Store) async throws -> T) async throws -> T {
+    func with<T>(_ body: (any RelayStore) async throws -> T) async throws -> T {
         let store = try await StoreLocation.open(database ?? Env.string("VEO_RELAY_DATABASE") ?? RelayConfiguration().databasePath,
                                                  logger: Logger(label: "veo-relay"))
         defer { store.close() }
@@ -28,7 +28,7 @@ struct Redeliver: AsyncParsableCommand {
     var taskID: String
 
     func run() async throws {
-        guard let record = try await store.with({ try await $0.redeliver(taskID: taskID, clientID: nil, now: Date()) }) else {
+        guard let record = try await store.with({ try await $0.redeliver(taskID: taskID, scope: .allClients, now: Date()) }) else {
             throw ValidationError("no task '\(taskID)' with an event to deliver")
         }
         Console.line("queued \(record.eventID) (\(record.type)) for \(record.callbackURL)")
@@ -70,7 +70,7 @@ struct Deliveries: AsyncParsableCommand {
 
     func run() async throws {
         guard let state = DeliveryState(rawValue: state) else { throw ValidationError("unknown state '\(state)'") }
-        for record in try await store.with({ try await $0.deliveries(clientID: nil, state: state, limit: limit) }) {
+        for record in try await store.with({ try await $0.deliveries(scope: .allClients, state: state, limit: limit) }) {
             Console.line([record.eventID, record.taskID, record.type, record.state.rawValue, "attempts=\(record.attempts)",
                           "last=\(record.lastStatusCode.map(String.init) ?? record.lastError ?? "-")", record.callbackURL]
                 .joined(separator: "  "))

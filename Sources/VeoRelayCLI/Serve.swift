@@ -24,6 +24,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "SQLite database file, or a postgres://user:password@host:5432/db URL for several relays sharing one database. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
     var database: String?
 
+    @Option(help: "How long any one database call may take before the request answers 503 (and a worker retries later); also PostgreSQL's statement timeout. [env: VEO_RELAY_DATABASE_TIMEOUT] (default: 5s)")
+    var databaseTimeout: String?
+
     @Option(help: "Upstream base URL. [env: VEO_RELAY_UPSTREAM_URL] (default: \(RelayConfiguration.defaultUpstreamURL))")
     var upstreamURL: String?
 
@@ -153,6 +156,7 @@ struct Serve: AsyncParsableCommand {
         configuration.host = host ?? Env.string("VEO_RELAY_HOST") ?? configuration.host
         configuration.port = try port ?? Env.value("VEO_RELAY_PORT") ?? configuration.port
         configuration.databasePath = database ?? Env.string("VEO_RELAY_DATABASE") ?? configuration.databasePath
+        if let timeout = try Env.duration(databaseTimeout, "VEO_RELAY_DATABASE_TIMEOUT") { configuration.databaseTimeout = .seconds(timeout) }
         let upstreamURL = upstreamURL ?? Env.string("VEO_RELAY_UPSTREAM_URL") ?? RelayConfiguration.defaultUpstreamURL
         if let key = try upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY")
             ?? Self.secret(fromFile: upstreamAPIKeyFile ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY_FILE"), named: "upstream key") {

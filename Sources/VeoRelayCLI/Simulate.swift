@@ -41,7 +41,7 @@ struct Simulate: AsyncParsableCommand {
         configuration.slowResponseDelay = slowDelay
         configuration.estimateAccuracy = max(0.05, 1 - estimateError)...(1 + estimateError)
         let router = Router()
-        router.middlewares.add(ErrorEnvelopeMiddleware())
+        router.middlewares.add(ErrorEnvelopeMiddleware(logger: logger))
         UpstreamSimulator(configuration: configuration).addRoutes(to: router)
         let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
         Console.line("upstream simulator on http://\(host):\(port) (time scale \(timeScale), failure rate \(failureRate), fault rate \(faultRate))")

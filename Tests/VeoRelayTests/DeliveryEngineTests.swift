@@ -17,7 +17,7 @@ struct DeliveryEngineTests {
                                                    clock: clock, tune: Self.standardSchedule)
         let taskID = try await harness.seedFinishedTask()
         let store = try SQLiteStore(path: harness.databasePath)
-        @Sendable func delivery() async throws -> DeliveryRecord? { try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last }
+        @Sendable func delivery() async throws -> DeliveryRecord? { try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last }
 
         var relay = try await harness.startRelay(instance: "before-restart")
         let first = try await harness.receiver.next()[0]
@@ -58,10 +58,10 @@ struct DeliveryEngineTests {
         let relay = try await harness.startRelay()
         _ = try await harness.receiver.next()
         try await eventually("the 429 to be recorded") {
-            try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.attempts == 1
+            try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last?.attempts == 1
         }
         // The schedule alone would retry after 5 s; Retry-After asks for 120.
-        #expect(try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.nextAttemptAt
+        #expect(try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last?.nextAttemptAt
             == Date(timeIntervalSince1970: Double(start) + 120))
         clock.advance(by: 120)
         #expect(try await harness.receiver.next()[0].timestamp == start + 120)
@@ -212,7 +212,7 @@ struct DeliveryEngineTests {
         let relay = try await harness.startRelay()
         _ = try await harness.receiver.next()
         try await eventually("an attempt to be logged") {
-            try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.attemptLog.count == 1
+            try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last?.attemptLog.count == 1
         }
         try await relay.stop()
         let retention = RetentionService(store: store, clock: clock, attemptRetention: 86_400, idempotencyRetention: 86_400,
@@ -220,7 +220,7 @@ struct DeliveryEngineTests {
         #expect(try await retention.prune().attempts == 0)
         clock.advance(by: 86_401)
         #expect(try await retention.prune().attempts == 1)
-        #expect(try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.attemptLog.isEmpty == true)
+        #expect(try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last?.attemptLog.isEmpty == true)
         try await harness.stop()
     }
 }

@@ -5,7 +5,7 @@ import Testing
 @Suite("Durability and paid-submission safety")
 struct DurabilityTests {
     /// An answered intake must survive power loss: the SQLite writer connection syncs each commit
-    /// except the repeatable ones (see `Store`), and turns the sync back on after each of those.
+    /// except the repeatable ones (see `RelayStore`), and turns the sync back on after each of those.
     @Test func theSQLiteStoreSyncsEveryCommit() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-sync-\(UUID().uuidString).sqlite").path
         let store = try SQLiteStore(path: path)
@@ -50,7 +50,7 @@ struct DurabilityTests {
         try await running.upsertClient(client, keyHash: "hash-reopen", now: Date())
         let request = try RequestValidator().validate(.object(["model": .string("veo3.1-fast-official"), "prompt": .string("reopen"),
                                                                "callback_url": .string("https://example.com/hook")]))
-        @Sendable func insertOne(_ store: any Store) async throws {
+        @Sendable func insertOne(_ store: any RelayStore) async throws {
             _ = try await store.insert(RelayTask(clientID: client.id, request: request, now: Date()), idempotency: nil)
         }
         let rounds = 3_000
@@ -148,11 +148,11 @@ struct DurabilityTests {
         let store = try SQLiteStore(path: harness.databasePath)
         let clientID = RelayHarness.clientID
         try await eventually("a failed submission attempt") {
-            (try await store.task(id: taskID, clientID: clientID)?.failures ?? 0) >= 2
+            (try await store.task(id: taskID, scope: .client(clientID))?.failures ?? 0) >= 2
         }
         try await relay.stop()
         // Stopped gracefully, so no attempt is in flight: the task waits in the queue, not failed.
-        let task = try #require(try await store.task(id: taskID, clientID: clientID))
+        let task = try #require(try await store.task(id: taskID, scope: .client(clientID)))
         #expect(task.state == .queued)
         #expect(task.error == nil)
         #expect(harness.receiver.all.isEmpty)

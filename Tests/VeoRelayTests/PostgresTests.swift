@@ -27,7 +27,7 @@ struct PostgresTests {
         try await harness.stop(first, second)
     }
 
-    /// Claims are repeatable writes (see `Store`): each is one statement, its own transaction when
+    /// Claims are repeatable writes (see `RelayStore`): each is one statement, its own transaction when
     /// the store runs it, and sets that transaction to commit without waiting for its WAL flush. Run
     /// inside a transaction of the test's, the setting its commit would read can be read back.
     @Test func aClaimIsOneStatementThatCommitsWithoutWaitingForItsFlush() async throws {

@@ -107,9 +107,9 @@ struct SSRFGuardTests {
         let taskID = try await APIClient(baseURL: relay.baseURL).submit(harness.request(extra: ["callback_url": .string(url)]))
         let store = try SQLiteStore(path: harness.databasePath)
         try await eventually("the refused attempt to be recorded") {
-            try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.state == .failed
+            try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last?.state == .failed
         }
-        let attempt = try #require(try await store.deliveryLog(taskID: taskID, clientID: RelayHarness.clientID)?.last?.attemptLog.first)
+        let attempt = try #require(try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last?.attemptLog.first)
         #expect(attempt.error?.contains("does not call") == true, "\(attempt.error ?? "no error")")
         #expect(harness.receiver.all.isEmpty, "the loopback receiver was never reached")
         try await harness.stop(relay)

@@ -41,16 +41,17 @@ struct ShutdownTests {
         let probe = Lease(owner: "relay-b/probe/1", expiresAt: harness.clock.now().addingTimeInterval(60))
         let claimable = try await store.claimTasks(.poll, now: harness.clock.now(), limit: 10, lease: probe).map(\.id)
         let deliverable = try await store.claimDeliveries(now: harness.clock.now(), limit: 10, lease: probe, excluding: [])
-        try await store.releaseLeases(ownerPrefix: "relay-b/probe/")
+        try await store.releaseTaskLeases(ownerPrefix: "relay-b/probe/")
+        try await store.releaseDeliveryLeases(ownerPrefix: "relay-b/probe/")
         #expect(!claimable.contains(x), "the poller's lease on X was given back while it polled")
         #expect(deliverable.isEmpty, "the dispatcher's lease on X's event was given back while it delivered")
 
         harness.simulator.polls.open()
         delivering.open()
         try await stopping.value
-        let log = try #require(try await store.deliveryLog(taskID: x, clientID: RelayHarness.clientID))
+        let log = try #require(try await store.deliveryLog(taskID: x, scope: .client(RelayHarness.clientID)))
         #expect(log.map(\.state) == [.delivered], "the 2xx the receiver sent is recorded before the lease goes")
-        #expect(try await store.task(id: z, clientID: RelayHarness.clientID)?.upstreamTaskID != nil, "Z's submission was recorded")
+        #expect(try await store.task(id: z, scope: .client(RelayHarness.clientID))?.upstreamTaskID != nil, "Z's submission was recorded")
 
         // A second relay finishes both jobs: each event arrives once, nothing is paid twice.
         let second = try await harness.startRelay(instance: "relay-b")

@@ -52,6 +52,8 @@ struct WorkerLoopTests {
             done.continuation.yield(item.name)
         }
 
+        func releaseLeases() async throws {}
+
         func untilNextDue() async -> Duration? {
             state.withLock { state in state.due.map(\.at).min().map { $0 - .now } }
         }
@@ -59,11 +61,7 @@ struct WorkerLoopTests {
 
     /// Runs a loop over `stage` with an hour's idle interval until `expected` items were processed.
     private func run(_ stage: ScriptedStage, expecting expected: Int) async throws -> [String] {
-        // Only a graceful stop would touch the store (to give back leases); this loop is cancelled.
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-loop-\(UUID().uuidString).sqlite").path
-        let store = try SQLiteStore(path: path)
-        defer { store.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let loop = WorkerLoop(stage: stage, store: store, concurrency: 4, idleInterval: .seconds(3_600), wake: WakeSignal(),
+        let loop = WorkerLoop(stage: stage, concurrency: 4, idleInterval: .seconds(3_600), wake: WakeSignal(),
                               logger: .init(label: "test"))
         let running = Task { try await loop.run() }
         defer { running.cancel() }

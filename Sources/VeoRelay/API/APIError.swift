@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import Logging
+import Metrics
 
 /// The error envelope shared with the upstream: `{"code":400,"error":{"message","type","param"}}`.
 public struct APIError: HTTPResponseError, Sendable {
@@ -32,6 +34,16 @@ public struct APIError: HTTPResponseError, Sendable {
         APIError(.notFound, type: "not_found_error", message: message)
     }
 
+    /// The database cannot serve right now: come back later, this is no bug.
+    public static func storage(_ fault: StorageFault) -> APIError {
+        var error = switch fault {
+        case .unavailable: APIError(.serviceUnavailable, type: "unavailable", message: "The relay cannot reach its database: \(fault). Retry later.")
+        case .full: APIError(.serviceUnavailable, type: "storage_full", message: "The relay's storage is full; nothing new can be accepted until an operator frees space. Retry later.")
+        }
+        error.headers[.retryAfter] = fault.kind == "full" ? "30" : "5"
+        return error
+    }
+
     public static let internalError = APIError(
         .internalServerError, type: "api_error", message: "The relay failed to handle the request; it has been logged.")
 
@@ -62,15 +74,25 @@ public enum JSONResponse {
 }
 
 /// Turns every failure into the JSON envelope: framework errors (unknown route, body too large)
-/// keep their status; anything unexpected becomes a logged 500 that reveals nothing.
+/// keep their status; a database that cannot serve becomes a 503 with `Retry-After`, logged at most
+/// once a second with a count (a fault lasts, and every request meets it); anything unexpected
+/// becomes a logged 500 that reveals nothing.
 public struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    let storageFaults: FailureBackoff
+
+    public init(logger: Logger) {
+        storageFaults = FailureBackoff(component: "api-database", logger: logger)
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
+        } catch let fault as StorageFault {
+            Counter(label: "veo_relay_storage_faults_total", dimensions: [("kind", fault.kind)]).increment()
+            storageFaults.failed("requests answered 503: the database cannot serve", error: fault)
+            throw APIError.storage(fault)
         } catch let error as HTTPError {
             let type = switch error.status {
             case .notFound: "not_found_error"

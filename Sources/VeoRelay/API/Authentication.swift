@@ -50,12 +50,12 @@ public enum APIKey {
 /// a `watch_token` query parameter (what a browser's `EventSource` can send) authorises reading one task.
 public struct BearerAuthenticator: RouterMiddleware {
     public typealias Context = RelayRequestContext
-    let store: any Store
+    let store: any ClientDirectory
     let watchTokens: WatchTokenSigner
     let clock: any WallClock
     private let known = KnownClients()
 
-    public init(store: any Store, watchTokens: WatchTokenSigner, clock: any WallClock) {
+    public init(store: any ClientDirectory, watchTokens: WatchTokenSigner, clock: any WallClock) {
         self.store = store
         self.watchTokens = watchTokens
         self.clock = clock

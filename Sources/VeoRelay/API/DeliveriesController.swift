@@ -4,7 +4,7 @@ import Hummingbird
 /// The attempt log, dead letters and replay:
 /// `GET /v1/tasks/{id}/deliveries`, `GET /v1/deliveries?state=failed`, `POST /v1/tasks/{id}/redeliver`.
 public struct DeliveriesController: Sendable {
-    let store: any Store
+    let store: any Outbox
     let clock: any WallClock
     let dispatcherWake: WakeSignal
 
@@ -19,7 +19,7 @@ public struct DeliveriesController: Sendable {
     @Sendable func log(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let client = try context.requireClient()
         let id = try context.parameters.require("id")
-        guard let records = try await store.deliveryLog(taskID: id, clientID: client.id) else {
+        guard let records = try await store.deliveryLog(taskID: id, scope: .client(client.id)) else {
             throw APIError.notFound("No task '\(id)'.")
         }
         return try JSONResponse.make(.ok, Envelope(code: 200, data: records.map(DeliveryResource.init)))
@@ -35,14 +35,14 @@ public struct DeliveriesController: Sendable {
         guard let limit = Int(limitText), (1...Self.maxListed).contains(limit) else {
             throw APIError.invalidRequest("limit must be an integer from 1 to \(Self.maxListed).", param: "limit")
         }
-        let records = try await store.deliveries(clientID: client.id, state: state, limit: limit)
+        let records = try await store.deliveries(scope: .client(client.id), state: state, limit: limit)
         return try JSONResponse.make(.ok, Envelope(code: 200, data: records.map(DeliveryResource.init)))
     }
 
     @Sendable func redeliver(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let client = try context.requireClient()
         let id = try context.parameters.require("id")
-        guard let record = try await store.redeliver(taskID: id, clientID: client.id, now: clock.now()) else {
+        guard let record = try await store.redeliver(taskID: id, scope: .client(client.id), now: clock.now()) else {
             throw APIError.notFound("No task '\(id)' with an event to deliver.")
         }
         dispatcherWake.signal()

@@ -9,10 +9,10 @@ import ServiceLifecycle
 /// exact body; `Last-Event-ID` resumes after an event. Graceful shutdown ends every stream, so clients
 /// reconnect (to another instance) with `Last-Event-ID`.
 public struct EventStreamController: Sendable {
-    let store: any Store
+    let store: any TaskQueue & EventLog
     let feed: EventFeed
 
-    public init(store: any Store, feed: EventFeed) {
+    public init(store: any TaskQueue & EventLog, feed: EventFeed) {
         self.store = store
         self.feed = feed
     }
@@ -28,7 +28,7 @@ public struct EventStreamController: Sendable {
     @Sendable func stream(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         let owner = try context.readableOwner(ofTask: id)
-        guard let task = try await store.task(id: id, clientID: owner) else { throw APIError.notFound("No task '\(id)'.") }
+        guard let task = try await store.task(id: id, scope: .client(owner)) else { throw APIError.notFound("No task '\(id)'.") }
         let types = try Self.types(request.uri.queryParameters.get("types"))
         var after = 0
         if let lastID = request.headers[Self.lastEventIDHeader] ?? request.uri.queryParameters.get("last_event_id") {

@@ -4,7 +4,7 @@ import Prometheus
 /// The routes operators and orchestrators call, outside `/v1` and without authentication:
 /// liveness, readiness, metrics and the API description.
 struct OperationsController {
-    let store: any Store
+    let store: any StoreMaintenance
     let stopState: StopState
     let metrics: PrometheusCollectorRegistry
     let sampler: MetricsSampler

@@ -5,7 +5,7 @@ import Hummingbird
 /// upstream, so clients may poll the relay as often as they like.
 /// A watch token reads it too, but gets no `watch_url`: a token cannot mint a longer-lived one.
 public struct TasksController: Sendable {
-    let store: any Store
+    let store: any TaskQueue & Outbox
     let watchLinks: WatchLinks
 
     public func addRoutes(to group: RouterGroup<RelayRequestContext>) {
@@ -14,7 +14,7 @@ public struct TasksController: Sendable {
 
     @Sendable func show(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard let task = try await store.task(id: id, clientID: try context.readableOwner(ofTask: id)) else {
+        guard let task = try await store.task(id: id, scope: .client(try context.readableOwner(ofTask: id))) else {
             throw APIError.notFound("No task '\(id)'.")
         }
         let callback = task.callbackURL == nil ? nil : try await store.callbackSummary(taskID: task.id)

@@ -13,7 +13,7 @@ public enum ClientBootstrap {
     /// Ids of clients whose key comes from configuration.
     public static let configuredPrefix = "env_"
 
-    public static func run(store: any Store, apiKeys: [String], webhookSecret: String?, now: Date) async throws -> Outcome {
+    public static func run(store: any ClientDirectory, apiKeys: [String], webhookSecret: String?, now: Date) async throws -> Outcome {
         if !apiKeys.isEmpty {
             guard let webhookSecret else {
                 throw ConfigurationError("VEO_RELAY_WEBHOOK_SECRET (--webhook-secret) is required with VEO_RELAY_API_KEYS; create one with `veo-relay secret`")

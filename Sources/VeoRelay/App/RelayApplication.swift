@@ -28,7 +28,7 @@ struct Wakeups {
 
 public func buildRelay(
     _ configuration: RelayConfiguration,
-    store: (any Store)? = nil,
+    store: (any RelayStore)? = nil,
     clock: any WallClock = SystemClock(),
     logger: Logger = Logger(label: "veo-relay"),
     /// Where `/metrics` reads from; `serve` bootstraps swift-metrics with the same registry.
@@ -39,7 +39,7 @@ public func buildRelay(
     // Everything that can fail comes before the HTTP clients, which must be shut down once created.
     try configuration.validate()
     let openAPI = try OpenAPIDocument.load()
-    let ownedStore: (any Store)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger) : nil
+    let ownedStore: (any RelayStore)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
     let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys,
                                                 webhookSecret: configuration.webhookSecret, now: clock.now())
@@ -59,7 +59,7 @@ public func buildRelay(
     let router = Router(context: RelayRequestContext.self)
     router.middlewares.add(MetricsMiddleware())
     if !configuration.streams.corsOrigins.isEmpty { router.middlewares.add(AllowedOriginsCORS(origins: configuration.streams.corsOrigins)) }
-    router.middlewares.add(ErrorEnvelopeMiddleware())
+    router.middlewares.add(ErrorEnvelopeMiddleware(logger: logger))
     let api = router.group("v1")
         // A watch token in a query string is a credential: traces get it redacted.
         .add(middleware: TracingMiddleware(redactingQueryParameters: [BearerAuthenticator.watchTokenParameter]))
@@ -113,7 +113,7 @@ public func buildRelay(
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
         configuration: engine, events: events, logger: logger)
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
-        WorkerLoop(stage: stage, store: store, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger)
+        WorkerLoop(stage: stage, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger)
     }
     let workers: [any Service] = configuration.apiOnly ? [] : [
         worker(Dispatcher(store: store, http: webhookHTTP, clock: clock,
@@ -160,7 +160,7 @@ final class BoundPort: Sendable {
 
 /// Closes a store the relay opened itself, after everything that uses it has stopped.
 struct StoreService: Service, CustomStringConvertible {
-    let store: any Store
+    let store: any RelayStore
     let description = "StoreService"
 
     func run() async throws {

@@ -40,6 +40,8 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public var host = "127.0.0.1"
     public var port = 8080
     public var databasePath = "veo-relay.sqlite"
+    /// The longest any one database call may take (see `StoreDeadline`).
+    public var databaseTimeout = StoreDeadline.defaultLimit
     public var upstream: UpstreamMode = .simulated(SimulatorConfiguration(timeScale: 0.1))
     /// Relay API keys; empty means "use (or create) the clients stored in the database".
     public var apiKeys: [String] = []

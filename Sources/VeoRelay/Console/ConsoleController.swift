@@ -8,7 +8,7 @@ import Mustache
 /// configured. Pages are plain HTML forms without scripts; a strict Content-Security-Policy forbids
 /// any, so even a markup injection could not run code.
 public struct ConsoleController: Sendable {
-    let store: any Store
+    let store: any RelayStore
     let sessions: ConsoleSessions
     let templates: MustacheLibrary
     let clock: any WallClock
@@ -17,7 +17,7 @@ public struct ConsoleController: Sendable {
     let destinations: DestinationGate
     static let pageSize = 50
 
-    init(store: any Store, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal, upstream: UpstreamGate,
+    init(store: any RelayStore, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal, upstream: UpstreamGate,
          destinations: DestinationGate) throws {
         self.store = store
         self.sessions = sessions
@@ -101,9 +101,9 @@ public struct ConsoleController: Sendable {
     @Sendable func taskPage(_ request: Request, context: RelayRequestContext) async throws -> Response {
         guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
         let id = try context.parameters.require("id")
-        guard let task = try await store.task(id: id, clientID: nil) else { return page("No such task", nil, Empty(), session: session, status: .notFound) }
+        guard let task = try await store.task(id: id, scope: .allClients) else { return page("No such task", nil, Empty(), session: session, status: .notFound) }
         let events = try await store.streamEvents(taskID: id, after: 0)
-        let deliveries = try await store.deliveryLog(taskID: id, clientID: nil) ?? []
+        let deliveries = try await store.deliveryLog(taskID: id, scope: .allClients) ?? []
         let view = try TaskView(task: task, events: events, deliveries: deliveries, csrf: sessions.csrfToken(for: session))
         return page("Task \(id)", "task", view, session: session, notice: request.uri.queryParameters.get("notice"))
     }
@@ -113,7 +113,7 @@ public struct ConsoleController: Sendable {
         let form = try await Self.form(ActionForm.self, request)
         guard sessions.checkCSRF(form.csrf, for: session) else { return forbidden() }
         let id = try context.parameters.require("id")
-        guard let record = try await store.redeliver(taskID: id, clientID: nil, eventID: form.event, now: clock.now()) else {
+        guard let record = try await store.redeliver(taskID: id, scope: .allClients, eventID: form.event, now: clock.now()) else {
             return page("No such delivery", nil, Empty(), session: session, status: .notFound)
         }
         dispatcherWake.signal()
@@ -123,7 +123,7 @@ public struct ConsoleController: Sendable {
 
     @Sendable func deadLetterList(_ request: Request, context: RelayRequestContext) async throws -> Response {
         guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
-        let records = try await store.deliveries(clientID: nil, state: .failed, limit: 200)
+        let records = try await store.deliveries(scope: .allClients, state: .failed, limit: 200)
         let csrf = sessions.csrfToken(for: session)
         return page("Dead letters", "deadletters", DeadLetterView(rows: records.map { DeadLetterRow($0, csrf: csrf) }), session: session)
     }

@@ -8,7 +8,7 @@ import NIOCore
 /// Delivers webhook events: signs each attempt, POSTs it, and decides from the answer whether the
 /// event is delivered, to be retried later (per the stored schedule), exhausted, or gone.
 public struct Dispatcher: PipelineStage {
-    let store: any Store
+    let store: any Outbox
     let http: HTTPClient
     let clock: any WallClock
     public let leases: LeaseIssuer
@@ -18,7 +18,7 @@ public struct Dispatcher: PipelineStage {
     /// Attempts finishing together are recorded in one transaction.
     let records: GroupCommit<AttemptRecord, Bool>
 
-    init(store: any Store, http: HTTPClient, clock: any WallClock, leases: LeaseIssuer, gate: DestinationGate,
+    init(store: any Outbox, http: HTTPClient, clock: any WallClock, leases: LeaseIssuer, gate: DestinationGate,
          configuration: EngineConfiguration, logger: Logger) {
         self.store = store
         self.http = http
@@ -54,6 +54,10 @@ public struct Dispatcher: PipelineStage {
             }
         }
         return admitted
+    }
+
+    public func releaseLeases() async throws {
+        try await store.releaseDeliveryLeases(ownerPrefix: leases.ownerPrefix)
     }
 
     public func process(_ claim: Claim) async {

@@ -6,14 +6,14 @@ import ServiceLifecycle
 /// idempotency keys after `idempotencyRetention`. A failed prune is retried with backoff; the loop
 /// ends on graceful shutdown and on cancellation.
 public struct RetentionService: Service, CustomStringConvertible {
-    let store: any Store
+    let store: any StoreMaintenance
     let clock: any WallClock
     let attemptRetention: TimeInterval
     let idempotencyRetention: TimeInterval
     let logger: Logger
     var interval: Duration = .seconds(3_600)
 
-    public init(store: any Store, clock: any WallClock, attemptRetention: TimeInterval, idempotencyRetention: TimeInterval, logger: Logger) {
+    public init(store: any StoreMaintenance, clock: any WallClock, attemptRetention: TimeInterval, idempotencyRetention: TimeInterval, logger: Logger) {
         self.store = store
         self.clock = clock
         self.attemptRetention = attemptRetention

@@ -7,7 +7,7 @@ import Metrics
 /// destinations are being held back. Read on scrape, so they are as fresh as the scrape itself and
 /// cost nothing between scrapes. Every instance reports the shared database's backlog.
 struct MetricsSampler: Sendable {
-    let store: any Store
+    let store: any StoreMaintenance
     let upstream: UpstreamGate
     let destinations: DestinationGate
     let clock: any WallClock

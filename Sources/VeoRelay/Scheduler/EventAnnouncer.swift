@@ -4,12 +4,12 @@ import Metrics
 /// Saves a task transition together with the event it calls for in one transaction, then wakes
 /// the dispatcher (when the task's webhook subscribes to that type) and this instance's streams.
 public struct EventAnnouncer: Sendable {
-    let store: any Store
+    let store: any TaskQueue
     let clock: any WallClock
     let dispatcherWake: WakeSignal
     let streamWake: WakeSignal
 
-    public init(store: any Store, clock: any WallClock, dispatcherWake: WakeSignal, streamWake: WakeSignal = WakeSignal()) {
+    public init(store: any TaskQueue, clock: any WallClock, dispatcherWake: WakeSignal, streamWake: WakeSignal = WakeSignal()) {
         self.store = store
         self.clock = clock
         self.dispatcherWake = dispatcherWake

@@ -19,6 +19,10 @@ public struct Poller: PipelineStage {
         try await context.claim(.poll, limit: limit, leases: leases)
     }
 
+    public func releaseLeases() async throws {
+        try await context.store.releaseTaskLeases(ownerPrefix: leases.ownerPrefix)
+    }
+
     public func untilNextDue() async -> Duration? {
         let now = context.clock.now()
         guard let due = try? await context.store.nextPollDue(now: now) else { return nil }
@@ -53,7 +57,11 @@ public struct Poller: PipelineStage {
             if task.state.isTerminal {
                 context.logger.info("task ended", metadata: ["task_id": "\(task.id)", "status": "\(view.status)"])
             }
-            try await context.events.save(task, lease: lease, announcing: event)
+            if task.state.isTerminal {
+                try await context.persist { [task] in try await context.events.save(task, lease: lease, announcing: event) }
+            } else {
+                try await context.events.save(task, lease: lease, announcing: event)
+            }
         } catch {
             context.logger.error("poll step failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
         }

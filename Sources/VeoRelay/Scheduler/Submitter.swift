@@ -22,6 +22,10 @@ public struct Submitter: PipelineStage {
         try await context.claim(.submission, limit: limit, leases: leases)
     }
 
+    public func releaseLeases() async throws {
+        try await context.store.releaseTaskLeases(ownerPrefix: leases.ownerPrefix)
+    }
+
     public func process(_ claimed: Claimed) async {
         var task = claimed.task
         let lease = claimed.lease
@@ -52,11 +56,16 @@ public struct Submitter: PipelineStage {
             let now = context.clock.now()
             task.submitted(submission, at: now, firstPollAt: context.schedule.firstPoll(for: task, submittedAt: now))
             do {
-                try await context.events.save(task, lease: lease, announcing: .taskSubmitted)
+                try await context.persist { [task] in try await context.events.save(task, lease: lease, announcing: .taskSubmitted) }
             } catch StoreError.leaseLost {
                 // The process stalled past its lease with the request out; another worker may have
                 // judged the outcome unknown meanwhile. The paid job must still be traceable.
-                let recorded = try await context.store.recordLateSubmission(taskID: task.id, submission)
+                let recorded = try await context.persist { try await context.store.recordLateSubmission(taskID: task.id, submission) }
+                if !recorded, try await context.store.task(id: task.id, scope: .allClients)?.upstreamTaskID == submission.taskID {
+                    // An earlier try committed, and only its answer was lost on the way back.
+                    context.logger.info("submitted", metadata: ["task_id": "\(task.id)", "upstream_task_id": "\(submission.taskID)"])
+                    return
+                }
                 context.logger.error("submission answered after its lease expired", metadata: [
                     "task_id": "\(task.id)", "upstream_task_id": "\(submission.taskID)", "recorded": "\(recorded)"])
                 return

@@ -4,7 +4,7 @@ import Logging
 /// What the submitter and the poller share: the store, the upstream and its request budget, time,
 /// the poll schedule and the event announcer.
 public struct UpstreamStageContext: Sendable {
-    let store: any Store
+    let store: any TaskQueue
     let upstream: UpstreamClient
     let gate: UpstreamGate
     let clock: any WallClock
@@ -14,8 +14,10 @@ public struct UpstreamStageContext: Sendable {
     let configuration: EngineConfiguration
     let events: EventAnnouncer
     let logger: Logger
+    /// Failed writes of upstream answers, logged at most once a second across tasks.
+    let answerWrites: FailureBackoff
 
-    public init(store: any Store, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
+    public init(store: any TaskQueue, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
                 schedule: PollSchedule, configuration: EngineConfiguration, events: EventAnnouncer, logger: Logger) {
         self.store = store
         self.upstream = upstream
@@ -26,6 +28,26 @@ public struct UpstreamStageContext: Sendable {
         self.configuration = configuration
         self.events = events
         self.logger = logger
+        answerWrites = FailureBackoff(component: "answer-write", logger: logger, maximum: .seconds(5))
+    }
+
+    /// Writes an upstream answer the relay holds (a paid submission, a finished task) until it is
+    /// written, or its lease is truly lost to another worker (`StoreError`), or the stage is
+    /// cancelled: a database fault shorter than the lease must not turn a known answer into an
+    /// unknown one. Graceful shutdown does not stop it; the drain timeout's cancellation does.
+    func persist<T>(_ write: () async throws -> T) async throws -> T {
+        while true {
+            do {
+                let value = try await write()
+                answerWrites.succeeded()
+                return value
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                try Task.checkCancellation()
+                try await Task.sleep(for: answerWrites.failed("an upstream answer could not be written yet; retrying", error: error))
+            }
+        }
     }
 
     func leases(for stage: String) -> LeaseIssuer {

@@ -14,6 +14,8 @@ public protocol PipelineStage: Sendable {
     func process(_ item: Item) async
     /// Returns once every write that `process` handed on is committed; before leases are given back.
     func settle() async
+    /// Gives back every lease this stage of this instance still holds (after it stopped).
+    func releaseLeases() async throws
     /// How long until this stage's next item falls due, where it can tell (nil: it cannot).
     func untilNextDue() async -> Duration?
 }
@@ -33,16 +35,14 @@ extension PipelineStage {
 /// still holds: the other stages may still be finishing theirs.
 public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible {
     let stage: Stage
-    let store: any Store
     let concurrency: Int
     let idleInterval: Duration
     let wake: WakeSignal
     let logger: Logger
     let claimFailures: FailureBackoff
 
-    public init(stage: Stage, store: any Store, concurrency: Int, idleInterval: Duration, wake: WakeSignal, logger: Logger) {
+    public init(stage: Stage, concurrency: Int, idleInterval: Duration, wake: WakeSignal, logger: Logger) {
         self.stage = stage
-        self.store = store
         self.concurrency = concurrency
         self.idleInterval = idleInterval
         self.wake = wake
@@ -63,7 +63,7 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
         if !Task.isCancelled {
             await stage.settle()
             do {
-                try await store.releaseLeases(ownerPrefix: stage.leases.ownerPrefix)
+                try await stage.releaseLeases()
             } catch {
                 logger.error("could not release leases", metadata: ["worker": "\(stage.name)", "error": "\(error)"])
             }

@@ -76,7 +76,7 @@ enum Base64URL {
     }
 }
 
-/// Keys for the secrets every instance shares through the store (`Store.sharedSecret`).
+/// Keys for the secrets every instance shares through the store (`ClientDirectory.sharedSecret`).
 public enum SharedSecret {
     /// 256 random bits, hex.
     public static func generate() -> String {

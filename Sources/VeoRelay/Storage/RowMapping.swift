@@ -122,7 +122,7 @@ enum RowMapping {
     }
 }
 
-/// One query for `Store.backlog`, shared by both stores: a row per task state with its count, then
+/// One query for `StoreMaintenance.backlog`, shared by both stores: a row per task state with its count, then
 /// one row per stage with its oldest due time (each an index range on `(state, due time)`).
 enum BacklogQuery {
     /// The SQL with `parameter` standing for "now" (`?` for SQLite, `$1` for PostgreSQL).

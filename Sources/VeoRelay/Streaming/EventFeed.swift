@@ -31,7 +31,7 @@ public actor EventFeed: Service, CustomStringConvertible {
         public let items: AsyncStream<Item>
     }
 
-    let store: any Store
+    let store: any EventLog
     let interval: Duration
     let heartbeat: Duration
     let maxStreamsPerClient: Int
@@ -42,7 +42,7 @@ public actor EventFeed: Service, CustomStringConvertible {
     private var lastID = 0
     private var stopped = false
 
-    public init(store: any Store, interval: Duration, heartbeat: Duration, maxStreamsPerClient: Int, wake: WakeSignal, logger: Logger) {
+    public init(store: any EventLog, interval: Duration, heartbeat: Duration, maxStreamsPerClient: Int, wake: WakeSignal, logger: Logger) {
         self.store = store
         self.interval = interval
         self.heartbeat = heartbeat

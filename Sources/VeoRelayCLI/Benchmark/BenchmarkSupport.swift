@@ -117,7 +117,7 @@ struct BenchmarkRelay {
 
     /// Builds the relay (which registers its client), runs `prepare`, then starts it; returns its
     /// port and the running group.
-    func start(store: (any Store)? = nil, prepare: () async throws -> Void = {}) async throws -> (port: Int, running: Background, relay: Relay) {
+    func start(store: (any RelayStore)? = nil, prepare: () async throws -> Void = {}) async throws -> (port: Int, running: Background, relay: Relay) {
         let ports = PortBook()
         let relay = try await buildRelay(configuration, store: store, logger: Logger(label: "bench"),
                                          onServerRunning: { ports.set("relay", $0) })

@@ -74,7 +74,7 @@ struct DeliveryScenario {
 
     /// `events` tasks that succeeded, each with its `task.succeeded` event pending and due, written
     /// through the store's own API (its schema, its transactions).
-    static func fill(_ store: any Store, events: Int, callbackURL: String) async throws {
+    static func fill(_ store: any RelayStore, events: Int, callbackURL: String) async throws {
         guard let client = try await store.client(keyHash: APIKey.hash(BenchmarkRelay.apiKey)) else { throw BenchmarkFailure("no client") }
         let clock = SystemClock()
         let request = try RequestValidator().validate(.object([

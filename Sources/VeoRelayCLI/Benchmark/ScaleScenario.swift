@@ -99,7 +99,7 @@ struct ScaleScenario {
 
     /// `rows` tasks submitted (running, next poll in a day), each with its `task.submitted` event
     /// delivered and logged, through the store's batched writes; returns about a thousand of their ids.
-    static func fill(_ store: any Store, client: Client, rows: Int) async throws -> [String] {
+    static func fill(_ store: any RelayStore, client: Client, rows: Int) async throws -> [String] {
         let request = try RequestValidator().validate(.object([
             "model": .string("veo3.1-fast-official"), "prompt": .string("a golden retriever running on the beach, sunset, cinematic"),
             "callback_url": .string("http://127.0.0.1:9/hook"), "metadata": .object(["chat_id": .int(42)])]))
@@ -142,7 +142,7 @@ struct ScaleScenario {
     /// claimed batch then moved on (untimed) as the submitter moves it, so that every claim meets the
     /// backlog as the relay's does: a relay never holds more leased queued tasks than its submitter's
     /// concurrency. Polls and deliveries with nothing due (the steady state of a large, quiet database).
-    static func timeClaims(_ store: any Store, client: Client) async throws -> (submission: Double, poll: Double, delivery: Double) {
+    static func timeClaims(_ store: any RelayStore, client: Client) async throws -> (submission: Double, poll: Double, delivery: Double) {
         let request = try RequestValidator().validate(.object(["model": .string("veo3.1-fast-official"), "prompt": .string("claim"),
                                                                "callback_url": .string("http://127.0.0.1:9/hook")]))
         let now = Date()

@@ -34,7 +34,7 @@ struct RelayHarness: Sendable {
     ) async throws -> RelayHarness {
         let simulator = UpstreamSimulator(configuration: simulatorConfiguration)
         let router = Router()
-        router.middlewares.add(ErrorEnvelopeMiddleware())
+        router.middlewares.add(ErrorEnvelopeMiddleware(logger: TestLog.logger))
         simulator.addRoutes(to: router)
         let simulatorServer = try await RunningServer.start(router: router)
         let receiver = WebhookReceiver(answer: receiverAnswer)

@@ -1,0 +1,45 @@
+import Foundation
+import PostgresNIO
+
+extension PostgresStore: StoreMaintenance {
+    public func backlog(now: Date) async throws -> BacklogStatistics {
+        var bindings = PostgresBindings()
+        bindings.append(now.timeIntervalSince1970)
+        return try BacklogQuery.statistics(from: try await rows(PostgresQuery(unsafeSQL: BacklogQuery.sql(now: "$1"), binds: bindings)))
+    }
+
+    public func checkReady() async throws {
+        // Reads still work on a full disk: only a recent write failure tells.
+        if storageFull.isRecent { throw StorageFault.full(database: deadline.database) }
+        let applied = Set(try await rows("SELECT name FROM schema_migrations").map { try $0.text("name") })
+        let missing = PostgresMigrations.steps.map(\.name).filter { !applied.contains($0) }
+        guard missing.isEmpty else {
+            throw StoreNotReady(description: "the database lacks migrations \(missing.joined(separator: ", "))")
+        }
+    }
+
+    public func explainClaims(now: Date) async throws -> [ClaimPlan] {
+        let at = now.timeIntervalSince1970
+        let lease = Lease(owner: "explain", expiresAt: now)
+        var plans: [ClaimPlan] = []
+        for (name, sql, bindings) in [("submission", Self.claimStatement(.submission), Self.bindings(now: at, limit: 32, lease: lease)),
+                                      ("poll", Self.claimStatement(.poll), Self.bindings(now: at, limit: 32, lease: lease)),
+                                      ("delivery", Self.deliveryClaimStatement, Self.bindings(now: at, limit: 32, excluded: [], lease: lease))] {
+            // The plan's nodes and index conditions, without cost estimates and row filters. EXPLAIN
+            // without ANALYZE plans the statement and does not run it.
+            let lines = try await rows(PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + sql, binds: bindings)).map { try $0.text("QUERY PLAN") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.hasPrefix("Filter:") && !$0.hasPrefix("Recheck Cond:") }
+            plans.append(ClaimPlan(claim: name, plan: lines.joined(separator: "; ")))
+        }
+        return plans
+    }
+
+    public func pruneAttempts(before cutoff: Date) async throws -> Int {
+        try await rows("DELETE FROM delivery_attempts WHERE attempted_at < \(cutoff.timeIntervalSince1970) RETURNING id").count
+    }
+
+    public func pruneIdempotencyKeys(before cutoff: Date) async throws -> Int {
+        try await rows("DELETE FROM idempotency_keys WHERE created_at < \(cutoff.timeIntervalSince1970) RETURNING key").count
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL schema as numbered steps, applied once each under an advisory lock so that
+/// relays starting together do not race.
+enum PostgresMigrations {
+    static let steps: [(name: String, statements: [String])] = [
+        ("001-initial-schema", [
+            """
+            CREATE TABLE clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, signing_secret TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, previous_secret TEXT, previous_secret_expires_at DOUBLE PRECISION, revoked_at DOUBLE PRECISION)
+            """,
+            """
+            CREATE TABLE tasks (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, request_json TEXT NOT NULL, callback_url TEXT NOT NULL,
+                metadata_json TEXT, callback_events TEXT, state TEXT NOT NULL, upstream_task_id TEXT, upstream_json TEXT, error_code TEXT,
+                error_message TEXT, created_at DOUBLE PRECISION NOT NULL, submitted_at DOUBLE PRECISION, completed_at DOUBLE PRECISION,
+                next_run_at DOUBLE PRECISION, failures BIGINT NOT NULL DEFAULT 0, lease_owner TEXT, lease_expires_at DOUBLE PRECISION)
+            """,
+            "CREATE INDEX tasks_due ON tasks (state, next_run_at)",
+            "CREATE INDEX tasks_client ON tasks (client_id, created_at)",
+            """
+            CREATE TABLE events (id TEXT PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id), seq BIGINT NOT NULL, type TEXT NOT NULL,
+                payload BYTEA NOT NULL, callback_url TEXT NOT NULL, destination TEXT NOT NULL, client_id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION,
+                last_status_code BIGINT, last_error TEXT, delivered_at DOUBLE PRECISION, lease_owner TEXT, lease_expires_at DOUBLE PRECISION,
+                UNIQUE (task_id, seq))
+            """,
+            "CREATE INDEX events_due ON events (state, next_attempt_at)",
+            """
+            CREATE TABLE delivery_attempts (id BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL REFERENCES events(id),
+                attempted_at DOUBLE PRECISION NOT NULL, status_code BIGINT, latency DOUBLE PRECISION NOT NULL, error TEXT, response_excerpt TEXT)
+            """,
+            "CREATE INDEX delivery_attempts_event ON delivery_attempts (event_id, attempted_at)",
+            """
+            CREATE TABLE idempotency_keys (client_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, task_id TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (client_id, key))
+            """,
+            "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at)",
+        ]),
+        ("002-submission-answer", ["ALTER TABLE tasks ADD COLUMN submission_answer TEXT"]),
+        ("003-trace-parent", ["ALTER TABLE tasks ADD COLUMN trace_parent TEXT", "ALTER TABLE events ADD COLUMN trace_parent TEXT"]),
+        // Events are kept for the stream whether or not a webhook delivers them ('unsubscribed');
+        // a stream-only task stores an empty callback_url.
+        ("004-streams", [
+            "CREATE TABLE shared_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE INDEX tasks_newest ON tasks (created_at, id)",
+            "CREATE INDEX tasks_state_newest ON tasks (state, created_at, id)",
+        ]),
+    ]
+
+    static func run(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7318201)", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)", logger: logger)
+            var applied: Set<String> = []
+            for try await name in try await connection.query("SELECT name FROM schema_migrations", logger: logger).decode(String.self) {
+                applied.insert(name)
+            }
+            for step in steps where !applied.contains(step.name) {
+                for statement in step.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (\(step.name), \(Date().timeIntervalSince1970))", logger: logger)
+            }
+        }
+    }
+}

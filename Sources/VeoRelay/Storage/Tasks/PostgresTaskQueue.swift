@@ -1,0 +1,143 @@
+import Foundation
+import PostgresNIO
+
+extension PostgresStore: TaskQueue {
+    public func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome] {
+        let columns = try batch.map { try TaskColumns($0.task) }
+        // Without idempotency keys (most intake batches, every bulk fill): one statement. A duplicate
+        // id fails it whole; row by row below then names the duplicate.
+        if batch.allSatisfy({ $0.idempotency == nil }) {
+            do {
+                try await transaction { connection in
+                    try await self.insertTasks(zip(batch, columns).map { NewTaskRow($0.task, columns: $1) }, on: connection)
+                }
+                return batch.map { _ in .created }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {}
+        }
+        return try await transaction { connection in
+            var outcomes: [InsertOutcome] = []
+            for (insertion, columns) in zip(batch, columns) {
+                outcomes.append(try await self.insert(insertion, columns: columns, on: connection))
+            }
+            return outcomes
+        }
+    }
+
+    private func insert(_ insertion: TaskInsertion, columns: TaskColumns, on connection: PostgresConnection) async throws -> InsertOutcome {
+        let task = insertion.task
+        if let idempotency = insertion.idempotency {
+            let inserted = try await rows("""
+                INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at)
+                VALUES (\(task.clientID), \(idempotency.key), \(idempotency.fingerprint), \(task.id), \(task.createdAt.timeIntervalSince1970))
+                ON CONFLICT (client_id, key) DO NOTHING RETURNING task_id
+                """, on: connection)
+            if inserted.isEmpty {
+                guard let existing = try await rows("""
+                    SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = \(task.clientID) AND key = \(idempotency.key)
+                    """, on: connection).first
+                else { throw StoreError.missingValue("idempotency_keys") }
+                return try existing.text("fingerprint") == idempotency.fingerprint ? .replayed(taskID: try existing.text("task_id")) : .conflict
+            }
+        }
+        do {
+            try await insertTasks([NewTaskRow(task, columns: columns)], on: connection)
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw StoreError.duplicateTask(task.id)
+        }
+        return .created
+    }
+
+    public func task(id: String, scope: ClientScope) async throws -> RelayTask? {
+        let clientID = scope.clientID
+        return try await rows("SELECT * FROM tasks WHERE id = \(id) AND (\(clientID)::text IS NULL OR client_id = \(clientID))").first.map(RowMapping.task)
+    }
+
+    public func tasks(_ query: TaskQuery) async throws -> [RelayTask] {
+        let before = query.before?.createdAt.timeIntervalSince1970
+        return try await rows("""
+            SELECT * FROM tasks
+            WHERE (\(query.state?.rawValue)::text IS NULL OR state = \(query.state?.rawValue))
+              AND (\(query.clientID)::text IS NULL OR client_id = \(query.clientID))
+              AND (\(before)::double precision IS NULL OR (created_at, id) < (\(before), \(query.before?.id ?? "")))
+            ORDER BY created_at DESC, id DESC LIMIT \(query.limit)
+            """).map(RowMapping.task)
+    }
+
+    /// What each claim selects, with `$1` now and `$2` the limit (and `$3` the excluded destinations).
+    static func candidates(_ work: TaskWork) -> String {
+        switch work {
+        case .submission:
+            // Two index ranges on (state, next_run_at), each locked and cut to the limit in due order
+            // before they are merged: one OR'd condition would be a bitmap scan and a sort of the whole
+            // backlog. (Row locks are not allowed in a UNION's branches; they are in a CTE.)
+            """
+            WITH queued AS (
+                SELECT id, next_run_at FROM tasks
+                WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+                ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+            abandoned AS (
+                SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < $1
+                ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM abandoned) due ORDER BY next_run_at LIMIT $2
+            """
+        case .poll:
+            """
+            SELECT id FROM tasks
+            WHERE state = 'running' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+            ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            """
+        }
+    }
+
+    /// The statements that claim work, as `claimTasks` and `claimDeliveries` run them: each one
+    /// statement, in one round trip.
+    static func claimStatement(_ work: TaskWork) -> String {
+        "UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(candidates(work))) AND \(commitsWithoutFlush) RETURNING *"
+    }
+
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+        let query = PostgresQuery(unsafeSQL: Self.claimStatement(work), binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease))
+        return try await rows(query)
+            .map(RowMapping.task)
+            .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
+    }
+
+    public func nextPollDue(now: Date) async throws -> Date? {
+        try await rows("""
+            SELECT next_run_at FROM tasks WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < \(now.timeIntervalSince1970))
+            ORDER BY next_run_at LIMIT 1
+            """).first.flatMap { try $0.optionalReal("next_run_at") }.map(Date.init(timeIntervalSince1970:))
+    }
+
+    public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
+        let columns = try batch.map { try TaskColumns($0.task) }
+        return try await transaction { connection in
+            try await Self.writtenInWaves(batch.map(\.task.id)) { wave in
+                try await self.saveTransitions(wave.map { (batch[$0], columns[$0]) }, on: connection)
+            }
+        }
+    }
+
+    public func resubmit(taskID: String, now: Date) async throws -> Bool {
+        try await !rows("""
+            UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
+                submitted_at = NULL, completed_at = NULL, next_run_at = \(now.timeIntervalSince1970), failures = 0,
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = \(taskID) AND state = 'failed' RETURNING id
+            """).isEmpty
+    }
+
+    public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {
+        try await !rows("""
+            UPDATE tasks SET upstream_task_id = \(submission.taskID), submission_answer = \(submission.answer)
+            WHERE id = \(taskID) AND upstream_task_id IS NULL RETURNING id
+            """).isEmpty
+    }
+
+    public func releaseTaskLeases(ownerPrefix prefix: String) async throws {
+        try await rows("""
+            UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL
+            WHERE left(lease_owner, length(\(prefix))) = \(prefix) AND state <> 'submitting' AND \(unescaped: Self.commitsWithoutFlush)
+            """)
+    }
+}

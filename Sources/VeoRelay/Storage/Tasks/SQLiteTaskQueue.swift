@@ -1,0 +1,173 @@
+import Foundation
+import GRDB
+
+extension SQLiteStore: TaskQueue {
+    public func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome] {
+        let columns = try batch.map { try TaskColumns($0.task) }
+        return try await write { db in
+            try zip(batch, columns).map { insertion, columns in try Self.insert(insertion, columns: columns, db: db) }
+        }
+    }
+
+    private static func insert(_ insertion: TaskInsertion, columns: TaskColumns, db: Database) throws -> InsertOutcome {
+        let task = insertion.task
+        if let idempotency = insertion.idempotency {
+            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?"),
+                                          arguments: [task.clientID, idempotency.key]) {
+                return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
+            }
+            try db.cachedStatement(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)")
+                .execute(arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
+        }
+        do {
+            try db.cachedStatement(sql: """
+                INSERT INTO tasks (id, client_id, request_json, callback_url, metadata_json, callback_events, state, created_at, next_run_at,
+                                   failures, trace_parent)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [task.id, task.clientID, columns.requestJSON, StoredCallback.text(task.callbackURL), columns.metadataJSON, columns.callbackEventsJSON,
+                                 task.state.rawValue, task.createdAt.timeIntervalSince1970,
+                                 task.nextRunAt?.timeIntervalSince1970, task.failures, task.traceParent])
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            throw StoreError.duplicateTask(task.id)
+        }
+        return .created
+    }
+
+    public func task(id: String, scope: ClientScope) async throws -> RelayTask? {
+        let clientID = scope.clientID
+        return try await read { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)"),
+                arguments: [id, clientID, clientID])
+                .map(RowMapping.task)
+        }
+    }
+
+    public func tasks(_ query: TaskQuery) async throws -> [RelayTask] {
+        try await read { db in
+            try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT * FROM tasks
+                WHERE (:state IS NULL OR state = :state) AND (:client IS NULL OR client_id = :client)
+                  AND (:before IS NULL OR created_at < :before OR (created_at = :before AND id < :beforeID))
+                ORDER BY created_at DESC, id DESC LIMIT :limit
+                """), arguments: ["state": query.state?.rawValue, "client": query.clientID,
+                                 "before": query.before?.createdAt.timeIntervalSince1970, "beforeID": query.before?.id,
+                                 "limit": query.limit]).map(RowMapping.task)
+        }
+    }
+
+    /// What each claim selects (`:now`, `:limit`, and for deliveries `:excluded`): one text for the
+    /// claim and for `explainClaims`, so the plan shown is the plan used.
+    static func candidates(_ work: TaskWork) -> String {
+        switch work {
+        case .submission:
+            // Two index ranges on (state, next_run_at), each cut to the limit in due order before they are
+            // merged: a single ORDER BY over the union would sort the whole backlog of queued tasks.
+            """
+            SELECT id, next_run_at FROM (
+                SELECT * FROM (
+                    SELECT id, next_run_at FROM tasks
+                    WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+                    ORDER BY next_run_at LIMIT :limit)
+                UNION ALL
+                SELECT * FROM (
+                    SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < :now
+                    ORDER BY next_run_at LIMIT :limit))
+            ORDER BY next_run_at LIMIT :limit
+            """
+        case .poll:
+            """
+            SELECT id, next_run_at FROM tasks
+            WHERE state = 'running' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+            ORDER BY next_run_at LIMIT :limit
+            """
+        }
+    }
+
+    /// The statements that claim work, as `claimTasks` and `claimDeliveries` run them.
+    static func claimStatement(_ work: TaskWork) -> String {
+        """
+        UPDATE tasks SET lease_owner = :owner, lease_expires_at = :expires
+        WHERE id IN (SELECT id FROM (\(candidates(work))))
+        RETURNING *
+        """
+    }
+
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+        try await repeatableWrite { db in
+            try Row.fetchAll(db.cachedStatement(sql: Self.claimStatement(work)), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
+                                 "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
+                .map(RowMapping.task)
+                .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
+        }
+    }
+
+    public func nextPollDue(now: Date) async throws -> Date? {
+        try await read { db in
+            try Double.fetchOne(db.cachedStatement(sql: """
+                SELECT next_run_at FROM tasks WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+                ORDER BY next_run_at LIMIT 1
+                """), arguments: [now.timeIntervalSince1970]).map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
+        let columns = try batch.map { try TaskColumns($0.task) }
+        return try await write { db in
+            try zip(batch, columns).map { transition, columns in try Self.save(transition, columns: columns, db: db) }
+        }
+    }
+
+    private static func save(_ transition: TaskTransition, columns: TaskColumns, db: Database) throws -> Bool {
+        let (task, lease, keepLease) = (transition.task, transition.lease, transition.keepLease)
+        try db.cachedStatement(sql: """
+            UPDATE tasks SET state = ?, upstream_task_id = ?, submission_answer = ?, upstream_json = ?, error_code = ?, error_message = ?,
+                submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?,
+                lease_owner = ?, lease_expires_at = ?
+            WHERE id = ? AND lease_owner = ?
+            """).execute(arguments: [task.state.rawValue, task.upstreamTaskID, task.submissionAnswer, columns.upstreamJSON,
+                             task.error?.code, task.error?.message,
+                             task.submittedAt?.timeIntervalSince1970, task.completedAt?.timeIntervalSince1970,
+                             task.nextRunAt?.timeIntervalSince1970, task.failures,
+                             keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
+                             task.id, lease.owner])
+        guard db.changesCount == 1 else { return false }
+        guard let event = transition.event else { return true }
+        try db.cachedStatement(sql: """
+            INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
+                                trace_parent)
+            VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, StoredCallback.text(task.callbackURL),
+                             StoredCallback.destination(task.callbackURL), task.clientID, event.createdAt.timeIntervalSince1970,
+                             event.initialState.rawValue, event.firstAttemptAt, task.traceParent])
+        return true
+    }
+
+    public func resubmit(taskID: String, now: Date) async throws -> Bool {
+        try await write { db in
+            try db.cachedStatement(sql: """
+                UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
+                    submitted_at = NULL, completed_at = NULL, next_run_at = ?, failures = 0, lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = ? AND state = 'failed'
+                """).execute(arguments: [now.timeIntervalSince1970, taskID])
+            return db.changesCount == 1
+        }
+    }
+
+    public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {
+        try await write { db in
+            try db.cachedStatement(sql: """
+                UPDATE tasks SET upstream_task_id = ?, submission_answer = ? WHERE id = ? AND upstream_task_id IS NULL
+                """).execute(arguments: [submission.taskID, submission.answer, taskID])
+            return db.changesCount == 1
+        }
+    }
+
+    public func releaseTaskLeases(ownerPrefix prefix: String) async throws {
+        try await repeatableWrite { db in
+            try db.cachedStatement(sql: """
+                UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL
+                WHERE substr(lease_owner, 1, length(:prefix)) = :prefix AND state <> 'submitting'
+                """).execute(arguments: ["prefix": prefix])
+        }
+    }
+}

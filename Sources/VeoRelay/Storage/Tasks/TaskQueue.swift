@@ -1,0 +1,141 @@
+import Foundation
+
+/// Tasks from intake to their last transition: inserted once (idempotently), claimed by due time
+/// under a lease, and moved on only by the lease's holder.
+public protocol TaskQueue: Sendable {
+    /// Commits new tasks in one transaction, one outcome each; with an idempotency key, a repeat of
+    /// the same request returns the first task instead. Throws (committing none) on a duplicate id.
+    func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome]
+    /// A task as `scope` may see it: another client's task reads as absent.
+    func task(id: String, scope: ClientScope) async throws -> RelayTask?
+    /// Tasks newest first, filtered (operators).
+    func tasks(_ query: TaskQuery) async throws -> [RelayTask]
+
+    /// Leases up to `limit` due tasks, most overdue first.
+    func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask]
+    /// When the earliest running task that nobody holds is due for its next poll; nil when none is running.
+    func nextPollDue(now: Date) async throws -> Date?
+    /// Writes task transitions held under their leases, each with the event it caused, in one
+    /// transaction; for each, whether it was written (false: its lease was lost).
+    func save(_ batch: [TaskTransition]) async throws -> [Bool]
+    /// Gives back every task lease whose owner starts with `ownerPrefix` (one stage of one instance,
+    /// `<instance>/<stage>/`), once that stage has stopped. A `submitting` task keeps its lease: only
+    /// its expiry may decide that the submission's outcome is unknown.
+    func releaseTaskLeases(ownerPrefix: String) async throws
+    /// Writes the upstream task id and answer of a submission whose lease was lost while it was on
+    /// the wire (a stalled process), so that a paid job is never untraceable. Changes only a task
+    /// that has no upstream id yet; true if it did.
+    func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool
+    /// Puts a failed task back in the queue: the operator decided to pay for it again.
+    func resubmit(taskID: String, now: Date) async throws -> Bool
+}
+
+extension TaskQueue {
+    /// One task on its own.
+    public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {
+        guard let outcome = try await insert([TaskInsertion(task, idempotency: idempotency)]).first else {
+            throw StoreError.missingValue("insert outcome")
+        }
+        return outcome
+    }
+
+    /// One transition on its own; throws `StoreError.leaseLost` if its lease was lost.
+    public func save(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) async throws {
+        guard try await save([TaskTransition(task, lease: lease, keepLease: keepLease, event: event)]) == [true] else {
+            throw StoreError.leaseLost(task.id)
+        }
+    }
+}
+
+/// A claim on rows of work: whoever holds an unexpired lease is the only one working them.
+public struct Lease: Sendable, Equatable {
+    public var owner: String
+    public var expiresAt: Date
+
+    public init(owner: String, expiresAt: Date) {
+        self.owner = owner
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Which tasks a worker claims.
+public enum TaskWork: Sendable {
+    /// Queued tasks, and `submitting` tasks whose lease expired (a relay died mid-submission).
+    case submission
+    /// Running tasks due for a poll.
+    case poll
+}
+
+/// A task to be inserted, with the client's idempotency key if it sent one.
+public struct TaskInsertion: Sendable {
+    public var task: RelayTask
+    public var idempotency: IdempotencyKey?
+
+    public init(_ task: RelayTask, idempotency: IdempotencyKey?) {
+        self.task = task
+        self.idempotency = idempotency
+    }
+}
+
+/// A client's `Idempotency-Key` and the fingerprint of the request body it was first used with.
+public struct IdempotencyKey: Sendable, Equatable {
+    public var key: String
+    public var fingerprint: String
+
+    public init(key: String, fingerprint: String) {
+        self.key = key
+        self.fingerprint = fingerprint
+    }
+}
+
+public enum InsertOutcome: Sendable, Equatable {
+    case created
+    /// The key was used before with the same body: that task is the answer.
+    case replayed(taskID: String)
+    /// The key was used before with a different body.
+    case conflict
+}
+
+/// A task's new state, written under `lease` together with the event it caused. `keepLease` holds on
+/// to the row (e.g. while a submission is on the wire).
+public struct TaskTransition: Sendable {
+    public var task: RelayTask
+    public var lease: Lease
+    public var keepLease: Bool
+    public var event: NewEvent?
+
+    public init(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent?) {
+        self.task = task
+        self.lease = lease
+        self.keepLease = keepLease
+        self.event = event
+    }
+}
+
+/// Which tasks the console lists, newest first.
+public struct TaskQuery: Sendable, Equatable {
+    public var state: TaskState?
+    /// Only this client's tasks (a filter the operator chose; nil lists every client's).
+    public var clientID: String?
+    /// Continue after this task (the last one of the previous page).
+    public var before: TaskCursor?
+    public var limit: Int
+
+    public init(state: TaskState? = nil, clientID: String? = nil, before: TaskCursor? = nil, limit: Int = 50) {
+        self.state = state
+        self.clientID = clientID
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// A position in the newest-first task listing.
+public struct TaskCursor: Sendable, Equatable {
+    public var createdAt: Date
+    public var id: String
+
+    public init(createdAt: Date, id: String) {
+        self.createdAt = createdAt
+        self.id = id
+    }
+}

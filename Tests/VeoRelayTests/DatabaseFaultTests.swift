@@ -1,0 +1,118 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import VeoRelay
+
+/// The database hangs (a partition: connections stay open, nothing answers) or fills up. Requests get
+/// a bounded 503 that says why, workers resume by themselves, and an upstream answer in hand is never
+/// dropped for a write that could not be made yet.
+@Suite("Database faults")
+struct DatabaseFaultTests {
+    @Test(.enabled(if: TestPostgres.adminURL != nil))
+    func aPartitionedPostgresAnswers503AndASubmissionAnsweredMeanwhileIsRecordedAfterwards() async throws {
+        let database = try #require(URLComponents(string: try await TestPostgres.freshDatabase()))
+        let proxy = try await PartitionProxy(to: try SocketAddress(ipAddress: "127.0.0.1", port: database.port ?? 5432))
+        var proxied = database
+        proxied.host = "127.0.0.1"
+        proxied.port = proxy.port
+        let harness = try await RelayHarness.start(database: try #require(proxied.string)) { configuration in
+            configuration.databaseTimeout = .seconds(1)
+        }
+        let capture = LogCapture()
+        let relay = try await harness.startRelay(logger: capture.logger)
+        let api = APIClient(baseURL: relay.baseURL)
+
+        harness.simulator.submissions.close()
+        let taskID = try await api.submit(harness.request())
+        await harness.simulator.submissions.arrivals(atLeast: 1)
+        proxy.partition()
+
+        let read = try await api.get("/v1/tasks/\(taskID)")
+        #expect(read.status == 503, "\(read.json)")
+        #expect(read.json["error"]?["type"] == .string("unavailable"))
+        #expect(read.json["error"]?["message"]?.stringValue?.contains("PostgreSQL at 127.0.0.1:\(proxy.port)") == true, "\(read.json)")
+        #expect(read.headers["retry-after"] == "5")
+        let intake = try await api.post("/v1/videos/generations", json: harness.request(prompt: "during the partition"))
+        #expect(intake.status == 503 && intake.json["error"]?["type"] == .string("unavailable"), "\(intake.json)")
+        let readiness = try await APIClient(baseURL: relay.baseURL, key: nil).get("/readyz")
+        #expect(readiness.status == 503, "\(readiness.json)")
+
+        // The upstream accepts the paid job while the database cannot hear about it.
+        harness.simulator.submissions.open()
+        try await capture.line(containing: "an upstream answer could not be written yet")
+        proxy.heal()
+
+        let finished = try await harness.receiver.next()[0]
+        #expect(finished.json["type"] == .string("task.succeeded"), "\(finished.json)")
+        #expect(finished.json["data"]?["task_id"] == .string(taskID))
+        #expect(harness.simulator.totalSubmissions == 1, "paid once")
+        #expect(try await api.get("/v1/tasks/\(taskID)").json["data"]?["status"] == .string("completed"))
+        #expect(try await APIClient(baseURL: relay.baseURL, key: nil).get("/readyz").status == 200, "ready again")
+        try await harness.stop(relay)
+        try await proxy.stop()
+    }
+}
+
+/// The small filesystem `scripts/test` mounts for the full-disk test (`VEO_RELAY_TEST_SMALL_FS`).
+enum SmallFilesystem {
+    static let path = ProcessInfo.processInfo.environment["VEO_RELAY_TEST_SMALL_FS"].flatMap { $0.isEmpty ? nil : $0 }
+
+    /// Writes a file until the filesystem has no space left; removing it frees the space again.
+    static func fill(_ directory: String) throws -> URL {
+        let filler = URL(fileURLWithPath: directory).appendingPathComponent("filler-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: filler.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: filler)
+        defer { try? handle.close() }
+        let chunk = Data(count: 64 * 1024)
+        while (try? handle.write(contentsOf: chunk)) != nil {}
+        // The last bytes that fit, so that not even a page is left.
+        let byte = Data(count: 1)
+        while (try? handle.write(contentsOf: byte)) != nil {}
+        return filler
+    }
+}
+
+@Suite("Full storage")
+struct FullStorageTests {
+    @Test(.enabled(if: SmallFilesystem.path != nil))
+    func aFullDiskAnswers503WithItsOwnMessageLogsSparinglyAndRecoversWhenSpaceReturns() async throws {
+        let directory = try #require(SmallFilesystem.path)
+        let databasePath = directory + "/relay-\(UUID().uuidString).sqlite"
+        let harness = try await RelayHarness.start(database: databasePath)
+        let capture = LogCapture()
+        let relay = try await harness.startRelay(logger: capture.logger)
+        let api = APIClient(baseURL: relay.baseURL)
+        let before = try await api.submit(harness.request(prompt: "accepted before the disk filled"))
+        _ = try await harness.receiver.next()
+
+        let filler = try SmallFilesystem.fill(directory)
+        // The WAL reuses space it already has until a checkpoint cannot grow the database: write until refused.
+        var refused: APIClient.Answer?
+        for n in 0..<500 where refused == nil {
+            let answer = try await api.post("/v1/videos/generations", json: harness.request(prompt: "filling \(n)"))
+            if answer.status != 200 { refused = answer }
+        }
+        let first = try #require(refused, "the full disk refused an intake")
+        #expect(first.status == 503 && first.json["error"]?["type"] == .string("storage_full"), "\(first.json)")
+        #expect(first.headers["retry-after"] == "30")
+        #expect(first.json["error"]?["message"]?.stringValue?.contains("storage is full") == true)
+
+        let started = ContinuousClock.now
+        for n in 0..<100 {
+            let answer = try await api.post("/v1/videos/generations", json: harness.request(prompt: "refused \(n)"))
+            #expect(answer.status == 503, "\(answer.json)")
+        }
+        let seconds = Int((ContinuousClock.now - started).components.seconds)
+        let lines = capture.text.split(separator: "\n").filter { $0.contains("requests answered 503") }.count
+        #expect(lines <= seconds + 2, "at most a line a second: \(lines) lines in \(seconds) s for 101 refusals")
+        let readiness = try await APIClient(baseURL: relay.baseURL, key: nil).get("/readyz")
+        #expect(readiness.status == 503 && readiness.json["reason"]?.stringValue?.contains("storage is full") == true, "\(readiness.json)")
+
+        try FileManager.default.removeItem(at: filler)
+        try await eventually("intake works again once space returns") {
+            try await api.post("/v1/videos/generations", json: harness.request(prompt: "after the space returned")).status == 200
+        }
+        #expect(try await api.get("/v1/tasks/\(before)").json["data"]?["status"] == .string("completed"), "nothing accepted was lost")
+        try await harness.stop(relay)
+    }
+}
