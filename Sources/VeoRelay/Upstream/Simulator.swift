@@ -123,14 +123,36 @@ public struct SimulatorConfiguration: Sendable {
 /// progression (`pending → processing → completed|failed`), with time compressed by `timeScale`.
 /// It counts submissions per distinct request body so tests can prove nothing was paid for twice.
 public final class UpstreamSimulator: Sendable {
+    /// A job is described whole by its id (`Job(id:)`), so jobs outlive the simulator's memory: the
+    /// relay's built-in simulator dies with the relay, and the restarted relay must still find the
+    /// jobs it was following, as it would at the real upstream.
     struct Job {
-        var request: GenerationRequest
         var createdAt: Date
         var duration: TimeInterval
         var estimate: TimeInterval
         var fails: Bool
         /// When a poll first found it finished.
         var finishSeenAt: Date?
+
+        init(createdAt: Date, duration: TimeInterval, estimate: TimeInterval, fails: Bool) {
+            (self.createdAt, self.duration, self.estimate, self.fails) = (createdAt, duration, estimate, fails)
+        }
+
+        /// `task_<created>-<duration>-<estimate>-<0|1>-<random>`: milliseconds in hexadecimal, then
+        /// whether it fails, then what keeps two ids apart.
+        var newID: String {
+            let fields = [createdAt.timeIntervalSince1970, duration, estimate].map { String(UInt64(max(0, $0 * 1000)), radix: 16) }
+            return "task_" + (fields + [fails ? "1" : "0", Identifier.randomHex(bytes: 6)]).joined(separator: "-")
+        }
+
+        init?(id: String) {
+            guard id.hasPrefix("task_") else { return nil }
+            let fields = id.dropFirst(5).split(separator: "-")
+            guard fields.count == 5, let created = UInt64(fields[0], radix: 16), let duration = UInt64(fields[1], radix: 16),
+                  let estimate = UInt64(fields[2], radix: 16), ["0", "1"].contains(fields[3]) else { return nil }
+            self.init(createdAt: Date(timeIntervalSince1970: Double(created) / 1000), duration: Double(duration) / 1000,
+                      estimate: Double(estimate) / 1000, fails: fields[3] == "1")
+        }
     }
 
     struct State {
@@ -292,13 +314,12 @@ public final class UpstreamSimulator: Sendable {
             return try JSONResponse.make(.ok, JSONValue.object(["code": .int(400), "error": .object([
                 "message": .string("The request was refused (simulated, in an HTTP 200 body)"), "type": .string("invalid_request_error")])]))
         }
-        let id = dialect.numericIDs ? String(state.withLock { $0.jobs.count } + 1_000_001) : Identifier.task()
         let range = configuration.durations[generation.model] ?? 60...180
         let duration = Double.random(in: range) * configuration.timeScale
-        let job = Job(request: generation, createdAt: clock.now(), duration: duration,
-                      estimate: duration * Double.random(in: configuration.estimateAccuracy),
+        let job = Job(createdAt: clock.now(), duration: duration, estimate: duration * Double.random(in: configuration.estimateAccuracy),
                       fails: generation.prompt.contains(SimulatorConfiguration.failureMarker)
                           || Double.random(in: 0..<1) < configuration.failureRate)
+        let id = dialect.numericIDs ? String(state.withLock { $0.jobs.count } + 1_000_001) : job.newID
         let canonicalBody = (try? JSONCoding.encode(generation)) ?? Data(buffer: body)
         state.withLock { state in
             state.jobs[id] = job
@@ -324,7 +345,7 @@ public final class UpstreamSimulator: Sendable {
 
     /// The task as the upstream reports it at this moment.
     func view(of id: String) -> JSONValue? {
-        guard let job = state.withLock({ $0.jobs[id] }) else { return nil }
+        guard let job = state.withLock({ $0.jobs[id] }) ?? Job(id: id) else { return nil }
         let dialect = configuration.dialect
         func status(_ documented: String) -> JSONValue {
             if dialect.unreadableStatus { return .string("mystery-\(documented)") }
