@@ -3,6 +3,8 @@
 
   scripts/chaos --mode sqlite   --tasks 300 --kills 5     one relay on a SQLite file
   scripts/chaos --mode postgres --tasks 300 --kills 5     two relays sharing one PostgreSQL database
+  scripts/chaos --mode postgres --partitions 3            ... reaching it through a proxy that, now and
+                                                          then, stops forwarding for --partition-seconds
 
 The upstream simulator runs with faults (429/500/503 before work; malformed, dropped, 502 and 504
 after the job was created). A webhook receiver verifies every delivery with the unmodified PyPI
@@ -10,7 +12,10 @@ packages `standardwebhooks` and `svix`. Clients submit N tasks, each with its ow
 and retry every submission until some relay accepts it, also while relays are down. Meanwhile
 relays are killed with SIGKILL K times and restarted. At the end every accepted task must have
 exactly one terminal event, delivered and verified; no request may have been submitted upstream
-twice. Outcome-unknown failures (a job that may exist upstream, never resent) are reported.
+twice. Outcome-unknown failures (a job that may exist upstream, never resent) are reported, per kill.
+With --partitions, every packet between the relays and PostgreSQL is held for a while, connections
+left open (a partition, as during a failover): relays must answer 503 meanwhile, and an upstream answer
+in hand must be written afterwards, so partitions shorter than the lease add no outcome-unknown failure.
 
 All traffic stays on 127.0.0.1. Every process started here is stopped by its PID.
 """
@@ -29,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,6 +102,51 @@ class Receiver:
     def snapshot(self):
         with self.lock:
             return list(self.deliveries)
+
+
+class PartitionProxy:
+    """A TCP proxy to PostgreSQL that can hold every byte in both directions, connections left open."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                inbound, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                outbound = socket.create_connection(self.target)
+            except OSError:
+                inbound.close()
+                continue
+            for source, sink in ((inbound, outbound), (outbound, inbound)):
+                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
+
+    def pump(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                self.flowing.wait()  # held, in order, while partitioned
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def partition(self, seconds):
+        self.flowing.clear()
+        time.sleep(seconds)
+        self.flowing.set()
 
 
 class Relays:
@@ -175,6 +226,8 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--postgres-url", help="an empty database's URL (postgres mode)")
     parser.add_argument("--drain-limit", type=float, default=300, help="seconds to wait for the last webhooks")
+    parser.add_argument("--partitions", type=int, default=0, help="postgres mode: times the database stops answering")
+    parser.add_argument("--partition-seconds", type=float, default=2, help="how long each partition lasts (under the 4 s lease)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="veo-relay-chaos-")
@@ -205,6 +258,15 @@ def main():
         database = args.postgres_url if args.mode == "postgres" else os.path.join(work, "relay.sqlite")
         if not database:
             raise SystemExit("chaos: --postgres-url is required in postgres mode")
+        proxy = None
+        if args.partitions:
+            if args.mode != "postgres":
+                raise SystemExit("chaos: --partitions needs --mode postgres")
+            target = urllib.parse.urlsplit(database)
+            proxy = PartitionProxy(target.hostname, target.port or 5432)
+            database = target._replace(netloc=target.netloc.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}")).geturl()
+            # Calls give up within the partition, so requests answer 503 instead of hanging.
+            environment["VEO_RELAY_DATABASE_TIMEOUT"] = "1s"
         relays = Relays(args.binary, count, database, environment, work)
         for index in range(count):
             relays.start(index)
@@ -226,8 +288,18 @@ def main():
                 relays.start(index)
                 print(f"chaos: kill {kill + 1}/{args.kills}: relay {index} killed and restarted", flush=True)
 
+        def partitioner():
+            for partition, moment in enumerate(sorted(rng.uniform(0.2, window + 5) for _ in range(args.partitions))):
+                time.sleep(max(0, started + moment - time.monotonic()))
+                proxy.partition(args.partition_seconds)
+                print(f"chaos: partition {partition + 1}/{args.partitions}: the database answered nothing for {args.partition_seconds} s",
+                      flush=True)
+
         kill_thread = threading.Thread(target=killer)
         kill_thread.start()
+        partition_thread = threading.Thread(target=partitioner) if proxy else None
+        if partition_thread:
+            partition_thread.start()
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [pool.submit(submit, relays.urls(), index, args.seed * 100_003 + index, started + index / args.rate, started + 600)
                        for index in range(args.tasks)]
@@ -235,6 +307,8 @@ def main():
                 accepted[index], tries = future.result()
                 attempts += tries
         kill_thread.join()
+        if partition_thread:
+            partition_thread.join()
         submitted_at = time.monotonic()
 
         # Wait until every accepted task has a terminal webhook, or nothing new arrives for a while.
@@ -271,10 +345,12 @@ def main():
         redelivered = sum(count_ - 1 for count_ in receipts.values() if count_ > 1)
         report = collections.OrderedDict([
             ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks), ("kills", args.kills),
+            ("partitions", f"{args.partitions} of {args.partition_seconds} s" if args.partitions else "none"),
             ("accepted", len(ids)), ("submission attempts by clients", attempts),
             ("lost (no terminal webhook)", len(lost)), ("paid twice (upstream submissions of one request > 1)", paid_twice),
             ("duplicate events (one task and type under two webhook-ids)", duplicates),
             ("unverified signatures", unverified), ("outcome-unknown failures (reported, not resent)", len(outcome_unknown)),
+            ("outcome-unknown failures per kill", round(len(outcome_unknown) / args.kills, 2) if args.kills else "-"),
             ("upstream submissions", upstream["total"]), ("webhooks received", len(deliveries)),
             ("same webhook-id received again (receivers dedupe)", redelivered),
             ("seconds to accept all", round(submitted_at - started, 1)),

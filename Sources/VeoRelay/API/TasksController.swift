@@ -4,13 +4,45 @@ import Hummingbird
 /// `GET /v1/tasks/{id}`: the relay's stored view in the upstream's task envelope. It never calls the
 /// upstream, so clients may poll the relay as often as they like.
 /// A watch token reads it too, but gets no `watch_url`: a token cannot mint a longer-lived one.
+/// `POST /v1/tasks/{id}/cancel`: the client takes back a task the upstream has not been sent (API key only).
 public struct TasksController: Sendable {
     let store: any TaskQueue & Outbox
+    let events: EventAnnouncer
     let watchLinks: WatchLinks
 
     public func addRoutes(to group: RouterGroup<RelayRequestContext>) {
         group.get("/tasks/:id", use: show)
+        group.post("/tasks/:id/cancel", use: cancel)
     }
+
+    /// A queued task ends `cancelled` (its `task.failed` event delivered like any other) and is never
+    /// submitted; one already submitted is paid and runs on: 409. Cancelling a cancelled task again
+    /// answers it as it is.
+    @Sendable func cancel(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        let client = try context.requireClient()
+        let id = try context.parameters.require("id")
+        // A submission refused for now (429, 503) puts its task back in the queue: then look again.
+        for _ in 0..<3 {
+            guard let task = try await store.task(id: id, scope: .client(client.id)) else { throw APIError.notFound("No task '\(id)'.") }
+            switch task.state {
+            case .queued:
+                guard try await events.cancel(task) else { continue }
+                context.logger.info("task cancelled", metadata: ["task_id": "\(id)"])
+                return try await show(request, context: context)
+            case .cancelled:
+                return try await show(request, context: context)
+            case .succeeded, .failed:
+                throw APIError(.conflict, type: "already_finished", message: "The task already ended (\(task.state.rawValue)).")
+            case .submitting, .running:
+                throw Self.alreadySubmitted
+            }
+        }
+        throw Self.alreadySubmitted
+    }
+
+    static let alreadySubmitted = APIError(.conflict, type: "already_submitted", message: """
+        The task was already submitted upstream: the generation is paid and runs to completion, and the relay keeps following it.
+        """)
 
     @Sendable func show(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")

@@ -68,7 +68,8 @@ public func buildRelay(
     GenerationsController(inserts: GroupCommit { batch in try await store.insert(batch) }, validator: RequestValidator(limits: configuration.limits),
                           callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), clock: clock,
                           submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes, watchLinks: watchLinks).addRoutes(to: api)
-    TasksController(store: store, watchLinks: watchLinks).addRoutes(to: api)
+    let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher, streamWake: wakeups.streams)
+    TasksController(store: store, events: events, watchLinks: watchLinks).addRoutes(to: api)
     EventStreamController(store: store, feed: feed).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
 
@@ -107,7 +108,6 @@ public func buildRelay(
         upstreamDescription = "built-in simulator at \(location()) (time scale \(simulatorConfiguration.timeScale))"
     }
 
-    let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher, streamWake: wakeups.streams)
     let stages = UpstreamStageContext(
         store: store, upstream: upstream, gate: gate, clock: clock, instance: configuration.instanceID,
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),

@@ -183,6 +183,14 @@ public struct RelayTask: Sendable, Equatable {
         return .taskFailed
     }
 
+    /// Ends a task its client took back before it was submitted: nothing was paid.
+    public mutating func cancel(at now: Date) -> WebhookEventType {
+        state = .cancelled
+        error = TaskError(code: .cancelled, message: "Cancelled by its client before it was submitted upstream; nothing was paid.")
+        finish(at: now)
+        return .taskFailed
+    }
+
     /// Records a poll. Returns the event it calls for: the terminal one when the task ended,
     /// `task.progress` when the upstream's status or progress moved, nil otherwise.
     public mutating func observe(_ view: UpstreamTaskView, at now: Date, nextPollAt: Date) -> WebhookEventType? {

@@ -21,12 +21,31 @@ public struct EventAnnouncer: Sendable {
             try await store.save(task, lease: lease, keepLease: false, event: nil)
             return
         }
+        let event = try event(type, of: task)
+        try await store.save(task, lease: lease, keepLease: false, event: event)
+        announced(event)
+    }
+
+    /// Cancels a queued task for its client (see `TaskQueue.cancel`); false if it was no longer queued.
+    public func cancel(_ task: RelayTask) async throws -> Bool {
+        var cancelled = task
+        let type = cancelled.cancel(at: clock.now())
+        let event = try event(type, of: cancelled)
+        guard try await store.cancel(cancelled, event: event) else { return false }
+        Counter(label: "veo_relay_tasks_cancelled_total").increment()
+        announced(event)
+        return true
+    }
+
+    private func event(_ type: WebhookEventType, of task: RelayTask) throws -> NewEvent {
         let now = clock.now()
         let payload = try JSONCoding.encode(WebhookPayload(type: type, task: task, at: now))
-        let webhook = task.callbackURL != nil && task.callbackEvents.contains(type)
-        try await store.save(task, lease: lease, keepLease: false, event: NewEvent(type: type, payload: payload, createdAt: now, webhook: webhook))
-        Counter(label: "veo_relay_events_total", dimensions: [("type", type.rawValue)]).increment()
-        if webhook { dispatcherWake.signal() }
+        return NewEvent(type: type, payload: payload, createdAt: now, webhook: task.callbackURL != nil && task.callbackEvents.contains(type))
+    }
+
+    private func announced(_ event: NewEvent) {
+        Counter(label: "veo_relay_events_total", dimensions: [("type", event.type.rawValue)]).increment()
+        if event.webhook { dispatcherWake.signal() }
         streamWake.signal()
     }
 }

@@ -40,7 +40,14 @@ public struct Submitter: PipelineStage {
             }
             if try await context.expireIfOverdue(&task, lease: lease) { return }
             task.beginSubmission()
-            try await context.store.save(task, lease: lease, keepLease: true, event: nil)
+            do {
+                try await context.store.save(task, lease: lease, keepLease: true, event: nil)
+            } catch StoreError.leaseLost {
+                // Cancelled by its client since the claim (or taken over by another instance): not ours to send.
+                context.gate.refund(1)
+                context.logger.info("task taken back before submission", metadata: ["task_id": "\(task.id)"])
+                return
+            }
             let submission: UpstreamSubmission
             do {
                 submission = try await TaskTrace.span("veo.submit", continuing: task.traceParent, taskID: task.id) { [request = task.request] span throws(UpstreamError) in

@@ -186,6 +186,13 @@ public final class UpstreamSimulator: Sendable {
     /// The largest number of times one request body was submitted: 1 means no double submission.
     public var maxSubmissionsOfOneRequest: Int { state.withLock { $0.submissionsByBody.values.max() ?? 0 } }
     public var totalPolls: Int { state.withLock { $0.polls } }
+    /// Submissions received, by the request's prompt.
+    public var submissionsByPrompt: [String: Int] {
+        let counts = state.withLock { $0.submissionsByBody }
+        return counts.reduce(into: [:]) { byPrompt, entry in
+            byPrompt[(try? JSONValue.parse(entry.key))?["prompt"]?.stringValue ?? "?", default: 0] += entry.value
+        }
+    }
 
     /// Lets every held job finish now (see `holdJobs`); jobs created later run on the clock again.
     public func releaseJobs() {
@@ -231,13 +238,9 @@ public final class UpstreamSimulator: Sendable {
         router.get("/_simulator/submissions") { request, _ in
             try self.authorize(request)
             let counts = self.state.withLock { $0.submissionsByBody }
-            var byPrompt: [String: JSONValue] = [:]
-            for (body, count) in counts {
-                let prompt = (try? JSONValue.parse(body))?["prompt"]?.stringValue ?? "?"
-                byPrompt[prompt] = .int((byPrompt[prompt].flatMap { if case .int(let n) = $0 { n } else { nil } } ?? 0) + count)
-            }
             return try JSONResponse.make(.ok, JSONValue.object([
-                "total": .int(counts.values.reduce(0, +)), "max_per_request": .int(counts.values.max() ?? 0), "by_prompt": .object(byPrompt)]))
+                "total": .int(counts.values.reduce(0, +)), "max_per_request": .int(counts.values.max() ?? 0),
+                "by_prompt": .object(self.submissionsByPrompt.mapValues { .int($0) })]))
         }
         router.get("/v1/tasks/:id") { request, context in
             await self.polls.pass()

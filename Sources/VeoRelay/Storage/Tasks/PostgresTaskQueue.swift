@@ -140,4 +140,14 @@ extension PostgresStore: TaskQueue {
             WHERE left(lease_owner, length(\(prefix))) = \(prefix) AND state <> 'submitting' AND \(unescaped: Self.commitsWithoutFlush)
             """)
     }
+
+    public func cancel(_ task: RelayTask, event: NewEvent) async throws -> Bool {
+        let transition = (TaskTransition(task, lease: cancellationLease, keepLease: false, event: event), try TaskColumns(task))
+        return try await transaction { connection in
+            guard try await !self.rows("""
+                UPDATE tasks SET lease_owner = \(cancellationLease.owner) WHERE id = \(task.id) AND state = 'queued' RETURNING id
+                """, on: connection).isEmpty else { return false }
+            return try await self.saveTransitions([transition], on: connection).contains(task.id)
+        }
+    }
 }

@@ -170,4 +170,14 @@ extension SQLiteStore: TaskQueue {
                 """).execute(arguments: ["prefix": prefix])
         }
     }
+
+    public func cancel(_ task: RelayTask, event: NewEvent) async throws -> Bool {
+        let columns = try TaskColumns(task)
+        return try await write { db in
+            try db.cachedStatement(sql: "UPDATE tasks SET lease_owner = ? WHERE id = ? AND state = 'queued'")
+                .execute(arguments: [cancellationLease.owner, task.id])
+            guard db.changesCount == 1 else { return false }
+            return try Self.save(TaskTransition(task, lease: cancellationLease, keepLease: false, event: event), columns: columns, db: db)
+        }
+    }
 }

@@ -28,6 +28,12 @@ public protocol TaskQueue: Sendable {
     func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool
     /// Puts a failed task back in the queue: the operator decided to pay for it again.
     func resubmit(taskID: String, now: Date) async throws -> Bool
+    /// Writes `task` (already ended as cancelled) with its event, in one transaction, if the task is
+    /// still `queued`, taking it from a submitter that claimed it but has not marked it `submitting`
+    /// yet (that submitter's write then finds its lease lost, and it sends nothing). The database
+    /// orders this write and the submitter's, so no task is both cancelled and submitted. False if the
+    /// task was no longer queued.
+    func cancel(_ task: RelayTask, event: NewEvent) async throws -> Bool
 }
 
 extension TaskQueue {
@@ -46,6 +52,9 @@ extension TaskQueue {
         }
     }
 }
+
+/// The lease a cancel writes under: it takes the row from whoever held it.
+let cancellationLease = Lease(owner: "cancel", expiresAt: .distantFuture)
 
 /// A claim on rows of work: whoever holds an unexpired lease is the only one working them.
 public struct Lease: Sendable, Equatable {
