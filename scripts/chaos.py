@@ -86,7 +86,11 @@ class Receiver:
                     except Exception:  # noqa: BLE001 - any refusal is an unverified delivery
                         verified = False
                 event = json.loads(body)
-                error = (event["data"].get("error") or {}).get("code")
+                error = event["data"].get("error") or {}
+                # Why a submission's outcome is unknown: the relay stopped with it on the wire (a kill, or a
+                # lease lost while the database was away), or the upstream's answer was lost or unreadable.
+                error = error.get("code") if error.get("code") != "submission_outcome_unknown" else \
+                    "outcome_unknown_relay" if "relay stopped" in error.get("message", "") else "outcome_unknown_upstream"
                 with receiver.lock:
                     receiver.deliveries.append((headers.get("webhook-id"), event["type"], event["data"]["task_id"], error, verified))
                 self.send_response(204)
@@ -330,13 +334,15 @@ def main():
         deliveries = receiver.snapshot()
         events = collections.defaultdict(set)      # (task, type) -> webhook-ids
         receipts = collections.Counter()            # webhook-id -> deliveries
-        outcome_unknown, unverified = set(), 0
+        outcome_unknown = collections.defaultdict(set)  # cause -> tasks
+        unverified = 0
         for webhook_id, kind, task, error, verified in deliveries:
             events[(task, kind)].add(webhook_id)
             receipts[webhook_id] += 1
             unverified += 0 if verified else 1
-            if error == "submission_outcome_unknown":
-                outcome_unknown.add(task)
+            if error and error.startswith("outcome_unknown_"):
+                outcome_unknown[error].add(task)
+        stopped = len(outcome_unknown["outcome_unknown_relay"])
         terminal = {task for (task, kind) in events if kind in TERMINAL}
         lost = ids - terminal
         two_terminals = {task for task in ids if sum(1 for kind in TERMINAL if (task, kind) in events) > 1}
@@ -349,8 +355,10 @@ def main():
             ("accepted", len(ids)), ("submission attempts by clients", attempts),
             ("lost (no terminal webhook)", len(lost)), ("paid twice (upstream submissions of one request > 1)", paid_twice),
             ("duplicate events (one task and type under two webhook-ids)", duplicates),
-            ("unverified signatures", unverified), ("outcome-unknown failures (reported, not resent)", len(outcome_unknown)),
-            ("outcome-unknown failures per kill", round(len(outcome_unknown) / args.kills, 2) if args.kills else "-"),
+            ("unverified signatures", unverified),
+            ("outcome-unknown: the upstream's answer lost or unreadable", len(outcome_unknown["outcome_unknown_upstream"])),
+            ("outcome-unknown: the relay stopped mid-submission", stopped),
+            ("  ... per kill", round(stopped / args.kills, 2) if args.kills else "-"),
             ("upstream submissions", upstream["total"]), ("webhooks received", len(deliveries)),
             ("same webhook-id received again (receivers dedupe)", redelivered),
             ("seconds to accept all", round(submitted_at - started, 1)),

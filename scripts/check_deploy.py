@@ -3,7 +3,7 @@
 Kubernetes manifests go through kubernetes-validate (strict) against the Kubernetes JSON schemas;
 the ServiceMonitor, a custom resource without a schema there, is checked against the Service it
 must select. The Dockerfile is parsed with dockerfile-parse and held to the image's promises.
-Every query of the dashboard and the alerts may name only metrics of the README's table; the
+Every query of the dashboard and the alerts may name only metrics of the metrics table in docs/operations.md; the
 dashboard's queries are written out as rules for promtool to parse.
 """
 import json
@@ -78,15 +78,18 @@ check(dockerfile.envs.get("VEO_RELAY_DATABASE", "").startswith("/data/"), "the S
 build_stage = instructions[:max(n for n, i in enumerate(instructions) if i["instruction"] == "FROM")]
 check([i["value"] for i in build_stage if i["instruction"] == "RUN"][-1] == "scripts/build-release /staging",
       "the build stage ends with scripts/build-release /staging, the build check-deploy repeats")
+copied = sorted(i["value"].split()[0] for i in build_stage if i["instruction"] == "COPY")
+check(copied == ["Package.swift", "Sources", "Tests", "scripts/build-release"],
+      f"the build stage copies what check-deploy builds (Package.swift, Sources, Tests, scripts/build-release): {copied}")
 # The runtime stage's variables, for check-deploy to start the binary with.
 (work / "image.env").write_text("".join(f"{name}={value}\n" for name, value in dockerfile.envs.items()))
 
-# Queries: only metrics of the README's table.
-readme = (root / "README.md").read_text()
-table = readme[readme.index("| metric | type |"):]
+# Queries: only metrics of the metrics table (docs/operations.md).
+operations = (root / "docs/operations.md").read_text()
+table = operations[operations.index("| metric | type |"):]
 table = table[:table.index("\n\n")]
 catalogue = set(re.findall(r"^\| `([a-z_:]+)`", table, re.M))
-check(len(catalogue) >= 15, f"the README's metrics table lists {len(catalogue)} metrics")
+check(len(catalogue) >= 15, f"the metrics table lists {len(catalogue)} metrics")
 
 
 def metrics_in(expression):
@@ -100,7 +103,7 @@ alerts = yaml.safe_load((root / "deploy/prometheus/alerts.yaml").read_text())
 expressions = queries + [rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
 for expression in expressions:
     unknown = metrics_in(expression) - catalogue
-    check(not unknown, f"{expression!r} names metrics not in the README's table: {sorted(unknown)}")
+    check(not unknown, f"{expression!r} names metrics not in the metrics table (docs/operations.md): {sorted(unknown)}")
 rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query_{n}", "expr": q} for n, q in enumerate(queries)]}]}
 (work / "dashboard-queries.yaml").write_text(yaml.safe_dump(rules))
 

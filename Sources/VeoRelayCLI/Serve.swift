@@ -42,7 +42,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A network callbacks may reach although it is private or loopback, e.g. 127.0.0.0/8; repeatable. [env: VEO_RELAY_CALLBACK_ALLOW_CIDRS, comma-separated]")
     var callbackAllowCIDR: [String] = []
 
-    @Flag(help: "Apply the callback address checks to first_frame_image and last_frame_image too. [env: VEO_RELAY_CHECK_IMAGE_URLS=true]")
+    // Named explicitly: derived from the property, the flag would be `--check-image-ur-ls`.
+    @Flag(name: .customLong("check-image-urls"),
+          help: "Apply the callback address checks to first_frame_image and last_frame_image too. [env: VEO_RELAY_CHECK_IMAGE_URLS=true]")
     var checkImageURLs = false
 
     @Option(help: "API requests per second per client (bursts of twice that). [env: VEO_RELAY_RATE_LIMIT] (default: 20)")

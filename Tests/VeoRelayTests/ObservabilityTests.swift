@@ -6,7 +6,7 @@ import Testing
 
 /// What an operator sees of a running relay process: readiness, the metrics catalogue, JSON logs.
 @Suite struct ObservabilityTests {
-    /// Every series the README's metrics table lists, as named on `/metrics`.
+    /// Every series the metrics table (docs/operations.md) lists, as named on `/metrics`.
     static let catalogue = [
         "veo_relay_tasks", "veo_relay_oldest_due_seconds",
         "veo_relay_upstream_requests_total", "veo_relay_upstream_request_duration_seconds_bucket",
@@ -113,6 +113,8 @@ import Testing
             #expect(answer.json["reason"]?.stringValue?.contains("database") == true, "\(answer.json)")
             #expect(try await api.get("/healthz").status == 200)
         }
+        let refused = try await APIClient(baseURL: api.baseURL).get("/v1/tasks/task_unknown")
+        #expect(refused.status == 503 && refused.json["error"]?["type"] == .string("unavailable"), "no 500 for a database away: \(refused.json)")
         let outageOutput = relay.outputSize
 
         try await TestPostgres.giveBack(url)

@@ -5,6 +5,8 @@ import Synchronization
 public enum StorageFault: Error, Sendable, Equatable, CustomStringConvertible {
     /// No answer within the deadline: a hung connection, a network partition, a failover.
     case unavailable(database: String, after: Duration)
+    /// The database refuses or drops connections (down, restarting, taken away).
+    case unreachable(database: String, reason: String)
     /// The database's storage is full: writes fail until space returns.
     case full(database: String)
 
@@ -12,6 +14,8 @@ public enum StorageFault: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .unavailable(let database, let after):
             "the database (\(database)) did not answer within \(after.components.seconds) s"
+        case .unreachable(let database, let reason):
+            "the database (\(database)) cannot be reached: \(reason)"
         case .full(let database):
             "the relay's storage is full (\(database)): nothing can be written until space is freed"
         }
@@ -20,7 +24,7 @@ public enum StorageFault: Error, Sendable, Equatable, CustomStringConvertible {
     /// A label for metrics and logs.
     public var kind: String {
         switch self {
-        case .unavailable: "unavailable"
+        case .unavailable, .unreachable: "unavailable"
         case .full: "full"
         }
     }

@@ -99,14 +99,22 @@ public final class PostgresStore: Sendable {
         }
     }
 
-    /// Every database call: bounded by the deadline, a full disk (SQLSTATE 53100) reported as such.
+    /// Every database call: bounded by the deadline; a full disk (SQLSTATE 53100) and a connection
+    /// refused or lost (or a server shutting down, SQLSTATE class 57P) reported as such.
     private func bounded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
             return try await deadline.run(operation)
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "53100" {
             storageFull.record()
             throw StorageFault.full(database: deadline.database)
+        } catch let error as PSQLError where Self.lostConnection(error) {
+            throw StorageFault.unreachable(database: deadline.database, reason: Self.reason(error))
         }
+    }
+
+    private static func lostConnection(_ error: PSQLError) -> Bool {
+        [.connectionError, .serverClosedConnection, .uncleanShutdown].contains(error.code)
+            || error.serverInfo?[.sqlState]?.hasPrefix("57P") == true
     }
 
     static func bindings(now: Double, limit: Int, excluded: [String]? = nil, lease: Lease? = nil) -> PostgresBindings {
