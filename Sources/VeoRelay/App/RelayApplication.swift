@@ -124,6 +124,7 @@ public func buildRelay(
         worker(Submitter(context: stages), concurrency: engine.submitConcurrency, wake: wakeups.submitter),
         RetentionService(store: store, clock: clock, attemptRetention: engine.attemptRetention,
                          idempotencyRetention: engine.idempotencyRetention, logger: logger),
+        PauseWatch(store: store, logger: logger),
     ]
 
     // Services stop in reverse order: the server stops accepting first, then the submitter, poller

@@ -122,6 +122,12 @@ enum RowMapping {
     }
 }
 
+extension RowMapping {
+    static func submissionPause(_ row: some StoredRow) throws -> SubmissionPause {
+        SubmissionPause(scope: SubmissionPause.scope(try row.text("scope")), since: try row.date("paused_at"))
+    }
+}
+
 /// One query for `StoreMaintenance.backlog`, shared by both stores: a row per task state with its count, then
 /// one row per stage with its oldest due time (each an index range on `(state, due time)`).
 enum BacklogQuery {

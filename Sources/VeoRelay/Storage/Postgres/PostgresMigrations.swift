@@ -47,6 +47,8 @@ enum PostgresMigrations {
             "CREATE INDEX tasks_newest ON tasks (created_at, id)",
             "CREATE INDEX tasks_state_newest ON tasks (state, created_at, id)",
         ]),
+        // The stop switch: a row per paused scope, a client id or '*' for every client.
+        ("005-submission-pauses", ["CREATE TABLE submission_pauses (scope TEXT PRIMARY KEY, paused_at DOUBLE PRECISION NOT NULL)"]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

@@ -116,6 +116,10 @@ enum SQLiteMigrations {
                 CREATE INDEX tasks_state_newest ON tasks (state, created_at, id);
                 """)
         }
+        migrator.registerMigration("009-submission-pauses") { db in
+            // The stop switch: a row per paused scope, a client id or '*' for every client.
+            try db.execute(sql: "CREATE TABLE submission_pauses (scope TEXT PRIMARY KEY, paused_at REAL NOT NULL)")
+        }
         return migrator
     }
 }

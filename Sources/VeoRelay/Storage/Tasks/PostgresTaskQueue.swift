@@ -74,6 +74,7 @@ extension PostgresStore: TaskQueue {
             WITH queued AS (
                 SELECT id, next_run_at FROM tasks
                 WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+                  AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope IN ('*', tasks.client_id))
                 ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
             abandoned AS (
                 SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < $1
@@ -149,5 +150,20 @@ extension PostgresStore: TaskQueue {
                 """, on: connection).isEmpty else { return false }
             return try await self.saveTransitions([transition], on: connection).contains(task.id)
         }
+    }
+
+    public func pauseSubmissions(_ scope: ClientScope, at date: Date) async throws {
+        try await rows("""
+            INSERT INTO submission_pauses (scope, paused_at) VALUES (\(SubmissionPause.key(scope)), \(date.timeIntervalSince1970))
+            ON CONFLICT (scope) DO NOTHING
+            """)
+    }
+
+    public func resumeSubmissions(_ scope: ClientScope) async throws -> Bool {
+        try await !rows("DELETE FROM submission_pauses WHERE scope = \(SubmissionPause.key(scope)) RETURNING scope").isEmpty
+    }
+
+    public func submissionPauses() async throws -> [SubmissionPause] {
+        try await rows("SELECT scope, paused_at FROM submission_pauses ORDER BY paused_at, scope").map(RowMapping.submissionPause)
     }
 }

@@ -67,6 +67,7 @@ extension SQLiteStore: TaskQueue {
                 SELECT * FROM (
                     SELECT id, next_run_at FROM tasks
                     WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope IN ('*', tasks.client_id))
                     ORDER BY next_run_at LIMIT :limit)
                 UNION ALL
                 SELECT * FROM (
@@ -178,6 +179,27 @@ extension SQLiteStore: TaskQueue {
                 .execute(arguments: [cancellationLease.owner, task.id])
             guard db.changesCount == 1 else { return false }
             return try Self.save(TaskTransition(task, lease: cancellationLease, keepLease: false, event: event), columns: columns, db: db)
+        }
+    }
+
+    public func pauseSubmissions(_ scope: ClientScope, at date: Date) async throws {
+        try await write { db in
+            try db.cachedStatement(sql: "INSERT INTO submission_pauses (scope, paused_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING")
+                .execute(arguments: [SubmissionPause.key(scope), date.timeIntervalSince1970])
+        }
+    }
+
+    public func resumeSubmissions(_ scope: ClientScope) async throws -> Bool {
+        try await write { db in
+            try db.cachedStatement(sql: "DELETE FROM submission_pauses WHERE scope = ?").execute(arguments: [SubmissionPause.key(scope)])
+            return db.changesCount == 1
+        }
+    }
+
+    public func submissionPauses() async throws -> [SubmissionPause] {
+        try await read { db in
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT scope, paused_at FROM submission_pauses ORDER BY paused_at, scope"))
+                .map(RowMapping.submissionPause)
         }
     }
 }

@@ -34,6 +34,30 @@ public protocol TaskQueue: Sendable {
     /// orders this write and the submitter's, so no task is both cancelled and submitted. False if the
     /// task was no longer queued.
     func cancel(_ task: RelayTask, event: NewEvent) async throws -> Bool
+
+    /// The stop switch: no task of `scope` is claimed for submission until it is resumed, on every
+    /// instance at its next claim (the claim itself reads the switch). Intake, polls, deliveries and
+    /// streams go on; an abandoned submission is still resolved (it sends nothing).
+    func pauseSubmissions(_ scope: ClientScope, at date: Date) async throws
+    /// Lifts a pause of exactly this scope (a client's own pause, or the one for all); true if there was one.
+    func resumeSubmissions(_ scope: ClientScope) async throws -> Bool
+    /// The pauses in force, oldest first.
+    func submissionPauses() async throws -> [SubmissionPause]
+}
+
+/// A pause of new submissions (see `TaskQueue.pauseSubmissions`).
+public struct SubmissionPause: Sendable, Equatable {
+    public var scope: ClientScope
+    public var since: Date
+
+    public init(scope: ClientScope, since: Date) {
+        self.scope = scope
+        self.since = since
+    }
+
+    /// How a scope is stored: the client id, or `*` for every client.
+    static func key(_ scope: ClientScope) -> String { scope.clientID ?? "*" }
+    static func scope(_ key: String) -> ClientScope { key == "*" ? .allClients : .client(key) }
 }
 
 extension TaskQueue {

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import VeoRelay
+
+/// Operator commands that keep paid work under control: take a task back, stop and restart submissions.
+struct Cancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take back a task that has not been submitted upstream: it ends cancelled and is never paid.",
+        discussion: "Its task.failed event (status cancelled) is delivered like any other. A submitted task runs on.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Argument(help: "The relay task id.")
+    var taskID: String
+
+    func run() async throws {
+        let state = try await store.with { store -> TaskState in
+            guard let task = try await store.task(id: taskID, scope: .allClients) else { throw ValidationError("no task '\(taskID)'") }
+            guard task.state == .queued else { return task.state }
+            let events = EventAnnouncer(store: store, clock: SystemClock(), dispatcherWake: WakeSignal())
+            return try await events.cancel(task) ? .cancelled : (try await store.task(id: taskID, scope: .allClients)?.state ?? task.state)
+        }
+        switch state {
+        case .cancelled: Console.line("cancelled \(taskID)")
+        case .submitting, .running: throw ValidationError("\(taskID) was already submitted upstream: it is paid and runs to completion")
+        default: throw ValidationError("\(taskID) already ended (\(state.rawValue))")
+        }
+    }
+}
+
+/// Which clients `pause` and `resume` act on.
+struct PauseScopeOptions: ParsableArguments {
+    @Option(help: "Only this client's submissions (default: every client's).")
+    var client: String?
+
+    var scope: ClientScope { client.map(ClientScope.client) ?? .allClients }
+    var label: String { client.map { "client \($0)" } ?? "all clients" }
+}
+
+struct Pause: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop new submissions upstream, for one client or all, on every relay on this database.",
+        discussion: """
+            Takes effect at each relay's next submission claim (within a second). Intake keeps accepting, and polls, \
+            deliveries and streams go on; `resume` lets the queued tasks go.
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var scope: PauseScopeOptions
+
+    func run() async throws {
+        try await store.with { try await $0.pauseSubmissions(scope.scope, at: Date()) }
+        Console.line("submissions paused for \(scope.label)")
+    }
+}
+
+struct Resume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Lift a pause made with `pause` (the same --client, or none for the pause of all).")
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var scope: PauseScopeOptions
+
+    func run() async throws {
+        guard try await store.with({ try await $0.resumeSubmissions(scope.scope) }) else {
+            throw ValidationError("submissions were not paused for \(scope.label)")
+        }
+        Console.line("submissions resumed for \(scope.label)")
+    }
+}
