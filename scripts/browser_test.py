@@ -140,6 +140,7 @@ try:
 
     print("console: sign in, replay a dead letter, hostile prompt as text")
     task = api("POST", "/v1/videos/generations", {"model": "veo3.1-fast-official", "prompt": "a lighthouse in fog",
+                                                  "metadata": {"order": "LH-4242"},
                                                   "callback_url": f"http://127.0.0.1:{receiver.server_port}/hooks"})["data"][0]["task_id"]
     until("the delivery to be dead-lettered",
           lambda: api("GET", f"/v1/tasks/{task}")["data"].get("callback", {}).get("state") == "failed")
@@ -148,9 +149,26 @@ try:
     check(driver.current_url.endswith("/console/sign-in"), "the console asks to sign in")
     driver.find_element(By.ID, "token").send_keys(CONSOLE_TOKEN)
     driver.find_element(By.ID, "sign-in").click()
-    until("the task list", lambda: driver.current_url.endswith("/console/tasks"))
+    until("the overview", lambda: driver.current_url.endswith("/console"))
+    charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
+    check(len(charts) == 8, f"the overview draws the last hour and day as charts ({len(charts)})")
+    check(driver.find_elements(By.CSS_SELECTOR, "svg.chart .series"), "the run so far is drawn")
+    driver.save_screenshot(os.path.join(artifacts, "console-overview.png"))
+    driver.find_element(By.ID, "pause").click()
+    until("the switch to show paused", lambda: driver.find_elements(By.CSS_SELECTOR, "p.paused"))
+    check("all clients" in driver.find_element(By.CSS_SELECTOR, "p.paused").text, "paused for all clients")
+    driver.save_screenshot(os.path.join(artifacts, "console-paused.png"))
+    driver.find_element(By.ID, "resume").click()
+    until("the switch to show running", lambda: driver.find_elements(By.ID, "running"))
+    driver.get(relay + "/console/tasks")
     check(hostile in driver.find_element(By.ID, "tasks").text, "the task list shows the hostile prompt as text")
     check(driver.execute_script("return window.pwned === undefined"), "and it does not run")
+    driver.find_element(By.ID, "search").send_keys("LH-4242")
+    driver.find_element(By.ID, "filter").click()
+    until("the search results", lambda: "q=LH-4242" in driver.current_url)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#tasks tr td:first-child a")
+    check([row.text for row in rows] == [task], "the search finds the task by its metadata value, and only it")
+    driver.save_screenshot(os.path.join(artifacts, "console-search.png"))
     driver.get(relay + "/console/dead-letters")
     row = driver.find_element(By.XPATH, f"//table[@id='dead-letters']//tr[td[text()='{dead_id}']]")
     driver.save_screenshot(os.path.join(artifacts, "console-dead-letter.png"))

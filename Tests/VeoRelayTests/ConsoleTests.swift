@@ -90,7 +90,7 @@ struct ConsoleTests {
         #expect(forged.status == 403, "a sign-in form that was not served by the relay")
 
         let signedIn = try await browser.signIn()
-        #expect(signedIn.status == 303 && signedIn.header("location") == "/console/tasks")
+        #expect(signedIn.status == 303 && signedIn.header("location") == "/console")
         let session = try #require(signedIn.setCookies.first { $0.hasPrefix("veo_console=") })
         #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict"))
         #expect(!session.contains("Secure"), "served on loopback, so the cookie works over plain http")
@@ -168,7 +168,7 @@ struct ConsoleTests {
         let browser = Browser(base: relay.baseURL)
         _ = try await browser.signIn()
         var pages: [String] = []
-        for path in ["/console/tasks", "/console/tasks/\(taskID)", "/console/dead-letters", "/console/clients", "/console/upstream"] {
+        for path in ["/console/tasks", "/console/tasks/\(taskID)", "/console/dead-letters", "/console/clients", "/console/upstream", "/console"] {
             let page = try await browser.get(path)
             #expect(page.status == 200, "\(path)")
             pages.append(page.html)
@@ -183,6 +183,49 @@ struct ConsoleTests {
                        RelayHarness.upstreamKey] {
             #expect(!all.contains(secret), "a secret on a console page")
         }
+        try await harness.stop(relay)
+    }
+
+    /// The landing page draws the last hour and day from the database; the list shows each task's
+    /// webhook state and finds a task by a metadata value; the stop switch and cancel work as forms.
+    @Test func theOverviewChartsTheRunAndTheListSearchesAndTheSwitchesWork() async throws {
+        let harness = try await RelayHarness.start()
+        let relay = try await Self.consoleRelay(harness)
+        let api = APIClient(baseURL: relay.baseURL)
+        let found = try await api.submit(harness.request(prompt: "with an order number", extra: ["metadata": .object(["order": .string("A-7731")])]))
+        _ = try await api.submit(harness.request(prompt: "fails [simulate:fail]"))
+        _ = try await harness.receiver.next(2)
+        try await eventually("both webhooks recorded as delivered") {
+            let log = try await api.get("/v1/tasks/\(found)").json["data"]?["callback"]?["state"]
+            return log == .string("delivered")
+        }
+        let browser = Browser(base: relay.baseURL)
+        _ = try await browser.signIn()
+        let overview = try await browser.get("/console")
+        #expect(overview.status == 200)
+        #expect(overview.html.components(separatedBy: "<svg class='chart'").count - 1 == 8, "four charts for the hour, four for the day")
+        #expect(overview.html.contains("Tasks per minute") && overview.html.contains("Notification lag"))
+        #expect(overview.html.contains("<polyline class='series'") || overview.html.contains("<circle class='series'"), "the run is drawn")
+        #expect(overview.html.contains("Running for every client."))
+
+        let search = try await browser.get("/console/tasks?q=A-7731")
+        #expect(search.html.contains(found) && search.html.components(separatedBy: "href=\"/console/tasks/").count - 1 == 1, "found by metadata")
+        #expect(try await browser.get("/console/tasks?q=\(found)").html.contains(found), "found by id")
+        #expect(!(try await browser.get("/console/tasks?q=B-0000").html.contains(found)))
+        #expect(search.html.contains(#"<td class="state-delivered">delivered</td>"#), "the webhook's state in the list")
+
+        let csrf = try #require(overview.field("csrf"))
+        #expect(try await browser.post("/console/pause", ["client": ""]).status == 403, "no CSRF token")
+        #expect(try await browser.post("/console/pause", ["client": "", "csrf": csrf]).status == 303)
+        #expect(try await browser.get("/console").html.contains("Paused for all clients"))
+        let waiting = try await api.submit(harness.request(prompt: "waits behind the switch"))
+        let taskPage = try await browser.get("/console/tasks/\(waiting)")
+        #expect(taskPage.html.contains(#"id="cancel""#), "a queued task can be cancelled")
+        #expect(try await browser.post("/console/tasks/\(waiting)/cancel", ["csrf": csrf]).status == 303)
+        #expect(try await api.get("/v1/tasks/\(waiting)").json["data"]?["status"] == .string("cancelled"))
+        #expect(try await browser.post("/console/resume", ["client": "", "csrf": csrf]).status == 303)
+        #expect(try await browser.get("/console").html.contains("Running for every client."))
+        #expect(harness.simulator.submissionsByPrompt["waits behind the switch"] == nil, "cancelled while paused: never submitted")
         try await harness.stop(relay)
     }
 }

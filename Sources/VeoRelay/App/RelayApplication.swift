@@ -84,7 +84,7 @@ public func buildRelay(
         let sessions = ConsoleSessions(token: token,
                                        sharedSecret: try await store.sharedSecret(named: ConsoleSessions.secretName, candidate: SharedSecret.generate()),
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
-        try ConsoleController(store: store, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
+        try ConsoleController(store: store, events: events, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
                               destinations: destinations).addRoutes(to: router)
     }
     MetricsSampler.recordStart(at: clock.now())

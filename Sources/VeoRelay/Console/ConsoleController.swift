@@ -9,6 +9,7 @@ import Mustache
 /// any, so even a markup injection could not run code.
 public struct ConsoleController: Sendable {
     let store: any RelayStore
+    let events: EventAnnouncer
     let sessions: ConsoleSessions
     let templates: MustacheLibrary
     let clock: any WallClock
@@ -17,9 +18,10 @@ public struct ConsoleController: Sendable {
     let destinations: DestinationGate
     static let pageSize = 50
 
-    init(store: any RelayStore, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal, upstream: UpstreamGate,
-         destinations: DestinationGate) throws {
+    init(store: any RelayStore, events: EventAnnouncer, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal,
+         upstream: UpstreamGate, destinations: DestinationGate) throws {
         self.store = store
+        self.events = events
         self.sessions = sessions
         self.templates = try ConsoleTemplates.library()
         self.clock = clock
@@ -30,13 +32,16 @@ public struct ConsoleController: Sendable {
 
     public func addRoutes(to router: Router<RelayRequestContext>) {
         let console = router.group("console")
-        console.get { _, _ in Self.redirect("/console/tasks") }
+        console.get(use: overview)
+        console.post("pause", use: pause)
+        console.post("resume", use: resume)
         console.get("sign-in", use: signInPage)
         console.post("sign-in", use: signIn)
         console.post("sign-out", use: signOut)
         console.get("tasks", use: taskList)
         console.get("tasks/:id", use: taskPage)
         console.post("tasks/:id/replay", use: replay)
+        console.post("tasks/:id/cancel", use: cancel)
         console.get("dead-letters", use: deadLetterList)
         console.get("clients", use: clientList)
         console.get("upstream", use: upstreamPage)
@@ -59,7 +64,7 @@ public struct ConsoleController: Sendable {
             return Self.redirect("/console/sign-in?failed=1")
         }
         let (_, cookie) = sessions.newSession()
-        var response = Self.redirect("/console/tasks")
+        var response = Self.redirect("/console")
         response.setCookie(cookie)
         response.setCookie(sessions.expired(ConsoleSessions.signInCookie))
         context.logger.info("console sign-in")
@@ -81,20 +86,23 @@ public struct ConsoleController: Sendable {
         let parameters = request.uri.queryParameters
         let state = parameters.get("state").flatMap(TaskState.init(rawValue:))
         let client = parameters.get("client").flatMap { $0.isEmpty ? nil : $0 }
+        let search = parameters.get("q").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         let before = parameters.get("before").flatMap(Self.cursor(parsing:))
-        let tasks = try await store.tasks(TaskQuery(state: state, clientID: client, before: before, limit: Self.pageSize))
+        let tasks = try await store.tasks(TaskQuery(state: state, clientID: client, search: search, before: before, limit: Self.pageSize))
+        let deliveries = try await store.deliveryStates(taskIDs: tasks.map(\.id))
         var older: String?
         if tasks.count == Self.pageSize, let last = tasks.last {
             var query = [URLQueryItem(name: "before", value: "\(last.createdAt.timeIntervalSince1970)_\(last.id)")]
             if let state { query.append(URLQueryItem(name: "state", value: state.rawValue)) }
             if let client { query.append(URLQueryItem(name: "client", value: client)) }
+            if let search { query.append(URLQueryItem(name: "q", value: search)) }
             var components = URLComponents()
             components.path = "/console/tasks"
             components.queryItems = query
             older = components.string
         }
         let view = TaskListView(states: TaskState.allCases.map { .init(name: $0.rawValue, selected: $0 == state) }, client: client ?? "",
-                                rows: tasks.map(TaskRow.init), older: older)
+                                search: search ?? "", rows: tasks.map { TaskRow($0, delivery: deliveries[$0.id]) }, older: older)
         return page("Tasks", "tasks", view, session: session)
     }
 
@@ -208,10 +216,11 @@ struct SignInForm: Decodable {
     var nonce: String?
 }
 
-/// A state-changing form: its CSRF token and, for Replay, the event.
+/// A state-changing form: its CSRF token and, for Replay, the event; for the stop switch, the client.
 struct ActionForm: Decodable {
     var csrf: String?
     var event: String?
+    var client: String?
 }
 
 struct Empty {}
@@ -242,16 +251,19 @@ struct TaskListView {
 
     var states: [StateOption]
     var client: String
+    var search: String
     var rows: [TaskRow]
     var older: String?
 }
 
 struct TaskRow {
-    var id, state, clientID, model, prompt, created: String
+    var id, state, delivery, clientID, model, prompt, created: String
 
-    init(_ task: RelayTask) {
+    /// `delivery`: the state of the task's latest webhook, if it has one.
+    init(_ task: RelayTask, delivery: DeliveryState?) {
         id = task.id
         state = task.state.rawValue
+        self.delivery = delivery?.rawValue ?? (task.callbackURL == nil ? "stream only" : "—")
         clientID = task.clientID
         model = task.request.model.rawValue
         prompt = task.request.prompt.count > 80 ? task.request.prompt.prefix(80) + "…" : task.request.prompt
@@ -277,8 +289,10 @@ struct TaskView {
         var attempts_: [Attempt]
     }
 
-    var state, clientID, upstreamTaskID, upstreamStatus, callbackURL, created, completed, error, request: String
+    var taskID, state, clientID, upstreamTaskID, upstreamStatus, callbackURL, created, completed, error, request, csrf: String
     var progress: Int
+    /// Still queued: the console offers to cancel it.
+    var cancellable: Bool
     var metadata, upstream, submissionAnswer: String?
     var events: [Event]
     var deliveries: [Delivery]
@@ -293,7 +307,10 @@ struct TaskView {
         func pretty(_ value: some Encodable) throws -> String {
             String(decoding: try Self.prettyEncoder.encode(value), as: UTF8.self)
         }
+        taskID = task.id
         state = task.state.rawValue
+        cancellable = task.state == .queued
+        self.csrf = csrf
         clientID = task.clientID
         upstreamTaskID = task.upstreamTaskID ?? ""
         upstreamStatus = task.upstream?.status ?? task.publicStatus

@@ -11,7 +11,8 @@ enum ConsoleTemplates {
     }
 
     static let all: [(String, String)] = [("layout", layout), ("signin", signIn), ("tasks", tasks), ("task", task),
-                                          ("deadletters", deadLetters), ("clients", clients), ("upstream", upstream)]
+                                          ("deadletters", deadLetters), ("clients", clients), ("upstream", upstream),
+                                          ("overview", overview)]
 
     static let layout = """
         <!doctype html>
@@ -20,9 +21,9 @@ enum ConsoleTemplates {
         body{font:14px system-ui,sans-serif;margin:0;color:#222}nav{background:#223;padding:.6em 1em}nav a{color:#fff;margin-right:1.2em}
         nav form{display:inline;float:right}main{padding:1em}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;
         padding:.3em .5em;text-align:left;vertical-align:top}pre{background:#f5f5f5;padding:.6em;white-space:pre-wrap;word-break:break-all}
-        .notice{background:#e7f5e7;padding:.5em}.state-failed,.state-gone{color:#b00}.state-delivered,.state-succeeded{color:#070}
+        .notice{background:#e7f5e7;padding:.5em}.charts svg{margin:0 1em 1em 0;border:1px solid #eee}.state-failed,.state-gone{color:#b00}.state-delivered,.state-succeeded{color:#070}
         </style></head><body>
-        {{#signedIn}}<nav><a href="/console/tasks">Tasks</a><a href="/console/dead-letters">Dead letters</a>
+        {{#signedIn}}<nav><a href="/console">Overview</a><a href="/console/tasks">Tasks</a><a href="/console/dead-letters">Dead letters</a>
         <a href="/console/clients">Clients</a><a href="/console/upstream">Upstream</a>
         <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="{{csrf}}"><button>Sign out</button></form></nav>{{/signedIn}}
         <main><h1>{{title}}</h1>{{#notice}}<p class="notice" id="notice">{{notice}}</p>{{/notice}}{{{content}}}</main></body></html>
@@ -39,10 +40,12 @@ enum ConsoleTemplates {
     static let tasks = """
         <form method="get" action="/console/tasks">
         <label>State <select name="state"><option value="">any</option>{{#states}}<option{{#selected}} selected{{/selected}}>{{name}}</option>{{/states}}</select></label>
-        <label>Client <input name="client" value="{{client}}"></label> <button>Filter</button></form>
-        <table id="tasks"><tr><th>Task</th><th>State</th><th>Client</th><th>Model</th><th>Prompt</th><th>Created</th></tr>
-        {{#rows}}<tr><td><a href="/console/tasks/{{id}}">{{id}}</a></td><td class="state-{{state}}">{{state}}</td><td>{{clientID}}</td>
-        <td>{{model}}</td><td>{{prompt}}</td><td>{{created}}</td></tr>{{/rows}}
+        <label>Client <input name="client" value="{{client}}"></label>
+        <label>Search <input name="q" id="search" value="{{search}}" placeholder="task id, upstream id or metadata value"></label>
+        <button id="filter">Filter</button></form>
+        <table id="tasks"><tr><th>Task</th><th>State</th><th>Webhook</th><th>Client</th><th>Model</th><th>Prompt</th><th>Created</th></tr>
+        {{#rows}}<tr><td><a href="/console/tasks/{{id}}">{{id}}</a></td><td class="state-{{state}}">{{state}}</td>
+        <td class="state-{{delivery}}">{{delivery}}</td><td>{{clientID}}</td><td>{{model}}</td><td>{{prompt}}</td><td>{{created}}</td></tr>{{/rows}}
         </table>{{^rows}}<p>No tasks.</p>{{/rows}}
         {{#older}}<p><a id="older" href="{{older}}">Older tasks →</a></p>{{/older}}
         """
@@ -52,6 +55,8 @@ enum ConsoleTemplates {
         <tr><th>Upstream task</th><td>{{upstreamTaskID}}</td></tr><tr><th>Upstream status</th><td>{{upstreamStatus}} {{progress}}%</td></tr>
         <tr><th>Callback</th><td>{{callbackURL}}</td></tr><tr><th>Created</th><td>{{created}}</td></tr>
         <tr><th>Completed</th><td>{{completed}}</td></tr><tr><th>Error</th><td>{{error}}</td></tr></table>
+        {{#cancellable}}<form method="post" action="/console/tasks/{{taskID}}/cancel"><input type="hidden" name="csrf" value="{{csrf}}">
+        <button id="cancel">Cancel (not submitted yet: nothing is paid)</button></form>{{/cancellable}}
         <h2>Request</h2><pre id="request">{{request}}</pre>
         {{#metadata}}<h2>Metadata</h2><pre id="metadata">{{metadata}}</pre>{{/metadata}}
         {{#upstream}}<h2>Upstream answer (last poll)</h2><pre>{{upstream}}</pre>{{/upstream}}
@@ -89,5 +94,18 @@ enum ConsoleTemplates {
         <tr><th>Last 5 minutes</th><td>{{requests}} requests, {{failures}} failed ({{errorRate}})</td></tr>
         <tr><th>Open destination circuits</th><td>{{openDestinations}}</td></tr></table>
         <h2>Backlog (all instances)</h2><table id="backlog">{{#backlog}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/backlog}}</table>
+        """
+
+    static let overview = """
+        <section id="switch"><h2>Submissions upstream</h2>
+        {{#pauses}}<p class="state-failed paused">Paused for {{name}} since {{value}}</p>{{/pauses}}
+        {{^pauses}}<p class="state-succeeded" id="running">Running for every client.</p>{{/pauses}}
+        <form method="post" action="/console/pause"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label>Client (empty: all) <input name="client" id="pause-client"></label> <button id="pause">Pause</button></form>
+        <form method="post" action="/console/resume"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label>Client (empty: all) <input name="client" id="resume-client"></label> <button id="resume">Resume</button></form>
+        <p>Paused, nothing new is sent upstream (on every instance within a second); intake, polls, webhooks and streams go on.</p></section>
+        {{#sections}}<h2>{{title}}</h2><div class="charts">{{#charts}}{{{svg}}}{{/charts}}</div>{{/sections}}
+        <h2>Backlog now (all instances)</h2><table id="backlog">{{#backlog}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/backlog}}</table>
         """
 }

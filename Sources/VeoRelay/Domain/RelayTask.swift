@@ -53,6 +53,10 @@ public struct TaskError: Codable, Sendable, Equatable {
         /// The task did not end within its deadline.
         case timeout
         case cancelled
+
+        /// The codes of tasks that ended on the upstream's account.
+        public static let upstreamCodes: [Code] = [.upstreamFailed, .upstreamRejected, .submissionOutcomeUnknown,
+                                                   .upstreamTaskNotFound, .upstreamUnreadable]
     }
 }
 

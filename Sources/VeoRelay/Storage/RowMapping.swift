@@ -123,6 +123,12 @@ enum RowMapping {
 }
 
 extension RowMapping {
+    static func deliveryState(_ row: some StoredRow) throws -> (String, DeliveryState) {
+        let state = try row.text("state")
+        guard let value = DeliveryState(rawValue: state) else { throw StoreError.missingValue("events.state \(state)") }
+        return (try row.text("task_id"), value)
+    }
+
     static func submissionPause(_ row: some StoredRow) throws -> SubmissionPause {
         SubmissionPause(scope: SubmissionPause.scope(try row.text("scope")), since: try row.date("paused_at"))
     }

@@ -49,4 +49,35 @@ struct StoreMaintenanceConformanceTests {
         #expect(backlog.oldestDueDelivery == fixture.t0, "the succeeded task's event is due since it was written")
         fixture.store.close()
     }
+
+    /// The console's charts: what happened, slot by slot, with the notification lag's percentiles.
+    @Test(arguments: TestStores.all)
+    func activityCountsEachSlotAndTheLagOfDeliveredWebhooks(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let store = fixture.store
+        // Slot 0: one task accepted; it succeeds and its webhook is delivered 4 s after completion, in slot 1.
+        _ = try await fixture.finishedTask("charted")
+        let lease = fixture.lease("a/dispatcher/1", until: 60)
+        let event = try #require(try await store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
+        var attempt = fixture.attempt(event.eventID, status: 204)
+        attempt.attemptedAt = fixture.t0.addingTimeInterval(64)
+        try await store.recordAttempt(attempt, resolution: .delivered, lease: lease)
+        // Slot 2: a task accepted and failed by the upstream.
+        var failing = try fixture.task("upstream failure", due: 0)
+        failing.createdAt = fixture.t0.addingTimeInterval(125)
+        _ = try await store.insert(failing, idempotency: nil)
+        let submitter = fixture.lease("b/submitter/1", until: 300)
+        var claimed = try #require(try await store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(130), limit: 1, lease: submitter).first)
+        _ = claimed.fail(.upstreamRejected, message: "no", at: fixture.t0.addingTimeInterval(130))
+        try await store.save(claimed, lease: submitter, keepLease: false, event: nil)
+
+        let report = try await store.activity(from: fixture.t0, slot: 60, count: 3)
+        #expect(report.accepted == [1, 0, 1])
+        #expect(report.succeeded == [1, 0, 0] && report.failed == [0, 0, 1] && report.upstreamErrors == [0, 0, 1])
+        #expect(report.webhookAttempts == [0, 1, 0] && report.webhooksAccepted == [0, 1, 0])
+        #expect(report.lagP50 == [nil, 64, nil] && report.lagP95 == [nil, 64, nil], "completed at t0, delivered at t0 + 64 s")
+        #expect(try await store.activity(from: fixture.t0.addingTimeInterval(-600), slot: 60, count: 5).accepted == [0, 0, 0, 0, 0],
+                "a window before anything happened")
+        store.close()
+    }
 }

@@ -8,6 +8,15 @@ extension PostgresStore: StoreMaintenance {
         return try BacklogQuery.statistics(from: try await rows(PostgresQuery(unsafeSQL: BacklogQuery.sql(now: "$1"), binds: bindings)))
     }
 
+    public func activity(from start: Date, slot: TimeInterval, count: Int) async throws -> ActivityReport {
+        var bindings = PostgresBindings()
+        bindings.append(start.timeIntervalSince1970)
+        bindings.append(slot)
+        bindings.append(start.addingTimeInterval(slot * Double(count)).timeIntervalSince1970)
+        let sql = ActivityQuery.sql(parameter: { "$\($0)::double precision" }, slotOf: { "floor(\($0))::bigint" })
+        return try ActivityQuery.report(from: try await rows(PostgresQuery(unsafeSQL: sql, binds: bindings)), start: start, slot: slot, count: count)
+    }
+
     public func checkReady() async throws {
         // Reads still work on a full disk: only a recent write failure tells.
         if storageFull.isRecent { throw StorageFault.full(database: deadline.database) }

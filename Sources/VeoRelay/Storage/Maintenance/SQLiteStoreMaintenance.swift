@@ -9,6 +9,16 @@ extension SQLiteStore: StoreMaintenance {
         }
     }
 
+    public func activity(from start: Date, slot: TimeInterval, count: Int) async throws -> ActivityReport {
+        let end = start.addingTimeInterval(slot * Double(count))
+        let sql = ActivityQuery.sql(parameter: { "?\($0)" }, slotOf: { "CAST(\($0) AS INTEGER)" })
+        return try await read { db in
+            try ActivityQuery.report(from: Row.fetchAll(db.cachedStatement(sql: sql),
+                                                        arguments: [start.timeIntervalSince1970, slot, end.timeIntervalSince1970]),
+                                     start: start, slot: slot, count: count)
+        }
+    }
+
     public func checkReady() async throws {
         // Reads still work on a full disk: only a recent write failure tells.
         if storageFull.isRecent { throw StorageFault.full(database: deadline.database) }

@@ -11,6 +11,8 @@ public protocol StoreMaintenance: Sendable {
     func explainClaims(now: Date) async throws -> [ClaimPlan]
     /// Tasks by state and the oldest due work of each stage, as of `now`.
     func backlog(now: Date) async throws -> BacklogStatistics
+    /// What happened in `count` slots of `slot` seconds from `start` (the console's charts).
+    func activity(from start: Date, slot: TimeInterval, count: Int) async throws -> ActivityReport
     /// Returns when the database answers and holds every migration this build knows (readiness);
     /// throws `StoreNotReady` or the database's error otherwise.
     func checkReady() async throws

@@ -17,6 +17,8 @@ public protocol Outbox: Sendable {
 
     /// The state of a task's latest webhook event.
     func callbackSummary(taskID: String) async throws -> CallbackSummary?
+    /// The state of each task's latest webhook event, for those of `taskIDs` that have one (listings).
+    func deliveryStates(taskIDs: [String]) async throws -> [String: DeliveryState]
     /// A task's webhook deliveries with their attempt logs; nil if `scope` cannot see the task.
     func deliveryLog(taskID: String, scope: ClientScope) async throws -> [DeliveryRecord]?
     /// Events in `state` that `scope` may see, newest first.

@@ -91,4 +91,12 @@ extension PostgresStore: Outbox {
             WHERE left(lease_owner, length(\(prefix))) = \(prefix) AND \(unescaped: Self.commitsWithoutFlush)
             """)
     }
+
+    public func deliveryStates(taskIDs: [String]) async throws -> [String: DeliveryState] {
+        try Dictionary(try await rows("""
+            SELECT task_id, state FROM events e
+            WHERE task_id = ANY(\(taskIDs)) AND state <> 'unsubscribed'
+              AND seq = (SELECT MAX(seq) FROM events l WHERE l.task_id = e.task_id AND l.state <> 'unsubscribed')
+            """).map(RowMapping.deliveryState), uniquingKeysWith: { $1 })
+    }
 }

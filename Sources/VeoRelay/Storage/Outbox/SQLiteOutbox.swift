@@ -126,4 +126,15 @@ extension SQLiteStore: Outbox {
                 """).execute(arguments: ["prefix": prefix])
         }
     }
+
+    public func deliveryStates(taskIDs: [String]) async throws -> [String: DeliveryState] {
+        let ids = try TaskColumns.text(taskIDs)
+        return try await read { db in
+            try Dictionary(Row.fetchAll(db.cachedStatement(sql: """
+                SELECT task_id, state FROM events e
+                WHERE task_id IN (SELECT value FROM json_each(?)) AND state <> 'unsubscribed'
+                  AND seq = (SELECT MAX(seq) FROM events l WHERE l.task_id = e.task_id AND l.state <> 'unsubscribed')
+                """), arguments: [ids]).map(RowMapping.deliveryState), uniquingKeysWith: { $1 })
+        }
+    }
 }

@@ -49,6 +49,9 @@ enum PostgresMigrations {
         ]),
         // The stop switch: a row per paused scope, a client id or '*' for every client.
         ("005-submission-pauses", ["CREATE TABLE submission_pauses (scope TEXT PRIMARY KEY, paused_at DOUBLE PRECISION NOT NULL)"]),
+        // The console's activity charts read windows of these times; retention deletes by attempt time.
+        ("006-activity-indexes", ["CREATE INDEX tasks_completed ON tasks (completed_at)", "CREATE INDEX events_delivered ON events (delivered_at)",
+                                  "CREATE INDEX delivery_attempts_time ON delivery_attempts (attempted_at)"]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

@@ -120,6 +120,14 @@ enum SQLiteMigrations {
             // The stop switch: a row per paused scope, a client id or '*' for every client.
             try db.execute(sql: "CREATE TABLE submission_pauses (scope TEXT PRIMARY KEY, paused_at REAL NOT NULL)")
         }
+        migrator.registerMigration("010-activity-indexes") { db in
+            // The console's activity charts read windows of these times; retention deletes by attempt time.
+            try db.execute(sql: """
+                CREATE INDEX tasks_completed ON tasks (completed_at);
+                CREATE INDEX events_delivered ON events (delivered_at);
+                CREATE INDEX delivery_attempts_time ON delivery_attempts (attempted_at);
+                """)
+        }
         return migrator
     }
 }

@@ -58,6 +58,8 @@ extension PostgresStore: TaskQueue {
             SELECT * FROM tasks
             WHERE (\(query.state?.rawValue)::text IS NULL OR state = \(query.state?.rawValue))
               AND (\(query.clientID)::text IS NULL OR client_id = \(query.clientID))
+              AND (\(query.search)::text IS NULL OR id = \(query.search) OR upstream_task_id = \(query.search)
+                   OR metadata_json LIKE \(query.metadataPattern) ESCAPE '\\')
               AND (\(before)::double precision IS NULL OR (created_at, id) < (\(before), \(query.before?.id ?? "")))
             ORDER BY created_at DESC, id DESC LIMIT \(query.limit)
             """).map(RowMapping.task)

@@ -47,9 +47,10 @@ extension SQLiteStore: TaskQueue {
             try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT * FROM tasks
                 WHERE (:state IS NULL OR state = :state) AND (:client IS NULL OR client_id = :client)
+                  AND (:search IS NULL OR id = :search OR upstream_task_id = :search OR metadata_json LIKE :pattern ESCAPE '\\')
                   AND (:before IS NULL OR created_at < :before OR (created_at = :before AND id < :beforeID))
                 ORDER BY created_at DESC, id DESC LIMIT :limit
-                """), arguments: ["state": query.state?.rawValue, "client": query.clientID,
+                """), arguments: ["state": query.state?.rawValue, "client": query.clientID, "search": query.search, "pattern": query.metadataPattern,
                                  "before": query.before?.createdAt.timeIntervalSince1970, "beforeID": query.before?.id,
                                  "limit": query.limit]).map(RowMapping.task)
         }

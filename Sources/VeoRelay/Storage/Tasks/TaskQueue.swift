@@ -150,15 +150,24 @@ public struct TaskQuery: Sendable, Equatable {
     public var state: TaskState?
     /// Only this client's tasks (a filter the operator chose; nil lists every client's).
     public var clientID: String?
+    /// Only the task with this id or upstream id, or tasks whose `metadata` contains this text.
+    public var search: String?
     /// Continue after this task (the last one of the previous page).
     public var before: TaskCursor?
     public var limit: Int
 
-    public init(state: TaskState? = nil, clientID: String? = nil, before: TaskCursor? = nil, limit: Int = 50) {
+    public init(state: TaskState? = nil, clientID: String? = nil, search: String? = nil, before: TaskCursor? = nil, limit: Int = 50) {
         self.state = state
         self.clientID = clientID
+        self.search = search
         self.before = before
         self.limit = limit
+    }
+
+    /// `search` as a LIKE pattern for the metadata's JSON text (`\` escapes LIKE's own wildcards).
+    var metadataPattern: String? {
+        search.map { "%" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%" }
     }
 }
 

@@ -1,0 +1,111 @@
+import Foundation
+import Hummingbird
+
+/// The console's landing page: the last hour and the last day as charts, the backlog now, and the stop
+/// switch with its buttons. Everything is read from the database, so every instance shows the same.
+extension ConsoleController {
+    @Sendable func overview(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
+        let now = clock.now()
+        var sections: [OverviewView.Section] = []
+        for (title, slot, count, per) in [("Last hour", 60.0, 60, "per minute"), ("Last day", 900.0, 96, "per 15 minutes")] {
+            // Whole slots ending with the one now running.
+            let end = (now.timeIntervalSince1970 / slot).rounded(.up) * slot
+            let report = try await store.activity(from: Date(timeIntervalSince1970: end - slot * Double(count)), slot: slot, count: count)
+            sections.append(.init(title: "\(title) (\(per))", charts: Self.charts(report, per: per, now: now).map { .init(svg: $0.svg) }))
+        }
+        let backlog = try await store.backlog(now: now)
+        func late(_ date: Date?) -> String { date.map { "oldest due \(Int(now.timeIntervalSince($0))) s ago" } ?? "nothing due" }
+        let stages = [
+            NamedValue(name: "submission", value: "\((backlog.tasksByState[.queued] ?? 0) + (backlog.tasksByState[.submitting] ?? 0)) queued or on the wire, \(late(backlog.oldestDueSubmission))"),
+            NamedValue(name: "polling", value: "\(backlog.tasksByState[.running] ?? 0) running, \(late(backlog.oldestDuePoll))"),
+            NamedValue(name: "delivery", value: late(backlog.oldestDueDelivery)),
+        ]
+        let pauses = try await store.submissionPauses().map { pause in
+            NamedValue(name: pause.scope.clientID.map { "client \($0)" } ?? "all clients", value: Self.time(pause.since))
+        }
+        let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: sessions.csrfToken(for: session))
+        return page("Overview", "overview", view, session: session, notice: request.uri.queryParameters.get("notice"))
+    }
+
+    /// Tasks, webhook success, notification lag and upstream errors over the report's window.
+    static func charts(_ report: ActivityReport, per: String, now: Date) -> [SVGChart] {
+        let start = report.start.formatted(.iso8601.time(includingFractionalSeconds: false))
+        let end = report.start.addingTimeInterval(report.slot * Double(report.accepted.count))
+        let endLabel = end > now ? "now" : end.formatted(.iso8601.time(includingFractionalSeconds: false))
+        func counts(_ values: [Int]) -> [Double?] { values.map(Double.init) }
+        let successRate = zip(report.webhooksAccepted, report.webhookAttempts).map { accepted, attempts in
+            attempts == 0 ? nil : Double(accepted) * 100 / Double(attempts)
+        }
+        return [
+            SVGChart(title: "Tasks \(per)", unit: "", series: [
+                .init(name: "accepted", color: "#1f5fbf", values: counts(report.accepted)),
+                .init(name: "succeeded", color: "#178a2e", values: counts(report.succeeded)),
+                .init(name: "failed", color: "#c0392b", values: counts(report.failed)),
+            ], startLabel: start, endLabel: endLabel),
+            SVGChart(title: "Webhooks accepted by receivers", unit: "%", series: [
+                .init(name: "2xx of attempts", color: "#178a2e", values: successRate),
+            ], startLabel: start, endLabel: endLabel, maximum: 100),
+            SVGChart(title: "Notification lag (completion → delivered)", unit: "s", series: [
+                .init(name: "p50", color: "#1f5fbf", values: report.lagP50),
+                .init(name: "p95", color: "#8e44ad", values: report.lagP95),
+            ], startLabel: start, endLabel: endLabel),
+            SVGChart(title: "Tasks ended by upstream errors \(per)", unit: "", series: [
+                .init(name: "upstream errors", color: "#c0392b", values: counts(report.upstreamErrors)),
+            ], startLabel: start, endLabel: endLabel),
+        ]
+    }
+
+    @Sendable func pause(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        try await switchSubmissions(request, context: context) { scope in
+            try await store.pauseSubmissions(scope, at: clock.now())
+            return "Submissions paused for"
+        }
+    }
+
+    @Sendable func resume(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        try await switchSubmissions(request, context: context) { scope in
+            try await store.resumeSubmissions(scope) ? "Submissions resumed for" : "Submissions were not paused for"
+        }
+    }
+
+    /// Runs the stop switch for the form's client (empty: all clients) and returns to the overview.
+    private func switchSubmissions(_ request: Request, context: RelayRequestContext,
+                                   _ change: (ClientScope) async throws -> String) async throws -> Response {
+        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
+        let form = try await Self.form(ActionForm.self, request)
+        guard sessions.checkCSRF(form.csrf, for: session) else { return forbidden() }
+        let client = form.client?.trimmingCharacters(in: .whitespaces)
+        let scope: ClientScope = (client?.isEmpty ?? true) ? .allClients : .client(client!)
+        let said = try await change(scope) + " " + (scope.clientID.map { "client \($0)" } ?? "all clients") + "."
+        context.logger.notice("stop switch from the console", metadata: ["change": "\(said)"])
+        return Self.redirect("/console?notice=" + said.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+    }
+
+    @Sendable func cancel(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
+        guard sessions.checkCSRF(try await Self.form(ActionForm.self, request).csrf, for: session) else { return forbidden() }
+        let id = try context.parameters.require("id")
+        guard let task = try await store.task(id: id, scope: .allClients) else { return page("No such task", nil, Empty(), session: session, status: .notFound) }
+        let cancelled = task.state == .queued ? try await events.cancel(task) : false
+        let said = cancelled ? "Cancelled: it will not be submitted." : "Not cancelled: the task is no longer waiting for submission."
+        context.logger.notice("cancel from the console", metadata: ["task_id": "\(id)", "outcome": "\(said)"])
+        return Self.redirect("/console/tasks/\(id)?notice=" + said.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+    }
+}
+
+struct OverviewView {
+    struct Section {
+        var title: String
+        var charts: [Chart]
+    }
+
+    struct Chart {
+        var svg: String
+    }
+
+    var sections: [Section]
+    var backlog: [NamedValue]
+    var pauses: [NamedValue]
+    var csrf: String
+}
