@@ -24,16 +24,8 @@ public struct RetentionService: Service, CustomStringConvertible {
     public var description: String { "RetentionService" }
 
     public func run() async throws {
-        let failures = FailureBackoff(component: "retention", logger: logger)
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            do {
-                try await prune()
-                failures.succeeded()
-                await FailureBackoff.pause(interval)
-            } catch {
-                guard !Task.isCancelled else { return }
-                await FailureBackoff.pause(failures.failed("could not prune", error: error))
-            }
+        await FailureBackoff(component: "retention", logger: logger).repeatEvery(interval, failure: "could not prune") {
+            try await prune()
         }
     }
 

@@ -60,6 +60,21 @@ public final class FailureBackoff: Sendable {
         if recovered { logger.notice("recovered", metadata: ["component": "\(component)"]) }
     }
 
+    /// Runs `step` every `interval` until graceful shutdown or cancellation, a failing step again
+    /// after this backoff's delay (and logged as `failure`): the loop of a housekeeping service.
+    public func repeatEvery(_ interval: Duration, failure: Logger.Message, _ step: () async throws -> Void) async {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                try await step()
+                succeeded()
+                await Self.pause(interval)
+            } catch {
+                guard !Task.isCancelled else { return }
+                await Self.pause(failed(failure, error: error))
+            }
+        }
+    }
+
     /// Waits `delay`, ending early on graceful shutdown or cancellation.
     public static func pause(_ delay: Duration) async {
         try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }

@@ -19,27 +19,18 @@ public struct PauseWatch: Service, CustomStringConvertible {
     public var description: String { "PauseWatch" }
 
     public func run() async throws {
-        let failures = FailureBackoff(component: "pause-watch", logger: logger)
         var shown: Set<String> = []
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            do {
-                let pauses = try await store.submissionPauses()
-                let now = Set(pauses.map { SubmissionPause.key($0.scope) })
-                for scope in now.subtracting(shown) {
-                    logger.warning("submissions paused", metadata: ["scope": "\(Self.label(scope))"])
-                    Gauge(label: "veo_relay_submissions_paused", dimensions: [("scope", scope)]).record(1)
-                }
-                for scope in shown.subtracting(now) {
-                    logger.notice("submissions resumed", metadata: ["scope": "\(Self.label(scope))"])
-                    Gauge(label: "veo_relay_submissions_paused", dimensions: [("scope", scope)]).record(0)
-                }
-                shown = now
-                failures.succeeded()
-                await FailureBackoff.pause(interval)
-            } catch {
-                guard !Task.isCancelled else { return }
-                await FailureBackoff.pause(failures.failed("could not read the stop switch", error: error))
+        await FailureBackoff(component: "pause-watch", logger: logger).repeatEvery(interval, failure: "could not read the stop switch") {
+            let now = Set(try await store.submissionPauses().map { SubmissionPause.key($0.scope) })
+            for scope in now.subtracting(shown) {
+                logger.warning("submissions paused", metadata: ["scope": "\(Self.label(scope))"])
+                Gauge(label: "veo_relay_submissions_paused", dimensions: [("scope", scope)]).record(1)
             }
+            for scope in shown.subtracting(now) {
+                logger.notice("submissions resumed", metadata: ["scope": "\(Self.label(scope))"])
+                Gauge(label: "veo_relay_submissions_paused", dimensions: [("scope", scope)]).record(0)
+            }
+            shown = now
         }
     }
 
