@@ -14,16 +14,14 @@ struct Cancel: AsyncParsableCommand {
     var taskID: String
 
     func run() async throws {
-        let state = try await store.with { store -> TaskState in
-            guard let task = try await store.task(id: taskID, scope: .allClients) else { throw ValidationError("no task '\(taskID)'") }
-            guard task.state == .queued else { return task.state }
-            let events = EventAnnouncer(store: store, clock: SystemClock(), dispatcherWake: WakeSignal())
-            return try await events.cancel(task) ? .cancelled : (try await store.task(id: taskID, scope: .allClients)?.state ?? task.state)
+        let outcome = try await store.with { store in
+            try await EventAnnouncer(store: store, clock: SystemClock(), dispatcherWake: WakeSignal()).cancel(taskID: taskID, scope: .allClients)
         }
-        switch state {
-        case .cancelled: Console.line("cancelled \(taskID)")
-        case .submitting, .running: throw ValidationError("\(taskID) was already submitted upstream: it is paid and runs to completion")
-        default: throw ValidationError("\(taskID) already ended (\(state.rawValue))")
+        switch outcome {
+        case .cancelled, .alreadyCancelled: Console.line("cancelled \(taskID)")
+        case .alreadySubmitted: throw ValidationError("\(taskID) was already submitted upstream: it is paid and runs to completion")
+        case .finished(let state): throw ValidationError("\(taskID) already ended (\(state.rawValue))")
+        case .notFound: throw ValidationError("no task '\(taskID)'")
         }
     }
 }

@@ -36,11 +36,14 @@ public struct APIError: HTTPResponseError, Sendable {
 
     /// The database cannot serve right now: come back later, this is no bug.
     public static func storage(_ fault: StorageFault) -> APIError {
-        var error = switch fault {
-        case .unavailable, .unreachable: APIError(.serviceUnavailable, type: "unavailable", message: "The relay cannot reach its database: \(fault). Retry later.")
-        case .full: APIError(.serviceUnavailable, type: "storage_full", message: "The relay's storage is full; nothing new can be accepted until an operator frees space. Retry later.")
+        var (error, retryAfter) = switch fault {
+        case .unavailable, .unreachable:
+            (APIError(.serviceUnavailable, type: "unavailable", message: "The relay cannot reach its database: \(fault). Retry later."), "5")
+        case .full:
+            (APIError(.serviceUnavailable, type: "storage_full",
+                      message: "The relay's storage is full; nothing new can be accepted until an operator frees space. Retry later."), "30")
         }
-        error.headers[.retryAfter] = fault.kind == "full" ? "30" : "5"
+        error.headers[.retryAfter] = retryAfter
         return error
     }
 

@@ -21,23 +21,19 @@ public struct TasksController: Sendable {
     @Sendable func cancel(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let client = try context.requireClient()
         let id = try context.parameters.require("id")
-        // A submission refused for now (429, 503) puts its task back in the queue: then look again.
-        for _ in 0..<3 {
-            guard let task = try await store.task(id: id, scope: .client(client.id)) else { throw APIError.notFound("No task '\(id)'.") }
-            switch task.state {
-            case .queued:
-                guard try await events.cancel(task) else { continue }
-                context.logger.info("task cancelled", metadata: ["task_id": "\(id)"])
-                return try await show(request, context: context)
-            case .cancelled:
-                return try await show(request, context: context)
-            case .succeeded, .failed:
-                throw APIError(.conflict, type: "already_finished", message: "The task already ended (\(task.state.rawValue)).")
-            case .submitting, .running:
-                throw Self.alreadySubmitted
-            }
+        switch try await events.cancel(taskID: id, scope: .client(client.id)) {
+        case .cancelled:
+            context.logger.info("task cancelled", metadata: ["task_id": "\(id)"])
+            return try await show(request, context: context)
+        case .alreadyCancelled:
+            return try await show(request, context: context)
+        case .finished(let state):
+            throw APIError(.conflict, type: "already_finished", message: "The task already ended (\(state.rawValue)).")
+        case .alreadySubmitted:
+            throw Self.alreadySubmitted
+        case .notFound:
+            throw APIError.notFound("No task '\(id)'.")
         }
-        throw Self.alreadySubmitted
     }
 
     static let alreadySubmitted = APIError(.conflict, type: "already_submitted", message: """

@@ -86,9 +86,12 @@ extension ConsoleController {
         guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
         guard sessions.checkCSRF(try await Self.form(ActionForm.self, request).csrf, for: session) else { return forbidden() }
         let id = try context.parameters.require("id")
-        guard let task = try await store.task(id: id, scope: .allClients) else { return page("No such task", nil, Empty(), session: session, status: .notFound) }
-        let cancelled = task.state == .queued ? try await events.cancel(task) : false
-        let said = cancelled ? "Cancelled: it will not be submitted." : "Not cancelled: the task is no longer waiting for submission."
+        let said: String
+        switch try await events.cancel(taskID: id, scope: .allClients) {
+        case .notFound: return page("No such task", nil, Empty(), session: session, status: .notFound)
+        case .cancelled: said = "Cancelled: it will not be submitted."
+        case .alreadyCancelled, .alreadySubmitted, .finished: said = "Not cancelled: the task is no longer waiting for submission."
+        }
         context.logger.notice("cancel from the console", metadata: ["task_id": "\(id)", "outcome": "\(said)"])
         return Self.redirect("/console/tasks/\(id)?notice=" + said.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
     }

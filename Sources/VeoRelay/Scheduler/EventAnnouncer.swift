@@ -26,8 +26,23 @@ public struct EventAnnouncer: Sendable {
         announced(event)
     }
 
-    /// Cancels a queued task for its client (see `TaskQueue.cancel`); false if it was no longer queued.
-    public func cancel(_ task: RelayTask) async throws -> Bool {
+    /// Cancels the task if it is still queued (see `TaskQueue.cancel`). A submission refused for now
+    /// (429, 503) puts its task back in the queue, so a cancel that lost that race looks again.
+    public func cancel(taskID: String, scope: ClientScope) async throws -> CancelOutcome {
+        for _ in 0..<3 {
+            guard let task = try await store.task(id: taskID, scope: scope) else { return .notFound }
+            switch task.state {
+            case .queued: if try await cancel(task) { return .cancelled }
+            case .cancelled: return .alreadyCancelled
+            case .succeeded, .failed: return .finished(task.state)
+            case .submitting, .running: return .alreadySubmitted
+            }
+        }
+        return .alreadySubmitted
+    }
+
+    /// Ends `task` as cancelled with its event; false if it was no longer queued.
+    private func cancel(_ task: RelayTask) async throws -> Bool {
         var cancelled = task
         let type = cancelled.cancel(at: clock.now())
         let event = try event(type, of: cancelled)
@@ -73,4 +88,15 @@ public struct LeaseIssuer: Sendable {
     public func next() -> Lease {
         Lease(owner: ownerPrefix + Identifier.make(prefix: ""), expiresAt: clock.now().addingTimeInterval(duration))
     }
+}
+
+/// What a cancel found.
+public enum CancelOutcome: Sendable, Equatable {
+    case cancelled
+    case alreadyCancelled
+    /// Submitted upstream: paid, and followed to its end.
+    case alreadySubmitted
+    /// It had ended (succeeded or failed).
+    case finished(TaskState)
+    case notFound
 }
