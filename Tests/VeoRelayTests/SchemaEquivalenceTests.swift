@@ -32,8 +32,9 @@ struct SchemaEquivalenceTests {
 
     static func sqliteSchema() async throws -> Schema {
         let path = try await TestStores.Kind.sqlite.freshLocation()
-        _ = try SQLiteStore(path: path)
-        let queue = try DatabaseQueue(path: path)
+        // The store's WAL checkpointer may hold a lock for a moment: stop it, and wait out locks as the store does.
+        try SQLiteStore(path: path).close()
+        let queue = try DatabaseQueue(path: path, configuration: SQLiteStore.connectionConfiguration)
         let classes = ["TEXT": "text", "REAL": "real", "INTEGER": "integer", "BLOB": "blob"]
         return try await queue.read { db in
             var schema = Schema()
