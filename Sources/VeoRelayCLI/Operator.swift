@@ -81,18 +81,22 @@ struct Deliveries: AsyncParsableCommand {
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage relay clients: their API keys (stored hashed) and webhook signing secrets.",
-        subcommands: [Create.self, List.self, Revoke.self, RotateSecret.self])
+        subcommands: [Create.self, List.self, Budget.self, Revoke.self, RotateSecret.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a client; prints its API key and signing secret once.")
         @OptionGroup var store: StoreOptions
         @Option(help: "A name for the client.") var name: String
+        @Option(help: "Its limits, e.g. per_day=500,in_flight=50 (change them later with `keys budget`). [env: VEO_RELAY_DEFAULT_BUDGET] (default: unlimited)")
+        var budget: String?
 
         func run() async throws {
+            let budget = try ClientBudget(parsing: budget ?? Env.string("VEO_RELAY_DEFAULT_BUDGET") ?? "")
             let key = APIKey.generate()
             let client = Client(id: Identifier.make(prefix: "cl_"), name: name, signingSecret: WebhookSecret.generate().encoded)
-            try await store.with({ try await $0.upsertClient(client, keyHash: APIKey.hash(key), now: Date()) })
+            try await store.with({ try await $0.upsertClient(client, keyHash: APIKey.hash(key), now: Date(), budget: budget) })
             Console.line("client:         \(client.id) (\(name))")
+            Console.line("budget:         \(budget.text)")
             Console.line("API key:        \(key)")
             Console.line("signing secret: \(client.signingSecret)")
             Console.line("Both are shown only now; the relay keeps a hash of the key.")
@@ -105,11 +109,47 @@ struct Keys: AsyncParsableCommand {
 
         func run() async throws {
             for client in try await store.with({ try await $0.clients() }) {
-                var line = "\(client.id)  \(client.name)  created \(client.createdAt.formatted(.iso8601))"
+                var line = "\(client.id)  \(client.name)  created \(client.createdAt.formatted(.iso8601))  budget \(client.budget.text)"
                 if let revoked = client.revokedAt { line += "  REVOKED \(revoked.formatted(.iso8601))" }
                 if let rotation = client.rotationEndsAt, rotation > Date() { line += "  previous secret valid until \(rotation.formatted(.iso8601))" }
                 Console.line(line)
             }
+        }
+    }
+
+    struct Budget: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a client's limits; the ones not named stay as they are (--clear first removes them all).",
+            discussion: """
+                Days and months are UTC. Enforced at intake on every relay on this database: a request past a limit \
+                answers 429 budget_exceeded. Prints the limits in force.
+                """)
+        @OptionGroup var store: StoreOptions
+        @Argument var clientID: String
+        @Option(help: "Generations per UTC day.") var perDay: Int?
+        @Option(help: "Generations per UTC month.") var perMonth: Int?
+        @Option(help: "Seconds of video requested per UTC day.") var videoSecondsPerDay: Int?
+        @Option(help: "Seconds of video requested per UTC month.") var videoSecondsPerMonth: Int?
+        @Option(help: "Tasks accepted and not yet ended.") var inFlight: Int?
+        @Flag(help: "Remove every limit first (alone: the client becomes unlimited).") var clear = false
+
+        func validate() throws {
+            for value in [perDay, perMonth, videoSecondsPerDay, videoSecondsPerMonth, inFlight].compactMap({ $0 }) where value < 0 {
+                throw ValidationError("limits are whole numbers ≥ 0")
+            }
+        }
+
+        func run() async throws {
+            let given: [BudgetLimit: Int?] = [.perDay: perDay, .perMonth: perMonth, .videoSecondsPerDay: videoSecondsPerDay,
+                                              .videoSecondsPerMonth: videoSecondsPerMonth, .inFlight: inFlight]
+            let budget = try await store.with { store -> ClientBudget? in
+                guard let record = try await store.clients().first(where: { $0.id == clientID }) else { return nil }
+                var budget = clear ? .unlimited : record.budget
+                for case let (limit, value?) in given { budget[limit] = value }
+                return try await store.setBudget(budget, clientID: clientID) ? budget : nil
+            }
+            guard let budget else { throw ValidationError("no client '\(clientID)'") }
+            Console.line("\(clientID) budget: \(budget.text)")
         }
     }
 

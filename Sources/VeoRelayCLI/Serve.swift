@@ -68,6 +68,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Webhook signing secret (whsec_…) for the configured API keys. [env: VEO_RELAY_WEBHOOK_SECRET]")
     var webhookSecret: String?
 
+    @Option(help: "Limits for the clients this relay creates, e.g. per_day=500,per_month=10000,video_seconds_per_day=4000,video_seconds_per_month=80000,in_flight=50; existing clients keep theirs (see `keys budget`). [env: VEO_RELAY_DEFAULT_BUDGET] (default: unlimited)")
+    var defaultBudget: String?
+
     @Option(help: "Shortest gap between two polls of a task. [env: VEO_RELAY_POLL_FLOOR] (default: 1s)")
     var pollFloor: String?
 
@@ -184,6 +187,7 @@ struct Serve: AsyncParsableCommand {
         configuration.limits.maxMetadataBytes = try maxMetadataBytes ?? Env.value("VEO_RELAY_MAX_METADATA_BYTES") ?? configuration.limits.maxMetadataBytes
         configuration.limits.maxURLLength = try maxURLLength ?? Env.value("VEO_RELAY_MAX_URL_LENGTH") ?? configuration.limits.maxURLLength
         configuration.webhookSecret = webhookSecret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
+        configuration.defaultBudget = try ClientBudget(parsing: defaultBudget ?? Env.string("VEO_RELAY_DEFAULT_BUDGET") ?? "")
         var engine = configuration.engine
         engine.polling.floor = try Env.duration(pollFloor, "VEO_RELAY_POLL_FLOOR") ?? engine.polling.floor
         engine.polling.ceiling = try Env.duration(pollCeiling, "VEO_RELAY_POLL_CEILING") ?? engine.polling.ceiling

@@ -21,9 +21,10 @@ struct SchemaEquivalenceTests {
     @Test func bothMigrationsProduceTheSameSchema() async throws {
         let sqlite = try await Self.sqliteSchema()
         let postgres = try await Self.postgresSchema()
-        #expect(Set(sqlite.columns.keys) == ["clients", "tasks", "events", "delivery_attempts", "idempotency_keys", "shared_secrets", "submission_pauses"])
+        #expect(Set(sqlite.columns.keys) == ["clients", "tasks", "events", "delivery_attempts", "idempotency_keys", "shared_secrets", "submission_pauses",
+                                                "usage_daily"])
         #expect(Set(sqlite.columns.keys) == Set(postgres.columns.keys))
-        #expect(sqlite.columns["tasks"]?["submission_answer"] == "text, null", "the latest migration is there")
+        #expect(sqlite.columns["clients"]?["budget"] == "text, null", "the latest migration is there")
         for table in sqlite.columns.keys.sorted() {
             #expect(sqlite.columns[table] == postgres.columns[table], "columns of \(table)")
             #expect(sqlite.indexes[table] == postgres.indexes[table], "indexes of \(table)")

@@ -10,7 +10,7 @@ public struct AllowedOriginsCORS<Context: RequestContext>: RouterMiddleware {
         allowOrigin: .originBased,
         allowHeaders: [.accept, .authorization, .contentType, .init("Idempotency-Key")!, .init("Last-Event-ID")!],
         allowMethods: [.get, .post, .options],
-        exposedHeaders: ["Idempotent-Replayed", "Retry-After"],
+        exposedHeaders: ["Idempotent-Replayed", "Retry-After"] + BudgetLimit.allCases.map { BudgetHeaders.name($0).rawName },
         maxAge: .seconds(600))
 
     public init(origins: [String]) {

@@ -41,11 +41,14 @@ public struct GenerationsController: Sendable {
         var task = RelayTask(clientID: client.id, request: relayRequest, now: clock.now())
         task.traceParent = TaskTrace.currentParent()
         switch try await inserts.submit(TaskInsertion(task, idempotency: try Self.idempotencyKey(request, json: json))) {
-        case .created:
+        case .created(let remaining):
             Counter(label: "veo_relay_tasks_accepted_total").increment()
+            UsageMetrics.count("accepted", of: task)
             context.logger.info("accepted", metadata: ["task_id": "\(task.id)", "client_id": "\(client.id)", "model": "\(task.request.model.rawValue)"])
             submitterWake.signal()
-            return try Self.submitted(task.id, watchURL: watchLinks.url(taskID: task.id, clientID: client.id, request: request))
+            var response = try Self.submitted(task.id, watchURL: watchLinks.url(taskID: task.id, clientID: client.id, request: request))
+            BudgetHeaders.add(remaining, to: &response.headers)
+            return response
         case .replayed(let existing):
             var response = try Self.submitted(existing, watchURL: watchLinks.url(taskID: existing, clientID: client.id, request: request))
             response.headers[Self.replayedHeader] = "true"
@@ -53,6 +56,10 @@ public struct GenerationsController: Sendable {
         case .conflict:
             throw APIError(.conflict, type: "idempotency_error",
                            message: "This Idempotency-Key was already used with a different request body.", param: "Idempotency-Key")
+        case .overBudget(let refusal):
+            UsageMetrics.count("refused", of: task)
+            context.logger.info("over budget", metadata: ["client_id": "\(client.id)", "limit": "\(refusal.limit.rawValue)"])
+            throw APIError.overBudget(refusal, now: task.createdAt)
         }
     }
 

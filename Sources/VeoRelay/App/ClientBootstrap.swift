@@ -13,7 +13,9 @@ public enum ClientBootstrap {
     /// Ids of clients whose key comes from configuration.
     public static let configuredPrefix = "env_"
 
-    public static func run(store: any ClientDirectory, apiKeys: [String], webhookSecret: String?, now: Date) async throws -> Outcome {
+    /// Clients it creates get `budget`.
+    public static func run(store: any ClientDirectory, apiKeys: [String], webhookSecret: String?, budget: ClientBudget = .unlimited,
+                           now: Date) async throws -> Outcome {
         if !apiKeys.isEmpty {
             guard let webhookSecret else {
                 throw ConfigurationError("VEO_RELAY_WEBHOOK_SECRET (--webhook-secret) is required with VEO_RELAY_API_KEYS; create one with `veo-relay secret`")
@@ -26,7 +28,7 @@ public enum ClientBootstrap {
                 let id = configuredPrefix + hash.prefix(12)
                 configured.insert(id)
                 try await store.upsertClient(Client(id: id, name: "configured key \(hash.prefix(6))", signingSecret: secret.encoded),
-                                             keyHash: hash, now: now)
+                                             keyHash: hash, now: now, budget: budget)
             }
             _ = try await store.revokeClients(prefix: configuredPrefix, keeping: configured, at: now)
             return .configured(count: apiKeys.count)
@@ -36,7 +38,8 @@ public enum ClientBootstrap {
         if count > 0 { return .stored(count: count) }
         let key = APIKey.generate()
         let secret = WebhookSecret.generate().encoded
-        try await store.upsertClient(Client(id: "default", name: "default", signingSecret: secret), keyHash: APIKey.hash(key), now: now)
+        try await store.upsertClient(Client(id: "default", name: "default", signingSecret: secret), keyHash: APIKey.hash(key), now: now,
+                                     budget: budget)
         return .created(name: "default", apiKey: key, signingSecret: secret)
     }
 }

@@ -41,8 +41,8 @@ public func buildRelay(
     let openAPI = try OpenAPIDocument.load()
     let ownedStore: (any RelayStore)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
-    let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys,
-                                                webhookSecret: configuration.webhookSecret, now: clock.now())
+    let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret,
+                                                budget: configuration.defaultBudget, now: clock.now())
     var engine = configuration.engine
     let wakeups = Wakeups()
     // The port actually bound, which differs from the configured one with `--port 0`.
@@ -72,6 +72,7 @@ public func buildRelay(
     TasksController(store: store, events: events, watchLinks: watchLinks).addRoutes(to: api)
     EventStreamController(store: store, feed: feed).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
+    UsageController(store: store, clock: clock).addRoutes(to: api)
 
     let gate = UpstreamGate(policy: engine.upstream, clock: clock)
     let destinations = DestinationGate(policy: engine.destinations)

@@ -47,6 +47,8 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public var apiKeys: [String] = []
     /// Signs webhooks for `apiKeys`; required when they are set.
     public var webhookSecret: String?
+    /// The limits a client gets when the relay creates it (existing clients keep their own).
+    public var defaultBudget = ClientBudget.unlimited
     public var engine = EngineConfiguration()
     public var limits = RequestLimits()
     public var maxBodyBytes = 64 * 1024

@@ -44,6 +44,7 @@ public struct ConsoleController: Sendable {
         console.post("tasks/:id/cancel", use: cancel)
         console.get("dead-letters", use: deadLetterList)
         console.get("clients", use: clientList)
+        console.get("usage", use: usagePage)
         console.get("upstream", use: upstreamPage)
     }
 
@@ -138,7 +139,7 @@ public struct ConsoleController: Sendable {
 
     @Sendable func clientList(_ request: Request, context: RelayRequestContext) async throws -> Response {
         guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
-        let rows = try await store.clients().map { ClientRow(id: $0.id, name: $0.name, created: Self.time($0.createdAt),
+        let rows = try await store.clients().map { ClientRow(id: $0.id, name: $0.name, budget: $0.budget.text, created: Self.time($0.createdAt),
                                                              revoked: Self.time($0.revokedAt), rotationEnds: Self.time($0.rotationEndsAt)) }
         return page("Clients", "clients", ClientListView(rows: rows), session: session)
     }
@@ -363,7 +364,7 @@ struct ClientListView {
 }
 
 struct ClientRow {
-    var id, name, created, revoked, rotationEnds: String
+    var id, name, budget, created, revoked, rotationEnds: String
 }
 
 struct UpstreamView {

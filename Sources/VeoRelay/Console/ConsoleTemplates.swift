@@ -12,7 +12,7 @@ enum ConsoleTemplates {
 
     static let all: [(String, String)] = [("layout", layout), ("signin", signIn), ("tasks", tasks), ("task", task),
                                           ("deadletters", deadLetters), ("clients", clients), ("upstream", upstream),
-                                          ("overview", overview)]
+                                          ("overview", overview), ("usage", usage)]
 
     static let layout = """
         <!doctype html>
@@ -24,7 +24,7 @@ enum ConsoleTemplates {
         .notice{background:#e7f5e7;padding:.5em}.charts svg{margin:0 1em 1em 0;border:1px solid #eee}.state-failed,.state-gone{color:#b00}.state-delivered,.state-succeeded{color:#070}
         </style></head><body>
         {{#signedIn}}<nav><a href="/console">Overview</a><a href="/console/tasks">Tasks</a><a href="/console/dead-letters">Dead letters</a>
-        <a href="/console/clients">Clients</a><a href="/console/upstream">Upstream</a>
+        <a href="/console/clients">Clients</a><a href="/console/usage">Usage</a><a href="/console/upstream">Upstream</a>
         <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="{{csrf}}"><button>Sign out</button></form></nav>{{/signedIn}}
         <main><h1>{{title}}</h1>{{#notice}}<p class="notice" id="notice">{{notice}}</p>{{/notice}}{{{content}}}</main></body></html>
         """
@@ -83,8 +83,26 @@ enum ConsoleTemplates {
         """
 
     static let clients = """
-        <table id="clients"><tr><th>Client</th><th>Name</th><th>Created</th><th>Revoked</th><th>Secret rotation ends</th></tr>
-        {{#rows}}<tr><td>{{id}}</td><td>{{name}}</td><td>{{created}}</td><td>{{revoked}}</td><td>{{rotationEnds}}</td></tr>{{/rows}}</table>
+        <table id="clients"><tr><th>Client</th><th>Name</th><th>Budget</th><th>Created</th><th>Revoked</th><th>Secret rotation ends</th><th></th></tr>
+        {{#rows}}<tr><td>{{id}}</td><td>{{name}}</td><td>{{budget}}</td><td>{{created}}</td><td>{{revoked}}</td><td>{{rotationEnds}}</td>
+        <td><a href="/console/usage?client={{id}}">Usage</a></td></tr>{{/rows}}</table>
+        <p>Budgets are set with <code>veo-relay keys budget CLIENT_ID</code>.</p>
+        """
+
+    static let usageRow = "<td>{{generations}}</td><td>{{videoSeconds}}</td><td>{{succeeded}}</td><td>{{failed}}</td><td>{{cancelled}}</td>"
+    static let usageHeader = "<th>Generations</th><th>Video s</th><th>Succeeded</th><th>Failed</th><th>Cancelled</th>"
+
+    static let usage = """
+        <form method="get" action="/console/usage"><label>Client <select name="client"><option value="">all clients</option>
+        {{#clients}}<option value="{{id}}"{{#selected}} selected{{/selected}}>{{id}} ({{name}})</option>{{/clients}}</select></label>
+        <button>Show</button></form>
+        <h2>{{client}}, last 30 days (UTC)</h2><div class="charts" id="usage-chart">{{{chart}}}</div>
+        {{#hasBudget}}<h2>Budget (UTC day and month)</h2><table id="budget">{{#budget}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/budget}}</table>{{/hasBudget}}
+        <h2>By model</h2><table id="usage-models"><tr><th>Model</th>\(usageHeader)</tr>
+        {{#models}}<tr><td>{{label}}</td>\(usageRow)</tr>{{/models}}{{#total}}<tr><th>{{label}}</th>\(usageRow)</tr>{{/total}}</table>
+        <h2>By day</h2><table id="usage-days"><tr><th>Day</th>\(usageHeader)</tr>
+        {{#days}}<tr><td>{{label}}</td>\(usageRow)</tr>{{/days}}</table>{{^days}}<p>No use in these days.</p>{{/days}}
+        <p>Generations count against budgets; a task cancelled before submission gives its share back and counts as cancelled.</p>
         """
 
     static let upstream = """

@@ -1,8 +1,8 @@
 import Foundation
 
-/// A line chart as inline SVG, for pages without scripts: one polyline per series over equal slots,
-/// the largest value on the y axis, the window's ends on the x axis. Only numbers and the chart's own
-/// labels (escaped) go into it; nothing a client sent.
+/// A line or bar chart as inline SVG, for pages without scripts: one polyline (or one bar per slot)
+/// per series over equal slots, the largest value on the y axis, the window's ends on the x axis. Only
+/// numbers and the chart's own labels (escaped) go into it; nothing a client sent.
 struct SVGChart {
     struct Series {
         var name: String
@@ -17,15 +17,20 @@ struct SVGChart {
     var endLabel: String
     /// A fixed top (e.g. 100 for a percentage); otherwise the largest value.
     var maximum: Double?
+    /// Bars (side by side within each slot) instead of lines.
+    var bars = false
 
     static let width = 640.0, height = 180.0, left = 48.0, right = 8.0, top = 36.0, bottom = 22.0
 
     var svg: String {
         let plotWidth = Self.width - Self.left - Self.right, plotHeight = Self.height - Self.top - Self.bottom
-        let slots = max(1, (series.map(\.values.count).max() ?? 1) - 1)
+        let count = series.map(\.values.count).max() ?? 1
+        // Lines join slot edges; bars fill slot widths.
+        let slots = max(1, bars ? count : count - 1)
         let top = maximum ?? max(1, series.flatMap { $0.values.compactMap { $0 } }.max() ?? 1)
         func x(_ index: Int) -> String { format(Self.left + plotWidth * Double(index) / Double(slots)) }
-        func y(_ value: Double) -> String { format(Self.top + plotHeight * (1 - min(value, top) / top)) }
+        func height(_ value: Double) -> Double { plotHeight * min(value, top) / top }
+        func y(_ value: Double) -> String { format(Self.top + plotHeight - height(value)) }
         // Attributes in single quotes, so the markup needs no escaping in Swift's strings.
         var parts: [String] = [
             "<svg class='chart' xmlns='http://www.w3.org/2000/svg' width='\(format(Self.width))' height='\(format(Self.height))' "
@@ -38,13 +43,22 @@ struct SVGChart {
             "<text x='\(format(Self.left))' y='\(format(Self.height - 6))' font-size='10'>\(escape(startLabel))</text>",
             "<text x='\(format(Self.width - Self.right))' y='\(format(Self.height - 6))' font-size='10' text-anchor='end'>\(escape(endLabel))</text>",
         ]
+        let barWidth = plotWidth / Double(slots) * 0.8 / Double(max(1, series.count))
+        for (number, line) in series.enumerated() where bars {
+            for (index, value) in line.values.enumerated() {
+                guard let value, value > 0 else { continue }
+                let left = Self.left + plotWidth * (Double(index) + 0.1) / Double(slots) + barWidth * Double(number)
+                parts.append("<rect class='bar' x='\(format(left))' y='\(y(value))' width='\(format(barWidth))' "
+                    + "height='\(format(height(value)))' fill='\(line.color)'/>")
+            }
+        }
         for (number, line) in series.enumerated() {
             // Slots without a value break the line rather than drawing a false zero.
             var runs: [[String]] = [[]]
             for (index, value) in line.values.enumerated() {
                 if let value { runs[runs.count - 1].append("\(x(index)),\(y(value))") } else if !runs[runs.count - 1].isEmpty { runs.append([]) }
             }
-            for run in runs where !run.isEmpty {
+            for run in runs where !run.isEmpty && !bars {
                 if run.count == 1 {
                     // A lone value: a dot, where a one-point line would not show.
                     let point = run[0].split(separator: ",")

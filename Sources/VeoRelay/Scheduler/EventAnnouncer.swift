@@ -19,10 +19,12 @@ public struct EventAnnouncer: Sendable {
     public func save(_ task: RelayTask, lease: Lease, announcing type: WebhookEventType?) async throws {
         guard let type else {
             try await store.save(task, lease: lease, keepLease: false, event: nil)
+            UsageMetrics.ended(task)
             return
         }
         let event = try event(type, of: task)
         try await store.save(task, lease: lease, keepLease: false, event: event)
+        UsageMetrics.ended(task)
         announced(event)
     }
 
@@ -48,6 +50,7 @@ public struct EventAnnouncer: Sendable {
         let event = try event(type, of: cancelled)
         guard try await store.cancel(cancelled, event: event) else { return false }
         Counter(label: "veo_relay_tasks_cancelled_total").increment()
+        UsageMetrics.ended(cancelled)
         announced(event)
         return true
     }

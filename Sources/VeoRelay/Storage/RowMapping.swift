@@ -117,7 +117,8 @@ enum RowMapping {
     }
 
     static func clientRecord(_ row: some StoredRow) throws -> ClientRecord {
-        ClientRecord(id: try row.text("id"), name: try row.text("name"), createdAt: try row.date("created_at"),
+        ClientRecord(id: try row.text("id"), name: try row.text("name"),
+                     budget: try row.optionalText("budget").map(ClientBudget.init(parsing:)) ?? .unlimited, createdAt: try row.date("created_at"),
                      revokedAt: try row.optionalDate("revoked_at"), rotationEndsAt: try row.optionalDate("previous_secret_expires_at"))
     }
 }

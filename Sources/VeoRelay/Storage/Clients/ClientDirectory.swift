@@ -6,8 +6,8 @@ public protocol ClientDirectory: Sendable {
     /// The unrevoked client holding this key.
     func client(keyHash: String) async throws -> Client?
     /// Inserts or replaces the client with this id (un-revoking it). A changed secret is a rotation:
-    /// the old one keeps signing for a grace period.
-    func upsertClient(_ client: Client, keyHash: String, now: Date) async throws
+    /// the old one keeps signing for a grace period. A new client gets `budget`; an existing one keeps its own.
+    func upsertClient(_ client: Client, keyHash: String, now: Date, budget: ClientBudget) async throws
     func clientCount() async throws -> Int
     func clients() async throws -> [ClientRecord]
     /// Makes `newSecret` current; the old one keeps signing too until `previousValidUntil`.
@@ -19,6 +19,13 @@ public protocol ClientDirectory: Sendable {
     /// A secret shared by every instance on this database (it signs watch tokens and console
     /// sessions); the first caller's `candidate` becomes it.
     func sharedSecret(named name: String, candidate: String) async throws -> String
+}
+
+extension ClientDirectory {
+    /// A client without limits (or an existing one, keeping its own).
+    public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
+        try await upsertClient(client, keyHash: keyHash, now: now, budget: .unlimited)
+    }
 }
 
 /// An API client: its key is stored only as a hash; its secret signs its webhooks.
@@ -43,6 +50,7 @@ public struct Client: Sendable, Equatable, CustomStringConvertible {
 public struct ClientRecord: Sendable, Equatable {
     public var id: String
     public var name: String
+    public var budget: ClientBudget
     public var createdAt: Date
     public var revokedAt: Date?
     public var rotationEndsAt: Date?

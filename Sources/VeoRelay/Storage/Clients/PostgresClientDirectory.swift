@@ -6,11 +6,12 @@ extension PostgresStore: ClientDirectory {
         try await rows("SELECT id, name, signing_secret FROM clients WHERE key_hash = \(keyHash) AND revoked_at IS NULL").first.map(RowMapping.client)
     }
 
-    public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
+    public func upsertClient(_ client: Client, keyHash: String, now: Date, budget: ClientBudget) async throws {
         let graceEnd = now.addingTimeInterval(Client.replacedSecretGrace).timeIntervalSince1970
+        let budgetText = budget.isUnlimited ? nil : budget.text
         try await rows("""
-            INSERT INTO clients (id, name, key_hash, signing_secret, created_at)
-            VALUES (\(client.id), \(client.name), \(keyHash), \(client.signingSecret), \(now.timeIntervalSince1970))
+            INSERT INTO clients (id, name, key_hash, signing_secret, created_at, budget)
+            VALUES (\(client.id), \(client.name), \(keyHash), \(client.signingSecret), \(now.timeIntervalSince1970), \(budgetText))
             ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash, revoked_at = NULL,
                 previous_secret = CASE WHEN clients.signing_secret <> excluded.signing_secret THEN clients.signing_secret ELSE clients.previous_secret END,
                 previous_secret_expires_at = CASE WHEN clients.signing_secret <> excluded.signing_secret THEN \(graceEnd)

@@ -10,16 +10,17 @@ extension SQLiteStore: ClientDirectory {
         }
     }
 
-    public func upsertClient(_ client: Client, keyHash: String, now: Date) async throws {
+    public func upsertClient(_ client: Client, keyHash: String, now: Date, budget: ClientBudget) async throws {
         try await write { db in
             try db.cachedStatement(sql: """
-                INSERT INTO clients (id, name, key_hash, signing_secret, created_at) VALUES (:id, :name, :hash, :secret, :now)
+                INSERT INTO clients (id, name, key_hash, signing_secret, created_at, budget) VALUES (:id, :name, :hash, :secret, :now, :budget)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, key_hash = excluded.key_hash, revoked_at = NULL,
                     previous_secret = CASE WHEN signing_secret <> excluded.signing_secret THEN signing_secret ELSE previous_secret END,
                     previous_secret_expires_at = CASE WHEN signing_secret <> excluded.signing_secret THEN :graceEnd
                                                       ELSE previous_secret_expires_at END,
                     signing_secret = excluded.signing_secret
                 """).execute(arguments: ["id": client.id, "name": client.name, "hash": keyHash, "secret": client.signingSecret,
+                                 "budget": budget.isUnlimited ? nil : budget.text,
                                  "now": now.timeIntervalSince1970, "graceEnd": now.addingTimeInterval(Client.replacedSecretGrace).timeIntervalSince1970])
         }
     }

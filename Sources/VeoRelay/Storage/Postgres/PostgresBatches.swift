@@ -89,7 +89,8 @@ extension PostgresStore {
         }
     }
 
-    /// Writes transitions (whose tasks are distinct) and their events; the ids of the tasks written.
+    /// Writes transitions (whose tasks are distinct), their events and the usage of the tasks that
+    /// ended; the ids of the tasks written.
     func saveTransitions(_ batch: [(TaskTransition, TaskColumns)], on connection: PostgresConnection) async throws -> Set<String> {
         let updated = try await rows(PostgresQuery(unsafeSQL: """
             UPDATE tasks t SET state = r.state, upstream_task_id = r.upstream_task_id, submission_answer = r.submission_answer,
@@ -107,7 +108,14 @@ extension PostgresStore {
         let events = batch.compactMap { transition, _ in
             transition.event.flatMap { written.contains(transition.task.id) ? NewEventRow($0, of: transition.task) : nil }
         }
-        guard !events.isEmpty else { return written }
+        // A task is held only until it ends, so a written end is the task's one end.
+        let ends = batch.compactMap { transition, _ in written.contains(transition.task.id) ? UsageChange.ended(transition.task) : nil }
+        if !events.isEmpty { try await insertEvents(events, on: connection) }
+        try await record(ends, on: connection)
+        return written
+    }
+
+    private func insertEvents(_ events: [NewEventRow], on connection: PostgresConnection) async throws {
         try await rows(PostgresQuery(unsafeSQL: """
             INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
                                 trace_parent)
@@ -117,7 +125,6 @@ extension PostgresStore {
                                                   client_id text, state text, created_at double precision, next_attempt_at double precision,
                                                   trace_parent text)
             """, binds: try Self.recordset(events)), on: connection)
-        return written
     }
 
     /// An attempt and its event's new state, written where the event is still held under `lease_check`.

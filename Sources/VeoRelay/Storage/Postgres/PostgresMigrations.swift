@@ -52,6 +52,28 @@ enum PostgresMigrations {
         // The console's activity charts read windows of these times; retention deletes by attempt time.
         ("006-activity-indexes", ["CREATE INDEX tasks_completed ON tasks (completed_at)", "CREATE INDEX events_delivered ON events (delivered_at)",
                                   "CREATE INDEX delivery_attempts_time ON delivery_attempts (attempted_at)"]),
+        // A client's limits in their configuration form (NULL: unlimited); the usage aggregate, one row per
+        // client, accepted day and model, counted from the tasks already stored; in-flight tasks per
+        // client counted on an index, so the cap reads at most as many rows as it allows.
+        ("007-budgets-usage", [
+            "ALTER TABLE clients ADD COLUMN budget TEXT",
+            """
+            CREATE TABLE usage_daily (client_id TEXT NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL, generations BIGINT NOT NULL,
+                video_seconds BIGINT NOT NULL, succeeded BIGINT NOT NULL, failed BIGINT NOT NULL, cancelled BIGINT NOT NULL,
+                PRIMARY KEY (client_id, day, model))
+            """,
+            """
+            INSERT INTO usage_daily
+            SELECT client_id, to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), request_json::json->>'model',
+                   COUNT(*) FILTER (WHERE state <> 'cancelled'),
+                   COALESCE(SUM(COALESCE((request_json::json->>'duration')::bigint, \(GenerationRequest.defaultDuration)))
+                            FILTER (WHERE state <> 'cancelled'), 0),
+                   COUNT(*) FILTER (WHERE state = 'succeeded'), COUNT(*) FILTER (WHERE state = 'failed'),
+                   COUNT(*) FILTER (WHERE state = 'cancelled')
+            FROM tasks GROUP BY 1, 2, 3
+            """,
+            "CREATE INDEX tasks_client_state ON tasks (client_id, state)",
+        ]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

@@ -128,6 +128,32 @@ enum SQLiteMigrations {
                 CREATE INDEX delivery_attempts_time ON delivery_attempts (attempted_at);
                 """)
         }
+        migrator.registerMigration("011-budgets-usage") { db in
+            // A client's limits in their configuration form (NULL: unlimited); the usage aggregate, one row
+            // per client, accepted day and model, counted from the tasks already stored; in-flight tasks
+            // per client counted on an index, so the cap reads at most as many rows as it allows.
+            try db.execute(sql: """
+                ALTER TABLE clients ADD COLUMN budget TEXT;
+                CREATE TABLE usage_daily (
+                    client_id TEXT NOT NULL,
+                    day TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    generations INTEGER NOT NULL,
+                    video_seconds INTEGER NOT NULL,
+                    succeeded INTEGER NOT NULL,
+                    failed INTEGER NOT NULL,
+                    cancelled INTEGER NOT NULL,
+                    PRIMARY KEY (client_id, day, model)
+                ) WITHOUT ROWID;
+                INSERT INTO usage_daily
+                SELECT client_id, date(created_at, 'unixepoch'), json_extract(request_json, '$.model'),
+                       SUM(state <> 'cancelled'),
+                       SUM(CASE WHEN state <> 'cancelled' THEN COALESCE(json_extract(request_json, '$.duration'), \(GenerationRequest.defaultDuration)) ELSE 0 END),
+                       SUM(state = 'succeeded'), SUM(state = 'failed'), SUM(state = 'cancelled')
+                FROM tasks GROUP BY 1, 2, 3;
+                CREATE INDEX tasks_client_state ON tasks (client_id, state);
+                """)
+        }
         return migrator
     }
 }

@@ -4,26 +4,40 @@ import PostgresNIO
 extension PostgresStore: TaskQueue {
     public func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome] {
         let columns = try batch.map { try TaskColumns($0.task) }
-        // Without idempotency keys (most intake batches, every bulk fill): one statement. A duplicate
-        // id fails it whole; row by row below then names the duplicate.
+        let clientIDs = Set(batch.map(\.task.clientID))
+        // Without idempotency keys or budgets (most intake batches, every bulk fill): one statement for
+        // the tasks and one for their usage. A duplicate id fails it whole; row by row below then names
+        // the duplicate.
         if batch.allSatisfy({ $0.idempotency == nil }) {
             do {
-                try await transaction { connection in
+                let outcomes = try await transaction { connection -> [InsertOutcome]? in
+                    guard try await self.lockBudgets(of: clientIDs, on: connection).isEmpty else { return nil }
                     try await self.insertTasks(zip(batch, columns).map { NewTaskRow($0.task, columns: $1) }, on: connection)
+                    try await self.record(batch.map { .accepted($0.task) }, on: connection)
+                    return batch.map { _ in .created }
                 }
-                return batch.map { _ in .created }
+                if let outcomes { return outcomes }
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {}
         }
         return try await transaction { connection in
+            let budgets = try await self.lockBudgets(of: clientIDs, on: connection)
             var outcomes: [InsertOutcome] = []
             for (insertion, columns) in zip(batch, columns) {
-                outcomes.append(try await self.insert(insertion, columns: columns, on: connection))
+                outcomes.append(try await self.insert(insertion, columns: columns, budget: budgets[insertion.task.clientID], on: connection))
             }
+            // Budgeted clients' tasks were counted as they were admitted; the rest together, last.
+            try await self.record(zip(batch, outcomes).compactMap { insertion, outcome in
+                guard case .created = outcome, budgets[insertion.task.clientID] == nil else { return nil }
+                return .accepted(insertion.task)
+            }, on: connection)
             return outcomes
         }
     }
 
-    private func insert(_ insertion: TaskInsertion, columns: TaskColumns, on connection: PostgresConnection) async throws -> InsertOutcome {
+    /// One task, under its client's locked budget if it has one (see `lockBudgets`): then it is counted
+    /// at once, so the next task of the client in this transaction sees it.
+    private func insert(_ insertion: TaskInsertion, columns: TaskColumns, budget: ClientBudget?,
+                        on connection: PostgresConnection) async throws -> InsertOutcome {
         let task = insertion.task
         if let idempotency = insertion.idempotency {
             let inserted = try await rows("""
@@ -39,12 +53,26 @@ extension PostgresStore: TaskQueue {
                 return try existing.text("fingerprint") == idempotency.fingerprint ? .replayed(taskID: try existing.text("task_id")) : .conflict
             }
         }
+        var remaining: [BudgetLimit: Int] = [:]
+        if let budget {
+            let use = try await self.use(of: task.clientID, countingInFlight: budget[.inFlight] != nil, at: task.createdAt, on: connection)
+            switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
+            case .refused(let refusal):
+                if let idempotency = insertion.idempotency {
+                    try await rows("DELETE FROM idempotency_keys WHERE client_id = \(task.clientID) AND key = \(idempotency.key)", on: connection)
+                }
+                return .overBudget(refusal)
+            case .admitted(let left):
+                remaining = left
+            }
+        }
         do {
             try await insertTasks([NewTaskRow(task, columns: columns)], on: connection)
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw StoreError.duplicateTask(task.id)
         }
-        return .created
+        if budget != nil { try await record([.accepted(task)], on: connection) }
+        return .created(remaining: remaining)
     }
 
     public func task(id: String, scope: ClientScope) async throws -> RelayTask? {
@@ -122,12 +150,16 @@ extension PostgresStore: TaskQueue {
     }
 
     public func resubmit(taskID: String, now: Date) async throws -> Bool {
-        try await !rows("""
-            UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
-                submitted_at = NULL, completed_at = NULL, next_run_at = \(now.timeIntervalSince1970), failures = 0,
-                lease_owner = NULL, lease_expires_at = NULL
-            WHERE id = \(taskID) AND state = 'failed' RETURNING id
-            """).isEmpty
+        try await transaction { connection in
+            guard let failed = try await self.rows("""
+                UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
+                    submitted_at = NULL, completed_at = NULL, next_run_at = \(now.timeIntervalSince1970), failures = 0,
+                    lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = \(taskID) AND state = 'failed' RETURNING *
+                """, on: connection).first else { return false }
+            try await self.record([.resubmitted(try RowMapping.task(failed))], on: connection)
+            return true
+        }
     }
 
     public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {

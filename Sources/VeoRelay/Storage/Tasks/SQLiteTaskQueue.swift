@@ -9,13 +9,23 @@ extension SQLiteStore: TaskQueue {
         }
     }
 
+    /// SQLite runs one write transaction at a time, so the budget read here is the budget counted.
     private static func insert(_ insertion: TaskInsertion, columns: TaskColumns, db: Database) throws -> InsertOutcome {
         let task = insertion.task
-        if let idempotency = insertion.idempotency {
-            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?"),
-                                          arguments: [task.clientID, idempotency.key]) {
-                return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
+        if let idempotency = insertion.idempotency,
+           let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?"),
+                                      arguments: [task.clientID, idempotency.key]) {
+            return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
+        }
+        var remaining: [BudgetLimit: Int] = [:]
+        if let budget = try budget(of: task.clientID, db: db) {
+            let use = try use(of: task.clientID, countingInFlight: budget[.inFlight] != nil, at: task.createdAt, db: db)
+            switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
+            case .refused(let refusal): return .overBudget(refusal)
+            case .admitted(let left): remaining = left
             }
+        }
+        if let idempotency = insertion.idempotency {
             try db.cachedStatement(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)")
                 .execute(arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
         }
@@ -30,7 +40,8 @@ extension SQLiteStore: TaskQueue {
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
             throw StoreError.duplicateTask(task.id)
         }
-        return .created
+        try record([.accepted(task)], db: db)
+        return .created(remaining: remaining)
     }
 
     public func task(id: String, scope: ClientScope) async throws -> RelayTask? {
@@ -133,6 +144,7 @@ extension SQLiteStore: TaskQueue {
                              keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
                              task.id, lease.owner])
         guard db.changesCount == 1 else { return false }
+        if let ended = UsageChange.ended(task) { try record([ended], db: db) }
         guard let event = transition.event else { return true }
         try db.cachedStatement(sql: """
             INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
@@ -146,12 +158,13 @@ extension SQLiteStore: TaskQueue {
 
     public func resubmit(taskID: String, now: Date) async throws -> Bool {
         try await write { db in
-            try db.cachedStatement(sql: """
+            guard let failed = try Row.fetchOne(db.cachedStatement(sql: """
                 UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
                     submitted_at = NULL, completed_at = NULL, next_run_at = ?, failures = 0, lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = ? AND state = 'failed'
-                """).execute(arguments: [now.timeIntervalSince1970, taskID])
-            return db.changesCount == 1
+                WHERE id = ? AND state = 'failed' RETURNING *
+                """), arguments: [now.timeIntervalSince1970, taskID]) else { return false }
+            try Self.record([.resubmitted(try RowMapping.task(failed))], db: db)
+            return true
         }
     }
 

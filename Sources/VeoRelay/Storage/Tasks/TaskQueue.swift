@@ -4,7 +4,10 @@ import Foundation
 /// under a lease, and moved on only by the lease's holder.
 public protocol TaskQueue: Sendable {
     /// Commits new tasks in one transaction, one outcome each; with an idempotency key, a repeat of
-    /// the same request returns the first task instead. Throws (committing none) on a duplicate id.
+    /// the same request returns the first task instead (and is not counted again). A task of a client
+    /// with a budget is checked against it and counted in the same transaction, after the tasks
+    /// before it in the batch, so instances sharing the database never admit past a limit. Every
+    /// task inserted is counted in the usage aggregate. Throws (committing none) on a duplicate id.
     func insert(_ batch: [TaskInsertion]) async throws -> [InsertOutcome]
     /// A task as `scope` may see it: another client's task reads as absent.
     func task(id: String, scope: ClientScope) async throws -> RelayTask?
@@ -26,13 +29,14 @@ public protocol TaskQueue: Sendable {
     /// the wire (a stalled process), so that a paid job is never untraceable. Changes only a task
     /// that has no upstream id yet; true if it did.
     func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool
-    /// Puts a failed task back in the queue: the operator decided to pay for it again.
+    /// Puts a failed task back in the queue (in flight again, no longer counted as failed): the
+    /// operator decided to pay for it again.
     func resubmit(taskID: String, now: Date) async throws -> Bool
     /// Writes `task` (already ended as cancelled) with its event, in one transaction, if the task is
     /// still `queued`, taking it from a submitter that claimed it but has not marked it `submitting`
     /// yet (that submitter's write then finds its lease lost, and it sends nothing). The database
     /// orders this write and the submitter's, so no task is both cancelled and submitted. False if the
-    /// task was no longer queued.
+    /// task was no longer queued. The task's share of its budget is given back.
     func cancel(_ task: RelayTask, event: NewEvent) async throws -> Bool
 
     /// The stop switch: no task of `scope` is claimed for submission until it is resumed, on every
@@ -122,11 +126,17 @@ public struct IdempotencyKey: Sendable, Equatable {
 }
 
 public enum InsertOutcome: Sendable, Equatable {
-    case created
+    /// Committed and counted; what is left of each of its client's limits (none: no budget).
+    case created(remaining: [BudgetLimit: Int])
     /// The key was used before with the same body: that task is the answer.
     case replayed(taskID: String)
     /// The key was used before with a different body.
     case conflict
+    /// The task would go past one of its client's limits: nothing was written.
+    case overBudget(BudgetRefusal)
+
+    /// Created by a client without a budget.
+    public static let created = InsertOutcome.created(remaining: [:])
 }
 
 /// A task's new state, written under `lease` together with the event it caused. `keepLease` holds on

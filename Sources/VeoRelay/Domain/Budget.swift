@@ -1,0 +1,179 @@
+import Foundation
+
+/// What one client may spend: generations and seconds of video requested per UTC day and UTC
+/// calendar month, and tasks in flight (accepted, not yet ended). A limit left nil is unlimited.
+public struct ClientBudget: Sendable, Equatable {
+    public var limits: [BudgetLimit: Int]
+
+    public init(_ limits: [BudgetLimit: Int] = [:]) {
+        self.limits = limits
+    }
+
+    public static let unlimited = ClientBudget()
+
+    public var isUnlimited: Bool { limits.isEmpty }
+
+    public subscript(limit: BudgetLimit) -> Int? {
+        get { limits[limit] }
+        set { limits[limit] = newValue }
+    }
+
+    /// Parses the configuration's form, `per_day=500,in_flight=50` (empty: unlimited).
+    public init(parsing text: String) throws {
+        self.init()
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2, let limit = BudgetLimit(rawValue: pair[0]) else {
+                throw ConfigurationError("budget: '\(part)' is not one of \(BudgetLimit.allCases.map { "\($0.rawValue)=N" }.joined(separator: ", "))")
+            }
+            guard let value = Int(pair[1]), value >= 0 else { throw ConfigurationError("budget: \(limit.rawValue) must be a whole number ≥ 0") }
+            limits[limit] = value
+        }
+    }
+
+    /// The configuration's form again, limits in a fixed order; "unlimited" when none is set.
+    public var text: String {
+        isUnlimited ? "unlimited" : BudgetLimit.allCases.compactMap { limit in self[limit].map { "\(limit.rawValue)=\($0)" } }.joined(separator: ",")
+    }
+
+    /// Whether a task asking for `seconds` of video fits beside what the client has used, and if it
+    /// does, what is left of each limit once it is counted.
+    public func admit(seconds: Int, beside use: BudgetUse, at now: Date) -> BudgetDecision {
+        var remaining: [BudgetLimit: Int] = [:]
+        for limit in BudgetLimit.allCases {
+            guard let maximum = self[limit] else { continue }
+            let after = use[limit] + limit.cost(ofSeconds: seconds)
+            guard after <= maximum else {
+                return .refused(BudgetRefusal(limit: limit, maximum: maximum, resetsAt: limit.period?.end(of: now)))
+            }
+            remaining[limit] = maximum - after
+        }
+        return .admitted(remaining)
+    }
+}
+
+/// One of a client's limits, named as the API and the shell name it.
+public enum BudgetLimit: String, Sendable, CaseIterable {
+    case perDay = "per_day"
+    case perMonth = "per_month"
+    case videoSecondsPerDay = "video_seconds_per_day"
+    case videoSecondsPerMonth = "video_seconds_per_month"
+    case inFlight = "in_flight"
+
+    /// The period it counts over; nil for the in-flight cap, which frees up as tasks end.
+    public var period: UsagePeriod? {
+        switch self {
+        case .perDay, .videoSecondsPerDay: .day
+        case .perMonth, .videoSecondsPerMonth: .month
+        case .inFlight: nil
+        }
+    }
+
+    /// What one task of `seconds` counts against it.
+    func cost(ofSeconds seconds: Int) -> Int {
+        switch self {
+        case .videoSecondsPerDay, .videoSecondsPerMonth: seconds
+        case .perDay, .perMonth, .inFlight: 1
+        }
+    }
+
+    /// In words, for messages: "500 generations per UTC day".
+    public func describe(_ maximum: Int) -> String {
+        switch self {
+        case .perDay: "\(maximum) generations per UTC day"
+        case .perMonth: "\(maximum) generations per UTC month"
+        case .videoSecondsPerDay: "\(maximum) seconds of video per UTC day"
+        case .videoSecondsPerMonth: "\(maximum) seconds of video per UTC month"
+        case .inFlight: "\(maximum) tasks in flight"
+        }
+    }
+}
+
+/// What a client has used, of the periods a task accepted now counts in.
+public struct BudgetUse: Sendable, Equatable {
+    public var generationsToday = 0
+    public var generationsThisMonth = 0
+    public var videoSecondsToday = 0
+    public var videoSecondsThisMonth = 0
+    public var inFlight = 0
+
+    public init() {}
+
+    subscript(limit: BudgetLimit) -> Int {
+        switch limit {
+        case .perDay: generationsToday
+        case .perMonth: generationsThisMonth
+        case .videoSecondsPerDay: videoSecondsToday
+        case .videoSecondsPerMonth: videoSecondsThisMonth
+        case .inFlight: inFlight
+        }
+    }
+}
+
+public enum BudgetDecision: Sendable, Equatable {
+    /// Counted; what is left of each limit the client has.
+    case admitted([BudgetLimit: Int])
+    case refused(BudgetRefusal)
+}
+
+/// The limit a task would have gone past.
+public struct BudgetRefusal: Sendable, Equatable {
+    public var limit: BudgetLimit
+    public var maximum: Int
+    /// When the period ends and the limit frees up; nil for the in-flight cap.
+    public var resetsAt: Date?
+}
+
+/// The UTC periods budgets and usage count over. Days are named `yyyy-MM-dd`, so a month's days
+/// are the names between `yyyy-MM-01` and `yyyy-MM-31` in text order.
+public enum UsagePeriod: Sendable {
+    case day
+    case month
+
+    static let calendar: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
+
+    /// The first instant after the period that holds `date`.
+    public func end(of date: Date) -> Date {
+        let calendar = Self.calendar
+        switch self {
+        case .day:
+            return calendar.date(byAdding: .day, value: 1, to: calendar.startOfDay(for: date))!
+        case .month:
+            let start = calendar.date(from: calendar.dateComponents([.year, .month], from: date))!
+            return calendar.date(byAdding: .month, value: 1, to: start)!
+        }
+    }
+
+    /// The name of the UTC day that holds `date`.
+    public static func day(of date: Date) -> String {
+        let parts = calendar.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+    }
+
+    /// The first and last possible day names of the UTC month that holds `date`.
+    public static func monthDays(of date: Date) -> (first: String, last: String) {
+        let prefix = day(of: date).prefix(8)
+        return (prefix + "01", prefix + "31")
+    }
+
+    /// The start of a named day; nil if `name` is not a real `yyyy-MM-dd` date.
+    public static func start(ofDay name: String) -> Date? {
+        let parts = name.split(separator: "-").compactMap { Int($0) }
+        guard name.count == 10, parts.count == 3,
+              let date = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])),
+              day(of: date) == name else { return nil }
+        return date
+    }
+}
+
+extension GenerationRequest {
+    /// The model's length when a request names none (the upstream's documented default).
+    public static let defaultDuration = 8
+
+    /// The seconds of video this request asks for, as budgets and usage count them.
+    public var requestedSeconds: Int { duration ?? Self.defaultDuration }
+}
