@@ -16,7 +16,7 @@ import Testing
         "hb_requests", "http_server_request_duration_bucket",
         "veo_relay_start_time_seconds", "veo_relay_build_info",
         "veo_relay_submissions_total", "veo_relay_polls_total", "veo_relay_events_total", "veo_relay_tasks_accepted_total",
-        "veo_relay_open_streams",
+        "veo_relay_open_streams", "veo_relay_usage_tasks_total", "veo_relay_usage_video_seconds_total",
     ]
 
     @Test func metricsShowEveryCatalogueSeriesAfterAFaultBurstAndAFailingDestination() async throws {
@@ -64,6 +64,10 @@ import Testing
         #expect(samples.value("veo_relay_delivery_duration_seconds_count", [:]) == 2, "one attempt per destination")
         #expect(samples.value("veo_relay_destination_circuits_open", [:]) == 1)
         #expect(samples.value("veo_relay_dead_letters_total", [:]) == 1)
+        let fast = "veo3.1-fast-official"
+        #expect(samples.value("veo_relay_usage_tasks_total", ["model": fast, "outcome": "accepted"]) == 2)
+        #expect(samples.value("veo_relay_usage_tasks_total", ["model": fast, "outcome": "succeeded"]) == 2)
+        #expect(samples.value("veo_relay_usage_video_seconds_total", ["model": fast]) == 16, "two of the default 8 s")
         #expect(samples.value("veo_relay_oldest_due_seconds", ["stage": "delivery"]) == 0, "nothing is due any more")
         #expect(samples.value("hb_requests", ["http_route": "/v1/videos/generations", "http_response_status_code": "200"]) == 2)
         #expect((samples.value("veo_relay_start_time_seconds", [:]) ?? 0) > 1_700_000_000)

@@ -36,7 +36,7 @@ public struct UsageController: Sendable {
         }
         let standing = try await store.budgetStanding(clientID: client.id, at: now)
         let report = UsageReport(from: from, to: to, groupBy: groupBy, totals: records.totals, usage: rows,
-                                 budget: standing.map { BudgetReport($0, at: now) })
+                                 budget: standing.flatMap { $0.budget.isUnlimited ? nil : BudgetReport($0, at: now) })
         return try JSONResponse.make(.ok, Envelope(code: 200, data: report))
     }
 
