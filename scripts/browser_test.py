@@ -108,7 +108,7 @@ environment = dict(os.environ, VEO_RELAY_API_KEYS=API_KEY, VEO_RELAY_WEBHOOK_SEC
                    VEO_RELAY_CONSOLE_TOKEN=CONSOLE_TOKEN, VEO_RELAY_CORS_ORIGINS=app_origin,
                    VEO_RELAY_CALLBACK_ALLOW_HTTP="true", VEO_RELAY_CALLBACK_ALLOW_CIDRS="127.0.0.0/8",
                    VEO_RELAY_SIMULATOR_TIME_SCALE="0.02", VEO_RELAY_RETRY_SCHEDULE="0,1s", VEO_RELAY_PORT=str(port),
-                   VEO_RELAY_DATABASE=os.path.join(work, "relay.sqlite"))
+                   VEO_RELAY_DEFAULT_BUDGET="per_day=500,in_flight=50", VEO_RELAY_DATABASE=os.path.join(work, "relay.sqlite"))
 log = open(os.path.join(artifacts, "relay.log"), "w")
 process = subprocess.Popen([binary, "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
 options = webdriver.ChromeOptions()
@@ -160,6 +160,15 @@ try:
     driver.save_screenshot(os.path.join(artifacts, "console-paused.png"))
     driver.find_element(By.ID, "resume").click()
     until("the switch to show running", lambda: driver.find_elements(By.ID, "running"))
+    driver.get(relay + "/console/clients")
+    check("per_day=500,in_flight=50" in driver.find_element(By.ID, "clients").text, "the client's budget is listed")
+    driver.find_element(By.CSS_SELECTOR, "#clients a[href*='/console/usage?client=']").click()
+    until("the client's usage page", lambda: "/console/usage?client=" in driver.current_url)
+    bars = driver.find_elements(By.CSS_SELECTOR, "#usage-chart svg.chart rect.bar")
+    check(len(bars) == 1 and float(bars[0].get_attribute("height")) > 0, "the daily chart draws today's generations as a bar")
+    check("2 of 500 (498 left)" in driver.find_element(By.ID, "budget").text, "the budget shows what is used and left")
+    check("veo3.1-fast-official" in driver.find_element(By.ID, "usage-models").text, "usage is broken down by model")
+    driver.save_screenshot(os.path.join(artifacts, "console-usage.png"))
     driver.get(relay + "/console/tasks")
     check(hostile in driver.find_element(By.ID, "tasks").text, "the task list shows the hostile prompt as text")
     check(driver.execute_script("return window.pwned === undefined"), "and it does not run")

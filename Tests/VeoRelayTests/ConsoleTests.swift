@@ -228,4 +228,29 @@ struct ConsoleTests {
         #expect(harness.simulator.submissionsByPrompt["waits behind the switch"] == nil, "cancelled while paused: never submitted")
         try await harness.stop(relay)
     }
+
+    @Test func theUsagePageChartsAClientsDaysBesideItsBudget() async throws {
+        let harness = try await RelayHarness.start()
+        let relay = try await Self.consoleRelay(harness)
+        let api = APIClient(baseURL: relay.baseURL)
+        for prompt in ["one", "two"] { _ = try await api.submit(harness.request(prompt: prompt)) }
+        _ = try await harness.receiver.next(2) // both ended: their outcomes are counted
+        try await BudgetTests.setBudget("per_day=10,in_flight=5", in: harness)
+        let browser = Browser(base: relay.baseURL)
+        _ = try await browser.signIn()
+
+        let clients = try await browser.get("/console/clients")
+        #expect(clients.html.contains("<td>per_day=10,in_flight=5</td>"), "the budget is listed with its client")
+        #expect(clients.html.contains("href=\"/console/usage?client=\(RelayHarness.clientID)\""))
+        let usage = try await browser.get("/console/usage?client=\(RelayHarness.clientID)")
+        #expect(usage.status == 200)
+        #expect(usage.html.contains("Generations per UTC day"))
+        #expect(usage.html.components(separatedBy: "<rect class='bar'").count - 1 == 1, "one day with generations, none cancelled")
+        #expect(usage.html.contains("<tr><th>per_day</th><td>2 of 10 (8 left)</td></tr>"), "\(usage.html)")
+        #expect(usage.html.contains("<tr><th>in_flight</th><td>0 of 5 (5 left)</td></tr>"))
+        #expect(usage.html.contains("<tr><td>veo3.1-fast-official</td><td>2</td><td>16</td><td>2</td><td>0</td><td>0</td></tr>"))
+        let everyone = try await browser.get("/console/usage")
+        #expect(everyone.html.contains("all clients, last 30 days") && !everyone.html.contains("id=\"budget\""))
+        try await harness.stop(relay)
+    }
 }
