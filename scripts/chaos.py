@@ -12,7 +12,8 @@ packages `standardwebhooks` and `svix`. Clients submit N tasks, each with its ow
 and retry every submission until some relay accepts it, also while relays are down. Meanwhile
 relays are killed with SIGKILL K times and restarted. At the end every accepted task must have
 exactly one terminal event, delivered and verified; no request may have been submitted upstream
-twice. Outcome-unknown failures (a job that may exist upstream, never resent) are reported, per kill.
+twice; and the relay's usage ledger (`veo-relay usage`, printed) must match the upstream's log of paid
+jobs per model. Outcome-unknown failures (a job that may exist upstream, never resent) are reported, per kill.
 With --partitions, every packet between the relays and PostgreSQL is held for a while, connections
 left open (a partition, as during a failover): relays must answer 503 meanwhile, and an upstream answer
 in hand must be written afterwards, so partitions shorter than the lease add no outcome-unknown failure.
@@ -194,11 +195,35 @@ class Relays:
                     process.kill()
 
 
+def model_of(index):
+    """Every third task asks for the quality model, so usage is reconciled per model."""
+    return "veo3.1-quality-official" if index % 3 == 0 else "veo3.1-fast-official"
+
+
+def usage_by_model(binary, database):
+    """Prints `veo-relay usage` for the run (since yesterday, in case it crossed a UTC midnight) and
+    returns generations per model from it."""
+    since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86_400))
+    table = subprocess.run([binary, "usage", "--database", database, "--since", since],
+                           capture_output=True, text=True, check=True).stdout
+    print("chaos: usage ledger (veo-relay usage)")
+    lines = table.splitlines()
+    header = lines[0].split()
+    generations = collections.Counter()
+    for line in lines:
+        print(f"chaos:   {line}")
+        cells = line.split()
+        if cells[0] not in ("day", "total"):
+            row = dict(zip(header, cells))
+            generations[row["model"]] += int(row["generations"])
+    return generations
+
+
 def submit(urls, index, rng_seed, start_at, stop_at):
     """Submits task `index` at `start_at` with its Idempotency-Key until a relay accepts it; returns its id."""
     rng = random.Random(rng_seed)
     time.sleep(max(0, start_at - time.monotonic()))
-    body = json.dumps({"model": "veo3.1-fast-official", "prompt": f"chaos task {index}",
+    body = json.dumps({"model": model_of(index), "prompt": f"chaos task {index}",
                        "callback_url": SUBMIT_CALLBACK, "metadata": {"n": index}}).encode()
     attempts = 0
     while time.monotonic() < stop_at:
@@ -342,13 +367,29 @@ def main():
             unverified += 0 if verified else 1
             if error and error.startswith("outcome_unknown_"):
                 outcome_unknown[error].add(task)
-        stopped = len(outcome_unknown["outcome_unknown_relay"])
+        stopped_mid_submission = outcome_unknown["outcome_unknown_relay"]
+        stopped = len(stopped_mid_submission)
         terminal = {task for (task, kind) in events if kind in TERMINAL}
         lost = ids - terminal
         two_terminals = {task for task in ids if sum(1 for kind in TERMINAL if (task, kind) in events) > 1}
         duplicates = sum(1 for ids_ in events.values() if len(ids_) > 1) + len(two_terminals)
         paid_twice = sum(1 for count_ in upstream["by_prompt"].values() if count_ > 1)
         redelivered = sum(count_ - 1 for count_ in receipts.values() if count_ > 1)
+        # Usage against the upstream's bill, per model: every generation the ledger counts was paid for
+        # exactly once, except those whose submission the relay reports as outcome-unknown and that the
+        # upstream never received (the relay died before its request left): counted, since the relay
+        # could not know, and visible here.
+        generations = usage_by_model(args.binary, relays.database)
+        index_of = {task: index for index, task in accepted.items()}
+        unsent = collections.Counter(model_of(index_of[task]) for task in stopped_mid_submission
+                                     if f"chaos task {index_of[task]}" not in upstream["by_prompt"])
+        accepted_by_model = collections.Counter(model_of(index) for index in accepted)
+        unreconciled = sum(1 for model in set(generations) | set(upstream["by_model"]) | set(accepted_by_model)
+                           if not (generations[model] == accepted_by_model[model]
+                                   == upstream["by_model"].get(model, 0) + unsent[model]))
+        for model in sorted(accepted_by_model):
+            print(f"chaos: {model}: accepted {accepted_by_model[model]}, usage ledger {generations[model]}, "
+                  f"paid upstream {upstream['by_model'].get(model, 0)}, outcome-unknown and never sent {unsent[model]}")
         report = collections.OrderedDict([
             ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks), ("kills", args.kills),
             ("partitions", f"{args.partitions} of {args.partition_seconds} s" if args.partitions else "none"),
@@ -361,6 +402,7 @@ def main():
             ("  ... per kill", round(stopped / args.kills, 2) if args.kills else "-"),
             ("upstream submissions", upstream["total"]), ("webhooks received", len(deliveries)),
             ("same webhook-id received again (receivers dedupe)", redelivered),
+            ("models whose usage does not reconcile with the upstream's bill", unreconciled),
             ("seconds to accept all", round(submitted_at - started, 1)),
             ("seconds until the last terminal webhook", round(finished_at - started, 1)),
         ])
@@ -369,7 +411,7 @@ def main():
             print(f"chaos: {key:<{width}}  {value}")
         if lost:
             print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
-        failed = len(lost) + paid_twice + duplicates + unverified
+        failed = len(lost) + paid_twice + duplicates + unverified + unreconciled
         return 1 if failed else 0
     finally:
         if relays:

@@ -186,11 +186,14 @@ public final class UpstreamSimulator: Sendable {
     /// The largest number of times one request body was submitted: 1 means no double submission.
     public var maxSubmissionsOfOneRequest: Int { state.withLock { $0.submissionsByBody.values.max() ?? 0 } }
     public var totalPolls: Int { state.withLock { $0.polls } }
-    /// Submissions received, by the request's prompt.
-    public var submissionsByPrompt: [String: Int] {
+    /// Submissions received (each a paid job), by the request's prompt.
+    public var submissionsByPrompt: [String: Int] { submissions(by: "prompt") }
+
+    /// Submissions received, by the value of one of the request's string fields.
+    public func submissions(by field: String) -> [String: Int] {
         let counts = state.withLock { $0.submissionsByBody }
-        return counts.reduce(into: [:]) { byPrompt, entry in
-            byPrompt[(try? JSONValue.parse(entry.key))?["prompt"]?.stringValue ?? "?", default: 0] += entry.value
+        return counts.reduce(into: [:]) { byValue, entry in
+            byValue[(try? JSONValue.parse(entry.key))?[field]?.stringValue ?? "?", default: 0] += entry.value
         }
     }
 
@@ -234,13 +237,15 @@ public final class UpstreamSimulator: Sendable {
             return try await self.misbehave(fault, await self.handleSubmit(request, context: context), request: request, context: context)
         }
         // For harnesses that watch the simulator from outside (scripts/chaos): how many times each
-        // distinct request was submitted, which is how "never paid twice" is checked.
+        // distinct request was submitted, which is how "never paid twice" is checked, and the paid
+        // jobs per model, which the relay's usage ledger is reconciled with.
         router.get("/_simulator/submissions") { request, _ in
             try self.authorize(request)
             let counts = self.state.withLock { $0.submissionsByBody }
             return try JSONResponse.make(.ok, JSONValue.object([
                 "total": .int(counts.values.reduce(0, +)), "max_per_request": .int(counts.values.max() ?? 0),
-                "by_prompt": .object(self.submissionsByPrompt.mapValues { .int($0) })]))
+                "by_prompt": .object(self.submissionsByPrompt.mapValues { .int($0) }),
+                "by_model": .object(self.submissions(by: "model").mapValues { .int($0) })]))
         }
         router.get("/v1/tasks/:id") { request, context in
             await self.polls.pass()
