@@ -78,9 +78,11 @@ struct SchemaEquivalenceTests {
         }
         let indexes = try await client.query("SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'")
         for try await (table, definition) in indexes.decode((String, String).self) where !bookkeeping.contains(table) {
-            let open = try #require(definition.lastIndex(of: "("))
-            let close = try #require(definition.lastIndex(of: ")"))
-            let list = definition[definition.index(after: open)..<close]
+            // The column list is the last parenthesis before a partial index's WHERE.
+            let columns = definition.components(separatedBy: " WHERE ")[0]
+            let open = try #require(columns.lastIndex(of: "("))
+            let close = try #require(columns.lastIndex(of: ")"))
+            let list = columns[columns.index(after: open)..<close]
             schema.indexes[table, default: []].insert(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
         return schema

@@ -8,10 +8,11 @@ struct StoreFixture {
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
     let client = Client(id: "client-1", name: "one", signingSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 
-    /// On a new database, or on `location` (a new one: the fixture's client is written to it).
-    init(_ kind: TestStores.Kind, at location: String? = nil) async throws {
+    /// On a new database, or on `location` (a new one: the fixture's client is written to it), each
+    /// call bounded by `deadline`.
+    init(_ kind: TestStores.Kind, at location: String? = nil, deadline: Duration = StoreDeadline.defaultLimit) async throws {
         let location = if let location { location } else { try await kind.freshLocation() }
-        store = try await StoreLocation.open(location, logger: TestLog.logger)
+        store = try await StoreLocation.open(location, logger: TestLog.logger, deadline: deadline)
         try await store.upsertClient(client, keyHash: "hash-1", now: t0)
     }
 

@@ -74,6 +74,8 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX tasks_client_state ON tasks (client_id, state)",
         ]),
+        // See SQLite's 012-in-flight-from-usage.
+        ("008-in-flight-from-usage", ["DROP INDEX tasks_client_state", UsageWindow.inFlightIndex]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

@@ -154,6 +154,15 @@ enum SQLiteMigrations {
                 CREATE INDEX tasks_client_state ON tasks (client_id, state);
                 """)
         }
+        migrator.registerMigration("012-in-flight-from-usage") { db in
+            // A client's tasks in flight are its accepted generations not yet ended, summed over the usage
+            // rows that still have any: a few recent rows, however many tasks are queued, where counting
+            // tasks read as many rows as were in flight.
+            try db.execute(sql: """
+                DROP INDEX tasks_client_state;
+                \(UsageWindow.inFlightIndex);
+                """)
+        }
         return migrator
     }
 }

@@ -55,7 +55,7 @@ extension PostgresStore: TaskQueue {
         }
         var remaining: [BudgetLimit: Int] = [:]
         if let budget {
-            let use = try await self.use(of: task.clientID, countingInFlight: budget[.inFlight] != nil, at: task.createdAt, on: connection)
+            let use = try await self.use(of: task.clientID, at: task.createdAt, on: connection)
             switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
             case .refused(let refusal):
                 if let idempotency = insertion.idempotency {

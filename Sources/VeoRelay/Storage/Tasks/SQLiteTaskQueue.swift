@@ -19,7 +19,7 @@ extension SQLiteStore: TaskQueue {
         }
         var remaining: [BudgetLimit: Int] = [:]
         if let budget = try budget(of: task.clientID, db: db) {
-            let use = try use(of: task.clientID, countingInFlight: budget[.inFlight] != nil, at: task.createdAt, db: db)
+            let use = try use(of: task.clientID, at: task.createdAt, db: db)
             switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
             case .refused(let refusal): return .overBudget(refusal)
             case .admitted(let left): remaining = left

@@ -19,7 +19,7 @@ extension PostgresStore: UsageLedger {
         try await transaction { connection in
             guard let row = try await self.rows("SELECT budget FROM clients WHERE id = \(clientID)", on: connection).first else { return nil }
             let budget = try row.optionalText("budget").map(ClientBudget.init(parsing:)) ?? .unlimited
-            return BudgetStanding(budget: budget, use: try await self.use(of: clientID, countingInFlight: true, at: now, on: connection))
+            return BudgetStanding(budget: budget, use: try await self.use(of: clientID, at: now, on: connection))
         }
     }
 
@@ -37,21 +37,15 @@ extension PostgresStore: UsageLedger {
         return budgets
     }
 
-    /// See `SQLiteStore.use(of:countingInFlight:at:db:)`.
-    func use(of clientID: String, countingInFlight: Bool, at now: Date, on connection: PostgresConnection) async throws -> BudgetUse {
+    /// See `SQLiteStore.use(of:at:db:)`.
+    func use(of clientID: String, at now: Date, on connection: PostgresConnection) async throws -> BudgetUse {
         let window = UsageWindow(at: now)
         var binds = PostgresBindings()
         for value in [clientID, window.today, window.monthFirst, window.monthLast] { binds.append(value) }
         guard let sums = try await rows(PostgresQuery(unsafeSQL: UsageWindow.sumsStatement, binds: binds), on: connection).first else {
             throw StoreError.missingValue("usage_daily sums")
         }
-        var inFlight = 0
-        if countingInFlight {
-            var client = PostgresBindings()
-            client.append(clientID)
-            inFlight = try await rows(PostgresQuery(unsafeSQL: UsageWindow.inFlightStatement, binds: client), on: connection).first?.integer("tasks") ?? 0
-        }
-        return try UsageWindow.use(sums: sums, inFlight: inFlight)
+        return try UsageWindow.use(sums: sums)
     }
 
     /// A change to one usage row, as `record` sends it.

@@ -25,7 +25,7 @@ extension SQLiteStore: UsageLedger {
                 return nil
             }
             let budget = try (row["budget"] as String?).map(ClientBudget.init(parsing:)) ?? .unlimited
-            return BudgetStanding(budget: budget, use: try Self.use(of: clientID, countingInFlight: true, at: now, db: db))
+            return BudgetStanding(budget: budget, use: try Self.use(of: clientID, at: now, db: db))
         }
     }
 
@@ -35,16 +35,13 @@ extension SQLiteStore: UsageLedger {
             .map(ClientBudget.init(parsing:))
     }
 
-    /// What the client has used of the periods that hold `now` (tasks in flight only if asked: that
-    /// count reads one index entry per task).
-    static func use(of clientID: String, countingInFlight: Bool, at now: Date, db: Database) throws -> BudgetUse {
+    /// What the client has used of the periods that hold `now`, and its tasks in flight: one statement
+    /// on the aggregate (see `UsageWindow.sumsStatement`).
+    static func use(of clientID: String, at now: Date, db: Database) throws -> BudgetUse {
         let window = UsageWindow(at: now)
         let sums = try Row.fetchOne(db.cachedStatement(sql: UsageWindow.sumsStatement.replacingOccurrences(of: "$", with: "?")),
                                     arguments: [clientID, window.today, window.monthFirst, window.monthLast])!
-        let inFlight = countingInFlight
-            ? try Int.fetchOne(db.cachedStatement(sql: UsageWindow.inFlightStatement.replacingOccurrences(of: "$", with: "?")), arguments: [clientID]) ?? 0
-            : 0
-        return try UsageWindow.use(sums: sums, inFlight: inFlight)
+        return try UsageWindow.use(sums: sums)
     }
 
     static func record(_ changes: [UsageChange], db: Database) throws {

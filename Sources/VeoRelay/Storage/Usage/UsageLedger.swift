@@ -35,26 +35,31 @@ struct UsageWindow {
         (monthFirst, monthLast) = UsagePeriod.monthDays(of: date)
     }
 
-    /// Today's and this month's sums of one client (`$1` client, today, month's first and last day;
-    /// PostgreSQL's sums of BIGINT are NUMERIC, hence the casts).
+    /// Today's and this month's sums of one client, and its tasks in flight (`$1` client, today, month's
+    /// first and last day; PostgreSQL's sums of BIGINT are NUMERIC, hence the casts). Tasks are
+    /// counted by their accepted day and an end or cancel counts on that day's row, so a client's
+    /// tasks in flight are its rows' generations not yet succeeded or failed.
     static let sumsStatement = """
         SELECT CAST(COALESCE(SUM(CASE WHEN day = $2 THEN generations ELSE 0 END), 0) AS BIGINT) AS generations_today,
                CAST(COALESCE(SUM(CASE WHEN day = $2 THEN video_seconds ELSE 0 END), 0) AS BIGINT) AS video_seconds_today,
                CAST(COALESCE(SUM(generations), 0) AS BIGINT) AS generations_month,
-               CAST(COALESCE(SUM(video_seconds), 0) AS BIGINT) AS video_seconds_month
+               CAST(COALESCE(SUM(video_seconds), 0) AS BIGINT) AS video_seconds_month,
+               (SELECT CAST(COALESCE(SUM(generations - succeeded - failed), 0) AS BIGINT) FROM usage_daily
+                WHERE client_id = $1 AND \(inFlightRows)) AS in_flight
         FROM usage_daily WHERE client_id = $1 AND day BETWEEN $3 AND $4
         """
 
-    /// The client's tasks in flight (`$1` client), read on `tasks_client_state`.
-    static let inFlightStatement = "SELECT COUNT(*) AS tasks FROM tasks WHERE client_id = $1 AND state IN ('queued', 'submitting', 'running')"
+    /// The usage rows with tasks in flight, and their index: the sum reads those few rows only.
+    static let inFlightRows = "generations > succeeded + failed"
+    static let inFlightIndex = "CREATE INDEX usage_daily_in_flight ON usage_daily (client_id) WHERE \(inFlightRows)"
 
-    static func use(sums: some StoredRow, inFlight: Int) throws -> BudgetUse {
+    static func use(sums: some StoredRow) throws -> BudgetUse {
         var use = BudgetUse()
         use.generationsToday = try sums.integer("generations_today")
         use.videoSecondsToday = try sums.integer("video_seconds_today")
         use.generationsThisMonth = try sums.integer("generations_month")
         use.videoSecondsThisMonth = try sums.integer("video_seconds_month")
-        use.inFlight = inFlight
+        use.inFlight = try sums.integer("in_flight")
         return use
     }
 
