@@ -104,9 +104,12 @@ public struct UsageController: Sendable {
 
 /// The remaining budget on every accepted generation: one header per limit the client has.
 enum BudgetHeaders {
-    static func name(_ limit: BudgetLimit) -> HTTPField.Name {
-        HTTPField.Name("Budget-Remaining-" + limit.rawValue.split(separator: "_").map { $0.capitalized }.joined(separator: "-"))!
-    }
+    /// `Budget-Remaining-Per-Day` and so on, made once.
+    static let names: [BudgetLimit: HTTPField.Name] = Dictionary(uniqueKeysWithValues: BudgetLimit.allCases.map { limit in
+        (limit, HTTPField.Name("Budget-Remaining-" + limit.rawValue.split(separator: "_").map { $0.capitalized }.joined(separator: "-"))!)
+    })
+
+    static func name(_ limit: BudgetLimit) -> HTTPField.Name { names[limit]! }
 
     static func add(_ remaining: [BudgetLimit: Int], to headers: inout HTTPFields) {
         for limit in BudgetLimit.allCases {

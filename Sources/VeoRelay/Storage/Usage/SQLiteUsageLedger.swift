@@ -35,11 +35,14 @@ extension SQLiteStore: UsageLedger {
             .map(ClientBudget.init(parsing:))
     }
 
+    /// The shared statement with SQLite's numbered parameters (`?1` for `$1`), rewritten once.
+    static let sumsStatement = UsageWindow.sumsStatement.replacingOccurrences(of: "$", with: "?")
+
     /// What the client has used of the periods that hold `now`, and its tasks in flight: one statement
     /// on the aggregate (see `UsageWindow.sumsStatement`).
     static func use(of clientID: String, at now: Date, db: Database) throws -> BudgetUse {
         let window = UsageWindow(at: now)
-        let sums = try Row.fetchOne(db.cachedStatement(sql: UsageWindow.sumsStatement.replacingOccurrences(of: "$", with: "?")),
+        let sums = try Row.fetchOne(db.cachedStatement(sql: sumsStatement),
                                     arguments: [clientID, window.today, window.monthFirst, window.monthLast])!
         return try UsageWindow.use(sums: sums)
     }
