@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What one client may spend: generations and seconds of video requested per UTC day and UTC
 /// calendar month, and tasks in flight (accepted, not yet ended). A limit left nil is unlimited.
@@ -22,8 +23,10 @@ public struct ClientBudget: Sendable, Equatable {
     public init(parsing text: String) throws {
         self.init()
         // Split and trimmed without Foundation: intake parses a budgeted client's limits on every task.
-        for part in text.split(separator: ",").map({ $0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed() })
-        where !part.isEmpty {
+        for item in text.split(separator: ",") {
+            let start = item.drop(while: \.isWhitespace)
+            guard let last = start.lastIndex(where: { !$0.isWhitespace }) else { continue }
+            let part = start[...last]
             let pair = part.split(separator: "=", maxSplits: 1).map { String($0) }
             guard pair.count == 2, let limit = BudgetLimit(rawValue: pair[0]) else {
                 throw ConfigurationError("budget: '\(part)' is not one of \(BudgetLimit.allCases.map { "\($0.rawValue)=N" }.joined(separator: ", "))")
@@ -32,6 +35,20 @@ public struct ClientBudget: Sendable, Equatable {
             limits[limit] = value
         }
     }
+
+    /// A stored budget, as intake reads it on every task of a budgeted client: parsed once per
+    /// distinct text (there are as few as there are budgets set).
+    static func stored(_ text: String) throws -> ClientBudget {
+        if let known = parsedTexts.withLock({ $0[text] }) { return known }
+        let budget = try ClientBudget(parsing: text)
+        parsedTexts.withLock { known in
+            if known.count >= 1_024 { known.removeAll() }
+            known[text] = budget
+        }
+        return budget
+    }
+
+    private static let parsedTexts = Mutex<[String: ClientBudget]>([:])
 
     /// The configuration's form again, limits in a fixed order; "unlimited" when none is set.
     public var text: String {

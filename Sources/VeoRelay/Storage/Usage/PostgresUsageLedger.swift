@@ -32,7 +32,7 @@ extension PostgresStore: UsageLedger {
         for row in try await rows("""
             SELECT id, budget FROM clients WHERE id = ANY(\(ids)) AND budget IS NOT NULL ORDER BY id FOR UPDATE
             """, on: connection) {
-            budgets[try row.text("id")] = try ClientBudget(parsing: try row.text("budget"))
+            budgets[try row.text("id")] = try ClientBudget.stored(try row.text("budget"))
         }
         return budgets
     }

@@ -32,7 +32,7 @@ extension SQLiteStore: UsageLedger {
     /// The client's limits, if it has any.
     static func budget(of clientID: String, db: Database) throws -> ClientBudget? {
         try String.fetchOne(db.cachedStatement(sql: "SELECT budget FROM clients WHERE id = ? AND budget IS NOT NULL"), arguments: [clientID])
-            .map(ClientBudget.init(parsing:))
+            .map(ClientBudget.stored)
     }
 
     /// The shared statement with SQLite's numbered parameters (`?1` for `$1`), rewritten once.
