@@ -108,7 +108,8 @@ environment = dict(os.environ, VEO_RELAY_API_KEYS=API_KEY, VEO_RELAY_WEBHOOK_SEC
                    VEO_RELAY_CONSOLE_TOKEN=CONSOLE_TOKEN, VEO_RELAY_CORS_ORIGINS=app_origin,
                    VEO_RELAY_CALLBACK_ALLOW_HTTP="true", VEO_RELAY_CALLBACK_ALLOW_CIDRS="127.0.0.0/8",
                    VEO_RELAY_SIMULATOR_TIME_SCALE="0.02", VEO_RELAY_RETRY_SCHEDULE="0,1s", VEO_RELAY_PORT=str(port),
-                   VEO_RELAY_DEFAULT_BUDGET="per_day=500,in_flight=50", VEO_RELAY_DATABASE=os.path.join(work, "relay.sqlite"))
+                   VEO_RELAY_DEFAULT_BUDGET="per_day=500,in_flight=50", VEO_RELAY_DATABASE=os.path.join(work, "relay.sqlite"),
+                   VEO_RELAY_STORE_VIDEOS=os.path.join(work, "videos"), VEO_RELAY_PUBLIC_URL=relay)
 log = open(os.path.join(artifacts, "relay.log"), "w")
 process = subprocess.Popen([binary, "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
 options = webdriver.ChromeOptions()
@@ -128,7 +129,12 @@ try:
     check("watch_token=" in watch_url and API_KEY not in watch_url, "the watch_url carries a token, not the API key")
     driver.get(f"{app_origin}/watch.html?watch_url={urllib.parse.quote(watch_url, safe='')}")
     until("the video link", lambda: driver.find_elements(By.CSS_SELECTOR, "a.video"))
+    # The relay's stored copy, played with the watch token from another origin (readyState 2: a frame is there).
+    until("the stored video to play", lambda: driver.execute_script(
+        "const v = document.querySelector('#result video'); return v !== null && v.readyState >= 2"))
     driver.save_screenshot(os.path.join(artifacts, "watch-page.png"))
+    check("/videos/0?watch_token=" in driver.find_element(By.CSS_SELECTOR, "#result video").get_attribute("src"),
+          "the page plays the relay's stored copy with the watch token")
     check(driver.find_element(By.ID, "status").text == "completed", "the page shows the task completed")
     check(driver.find_element(By.ID, "progress").get_attribute("value") == "100", "the progress bar is full")
     check(driver.find_element(By.CSS_SELECTOR, "a.video").get_attribute("href").endswith(".mp4"), "the page links the final video")
@@ -201,6 +207,9 @@ try:
     driver.save_screenshot(os.path.join(artifacts, "console-hostile-prompt.png"))
     check("<script>window.pwned = 1</script>" in driver.find_element(By.ID, "request").text, "the task page shows the prompt as text")
     check(driver.execute_script("return window.pwned === undefined"), "and it does not run")
+    until("the task page's player to show the stored video", lambda: driver.execute_script(
+        "const v = document.querySelector('video.stored-video'); return v !== null && v.readyState >= 2"))
+    driver.save_screenshot(os.path.join(artifacts, "console-video.png"))
     print(f"browser tests passed; screenshots in {artifacts}")
 except Exception:
     if driver:

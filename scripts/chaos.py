@@ -13,7 +13,8 @@ and retry every submission until some relay accepts it, also while relays are do
 relays are killed with SIGKILL K times and restarted. At the end every accepted task must have
 exactly one terminal event, delivered and verified; no request may have been submitted upstream
 twice; and the relay's usage ledger (`veo-relay usage`, printed) must match the upstream's log of paid
-jobs per model. Outcome-unknown failures (a job that may exist upstream, never resent) are reported, per kill.
+jobs per model. With --store-videos every succeeded task must have one whole stored file per video
+(the bytes and SHA-256 its event announced) and no partial download may be left behind. Outcome-unknown failures (a job that may exist upstream, never resent) are reported, per kill.
 With --partitions, every packet between the relays and PostgreSQL is held for a while, connections
 left open (a partition, as during a failover): relays must answer 503 meanwhile, and an upstream answer
 in hand must be written afterwards, so partitions shorter than the lease add no outcome-unknown failure.
@@ -23,6 +24,7 @@ All traffic stays on 127.0.0.1. Every process started here is stopped by its PID
 import argparse
 import base64
 import collections
+import hashlib
 import http.client
 import json
 import os
@@ -73,6 +75,7 @@ class Receiver:
     def __init__(self, secret):
         self.lock = threading.Lock()
         self.deliveries = []  # (webhook-id, type, task_id, error code, verified by both)
+        self.videos = {}      # task_id -> the videos of its task.succeeded event
         verifiers = (StandardWebhook(secret), SvixWebhook(secret))
         receiver = self
 
@@ -94,6 +97,8 @@ class Receiver:
                     "outcome_unknown_relay" if "relay stopped" in error.get("message", "") else "outcome_unknown_upstream"
                 with receiver.lock:
                     receiver.deliveries.append((headers.get("webhook-id"), event["type"], event["data"]["task_id"], error, verified))
+                    if event["type"] == "task.succeeded":
+                        receiver.videos[event["data"]["task_id"]] = event["data"].get("videos", [])
                 self.send_response(204)
                 self.end_headers()
 
@@ -219,6 +224,27 @@ def usage_by_model(binary, database):
     return generations
 
 
+def audit_stored_videos(directory, videos_by_task, simulator_port):
+    """With --store-videos: every succeeded task must have one complete file per stored video (the
+    simulator's bytes, the SHA-256 its event announced), and no partial download may be left."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{simulator_port}/_simulator/videos/reference.mp4") as r:
+        reference = hashlib.sha256(r.read()).hexdigest()
+    stored, store_errors, broken = 0, collections.Counter(), []
+    for task, videos in videos_by_task.items():
+        for index, video in enumerate(videos):
+            if "store_error" in video:
+                store_errors[video["store_error"]] += 1
+                continue
+            path = os.path.join(directory, f"{task}.{index}.mp4")
+            digest = hashlib.sha256(open(path, "rb").read()).hexdigest() if os.path.exists(path) else None
+            if digest == reference == video.get("sha256"):
+                stored += 1
+            else:
+                broken.append(task)
+    partials = [name for name in os.listdir(directory) if name.startswith(".partial-")]
+    return stored, store_errors, broken, partials
+
+
 def submit(urls, index, rng_seed, start_at, stop_at):
     """Submits task `index` at `start_at` with its Idempotency-Key until a relay accepts it; returns its id."""
     rng = random.Random(rng_seed)
@@ -257,6 +283,7 @@ def main():
     parser.add_argument("--drain-limit", type=float, default=300, help="seconds to wait for the last webhooks")
     parser.add_argument("--partitions", type=int, default=0, help="postgres mode: times the database stops answering")
     parser.add_argument("--partition-seconds", type=float, default=2, help="how long each partition lasts (under the 4 s lease)")
+    parser.add_argument("--store-videos", action="store_true", help="relays store every video (one directory, shared); audit the files")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="veo-relay-chaos-")
@@ -283,6 +310,9 @@ def main():
             "VEO_RELAY_LEASE_DURATION": "4s", "VEO_RELAY_UPSTREAM_TIMEOUT": "3s", "VEO_RELAY_DELIVERY_TIMEOUT": "3s",
             "VEO_RELAY_RETRY_SCHEDULE": "0,0.5s,1s,2s,4s,8s,15s,30s", "LOG_LEVEL": "notice",
         }
+        video_directory = os.path.join(work, "videos")
+        if args.store_videos:
+            environment["VEO_RELAY_STORE_VIDEOS"] = video_directory
         count = 2 if args.mode == "postgres" else 1
         database = args.postgres_url if args.mode == "postgres" else os.path.join(work, "relay.sqlite")
         if not database:
@@ -390,6 +420,15 @@ def main():
         for model in sorted(accepted_by_model):
             print(f"chaos: {model}: accepted {accepted_by_model[model]}, usage ledger {generations[model]}, "
                   f"paid upstream {upstream['by_model'].get(model, 0)}, outcome-unknown and never sent {unsent[model]}")
+        videos = {}
+        if args.store_videos:
+            stored, store_errors, broken, partials = audit_stored_videos(video_directory, receiver.videos, simulator_port)
+            videos = collections.OrderedDict([
+                ("stored videos: whole, as announced", stored),
+                ("stored videos: announced with a store_error", dict(store_errors) or 0),
+                ("stored videos: missing or corrupt", len(broken)),
+                ("stored videos: partial downloads left behind", len(partials)),
+            ])
         report = collections.OrderedDict([
             ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks), ("kills", args.kills),
             ("partitions", f"{args.partitions} of {args.partition_seconds} s" if args.partitions else "none"),
@@ -405,13 +444,15 @@ def main():
             ("models whose usage does not reconcile with the upstream's bill", unreconciled),
             ("seconds to accept all", round(submitted_at - started, 1)),
             ("seconds until the last terminal webhook", round(finished_at - started, 1)),
-        ])
+        ] + list(videos.items()))
         width = max(len(key) for key in report)
         for key, value in report.items():
             print(f"chaos: {key:<{width}}  {value}")
         if lost:
             print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
         failed = len(lost) + paid_twice + duplicates + unverified + unreconciled
+        if args.store_videos:
+            failed += len(broken) + len(partials) + sum(store_errors.values())
         return 1 if failed else 0
     finally:
         if relays:

@@ -47,6 +47,22 @@ struct Serve: AsyncParsableCommand {
           help: "Apply the callback address checks to first_frame_image and last_frame_image too. [env: VEO_RELAY_CHECK_IMAGE_URLS=true]")
     var checkImageURLs = false
 
+    @Option(help: "Keep a copy of every finished video in this directory (a volume every instance on the database mounts) and serve it at /v1/tasks/{id}/videos/{index}; the upstream's URLs expire after a day. [env: VEO_RELAY_STORE_VIDEOS] (default: off)")
+    var storeVideos: String?
+
+    @Option(help: "Largest video the relay stores, in bytes. [env: VEO_RELAY_MAX_VIDEO_BYTES] (default: 536870912)")
+    var maxVideoBytes: Int64?
+
+    @Option(help: "How long a finished task's result may wait for its videos to be stored before it is announced with the upstream's URLs and a store_error. [env: VEO_RELAY_STORE_TIMEOUT] (default: 10m)")
+    var storeTimeout: String?
+
+    @Option(help: "How long stored videos are kept. [env: VEO_RELAY_VIDEO_RETENTION] (default: 30d)")
+    var videoRetention: String?
+
+    @Flag(name: .customLong("check-video-urls"),
+          help: "Apply the callback address checks to the video URLs the relay downloads. [env: VEO_RELAY_CHECK_VIDEO_URLS=true]")
+    var checkVideoURLs = false
+
     @Option(help: "API requests per second per client (bursts of twice that). [env: VEO_RELAY_RATE_LIMIT] (default: 20)")
     var rateLimit: Double?
 
@@ -188,6 +204,13 @@ struct Serve: AsyncParsableCommand {
         configuration.limits.maxURLLength = try maxURLLength ?? Env.value("VEO_RELAY_MAX_URL_LENGTH") ?? configuration.limits.maxURLLength
         configuration.webhookSecret = webhookSecret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
         configuration.defaultBudget = try ClientBudget(parsing: defaultBudget ?? Env.string("VEO_RELAY_DEFAULT_BUDGET") ?? "")
+        var videos = configuration.videos
+        videos.directory = storeVideos ?? Env.string("VEO_RELAY_STORE_VIDEOS")
+        videos.maxBytes = try maxVideoBytes ?? Env.value("VEO_RELAY_MAX_VIDEO_BYTES") ?? videos.maxBytes
+        videos.timeout = try Env.duration(storeTimeout, "VEO_RELAY_STORE_TIMEOUT") ?? videos.timeout
+        videos.retention = try Env.duration(videoRetention, "VEO_RELAY_VIDEO_RETENTION") ?? videos.retention
+        videos.checkAddresses = checkVideoURLs || Env.flag("VEO_RELAY_CHECK_VIDEO_URLS")
+        configuration.videos = videos
         var engine = configuration.engine
         engine.polling.floor = try Env.duration(pollFloor, "VEO_RELAY_POLL_FLOOR") ?? engine.polling.floor
         engine.polling.ceiling = try Env.duration(pollCeiling, "VEO_RELAY_POLL_CEILING") ?? engine.polling.ceiling

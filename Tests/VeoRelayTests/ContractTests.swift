@@ -5,10 +5,14 @@ import Testing
 
 @Suite("OpenAPI contract")
 struct ContractTests {
+    /// With every optional part of the API on (stored videos).
     @Test func theDocumentDescribesExactlyTheRoutesTheRelayServes() async throws {
         let harness = try await RelayHarness.start()
         var configuration = harness.configuration
         configuration.databasePath = harness.databasePath
+        let videos = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-contract-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: videos) }
+        configuration.videos.directory = videos
         let routes = Mutex<[String]>([])
         let server = try await RunningServer.start { onRunning in
             let relay = try await buildRelay(configuration, logger: TestLog.logger, onServerRunning: onRunning)

@@ -72,7 +72,8 @@ enum SmallFilesystem {
     }
 }
 
-@Suite("Full storage")
+/// One at a time: the tests share the one small filesystem.
+@Suite("Full storage", .serialized)
 struct FullStorageTests {
     @Test(.enabled(if: SmallFilesystem.path != nil))
     func aFullDiskAnswers503WithItsOwnMessageLogsSparinglyAndRecoversWhenSpaceReturns() async throws {
@@ -113,6 +114,38 @@ struct FullStorageTests {
             try await api.post("/v1/videos/generations", json: harness.request(prompt: "after the space returned")).status == 200
         }
         #expect(try await api.get("/v1/tasks/\(before)").json["data"]?["status"] == .string("completed"), "nothing accepted was lost")
+        try await harness.stop(relay)
+    }
+
+    /// A full disk fails the video, not the relay: the result goes out with `store_error: disk full`,
+    /// the database (elsewhere) is intact, and storing works again by itself once space returns.
+    @Test(.enabled(if: SmallFilesystem.path != nil))
+    func aFullDiskFailsTheVideoWithItsReasonAndStoringResumesWhenSpaceReturns() async throws {
+        let small = try #require(SmallFilesystem.path)
+        let directory = small + "/videos-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let harness = try await RelayHarness.start(tune: { configuration in
+            configuration.videos.directory = directory
+            configuration.videos.timeout = 1
+            configuration.videos.backoff = Backoff(base: 0.05, maximum: 0.2)
+        })
+        let relay = try await harness.startRelay()
+        let api = APIClient(baseURL: relay.baseURL)
+        let filler = try SmallFilesystem.fill(small)
+        let full = try await api.submit(harness.request(prompt: "finished while the disk is full"))
+        let refused = try #require(try await harness.receiver.next().first)
+        #expect(refused.json["data"]?["task_id"] == .string(full))
+        #expect(refused.json["data"]?["videos"]?[0]?["store_error"] == .string("disk full"), "\(refused.json)")
+        #expect(refused.json["data"]?["videos"]?[0]?["url"]?.stringValue != nil, "the upstream's URL still goes out")
+        #expect(try await api.get("/v1/tasks/\(full)/videos/0").status == 404)
+
+        try FileManager.default.removeItem(at: filler)
+        let later = try await api.submit(harness.request(prompt: "finished after space returned"))
+        let stored = try #require(try await harness.receiver.next().first)
+        #expect(stored.json["data"]?["task_id"] == .string(later))
+        #expect(stored.json["data"]?["videos"]?[0]?["sha256"] == .string(VideoStorageTests.sha256(SimulatorVideo.mp4)), "\(stored.json)")
+        #expect(try await api.get("/v1/tasks/\(later)/videos/0").bytes == SimulatorVideo.mp4)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).allSatisfy { !$0.hasPrefix(VideoDirectory.partialPrefix) })
         try await harness.stop(relay)
     }
 }

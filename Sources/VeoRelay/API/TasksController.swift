@@ -59,6 +59,8 @@ struct TaskResource: Encodable {
     var status: String
     var progress: Int
     var result: JSONValue?
+    /// The videos as events carry them: the upstream's URLs, and the relay's copies when it stores them.
+    var videos: [VideoLink]
     var error: TaskError?
     var created: Int
     var completed: Int?
@@ -85,7 +87,7 @@ struct TaskResource: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, status, progress, result, error, created, completed, model, callback
+        case id, status, progress, result, videos, error, created, completed, model, callback
         case estimatedTime = "estimated_time"
         case actualTime = "actual_time"
         case upstreamTaskID = "upstream_task_id"
@@ -97,7 +99,9 @@ struct TaskResource: Encodable {
         id = task.id
         status = task.publicStatus
         progress = task.progress
-        result = task.upstream?.result
+        // Held back while the relay stores the videos, as the upstream holds it back until completion.
+        result = task.state == .storing ? nil : task.upstream?.result
+        videos = TaskEventData(task: task).videos
         error = task.error
         created = task.createdAt.unixSeconds
         completed = task.upstream?.completed ?? task.completedAt?.unixSeconds

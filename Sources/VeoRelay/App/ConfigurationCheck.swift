@@ -27,6 +27,7 @@ extension RelayConfiguration {
                       "must be at least 0 and shorter than the drain timeout (\(drainTimeout) s), not \(readinessGrace) s")
         engine.validate(into: &check)
         streams.validate(into: &check)
+        videos.validate(into: &check)
         if let token = consoleToken {
             check.require(token.count >= 16, "--console-token / VEO_RELAY_CONSOLE_TOKEN", "must be at least 16 characters")
         }
@@ -47,6 +48,15 @@ extension StreamPolicy {
             check.require(ConfigurationCheck.isHTTPURL(publicURL), "--public-url / VEO_RELAY_PUBLIC_URL",
                           "must be an absolute http(s) URL, not '\(publicURL)'")
         }
+    }
+}
+
+extension VideoStoragePolicy {
+    func validate(into check: inout ConfigurationCheck) {
+        guard directory != nil else { return }
+        check.require(maxBytes > 0, "--max-video-bytes / VEO_RELAY_MAX_VIDEO_BYTES", "must be at least 1, not \(maxBytes)")
+        check.positive(timeout, "--store-timeout / VEO_RELAY_STORE_TIMEOUT", maximum: ConfigurationCheck.day)
+        check.positive(retention, "--video-retention / VEO_RELAY_VIDEO_RETENTION", maximum: 3_650 * ConfigurationCheck.day)
     }
 }
 

@@ -24,6 +24,7 @@ struct Wakeups {
     let poller = WakeSignal()
     let dispatcher = WakeSignal()
     let streams = WakeSignal()
+    let storer = WakeSignal()
 }
 
 public func buildRelay(
@@ -43,12 +44,18 @@ public func buildRelay(
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
     let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret,
                                                 budget: configuration.defaultBudget, now: clock.now())
+    let videoDirectory = configuration.videos.directory.map(VideoDirectory.init(path:))
+    try videoDirectory?.prepare(logger: logger)
     var engine = configuration.engine
     let wakeups = Wakeups()
     // The port actually bound, which differs from the configured one with `--port 0`.
     let boundPort = BoundPort(configuration.port)
     let upstreamHTTP = HTTPClient.relayClient(connectTimeout: engine.upstreamConnectTimeout)
     let webhookHTTP = HTTPClient.relayClient(connectTimeout: engine.deliveryConnectTimeout, allowedPeers: configuration.callbacks.addresses)
+    let videoHTTP = videoDirectory.map { _ in
+        HTTPClient.relayClient(connectTimeout: configuration.videos.connectTimeout,
+                               allowedPeers: configuration.videos.checkAddresses ? configuration.callbacks.addresses : nil)
+    }
 
     let watchTokens = WatchTokenSigner(secret: try await store.sharedSecret(named: WatchTokenSigner.secretName, candidate: SharedSecret.generate()),
                                        lifetime: configuration.streams.watchTokenLifetime)
@@ -73,6 +80,8 @@ public func buildRelay(
     EventStreamController(store: store, feed: feed).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
     UsageController(store: store, clock: clock).addRoutes(to: api)
+    let videoFiles = videoDirectory.map(StoredVideoFiles.init(directory:))
+    if let videoFiles { VideosController(store: store, files: videoFiles).addRoutes(to: api) }
 
     let gate = UpstreamGate(policy: engine.upstream, clock: clock)
     let destinations = DestinationGate(policy: engine.destinations)
@@ -86,7 +95,7 @@ public func buildRelay(
                                        sharedSecret: try await store.sharedSecret(named: ConsoleSessions.secretName, candidate: SharedSecret.generate()),
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
         try ConsoleController(store: store, events: events, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
-                              destinations: destinations).addRoutes(to: router)
+                              destinations: destinations, videos: videoFiles).addRoutes(to: router)
     }
     MetricsSampler.recordStart(at: clock.now())
     let upstream: UpstreamClient
@@ -112,10 +121,25 @@ public func buildRelay(
     let stages = UpstreamStageContext(
         store: store, upstream: upstream, gate: gate, clock: clock, instance: configuration.instanceID,
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
-        configuration: engine, events: events, logger: logger)
+        configuration: engine, events: events, logger: logger, storerWake: videoDirectory == nil ? nil : wakeups.storer)
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
         WorkerLoop(stage: stage, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger)
     }
+    /// With `--store-videos`: the storer and the retention sweep.
+    func videoServices() -> [any Service] {
+        guard let videoDirectory, let videoHTTP else { return [] }
+        let policy = configuration.videos
+        let downloader = VideoDownloader(http: videoHTTP, policy: policy, directory: videoDirectory,
+                                         addressGuard: policy.checkAddresses ? CallbackGuard(policy: configuration.callbacks, resolver: resolver) : nil)
+        let base: @Sendable () -> String = { configuration.streams.publicURL ?? configuration.loopbackBaseURL(port: boundPort.value) }
+        return [
+            worker(VideoStorer(store: store, downloader: downloader, events: events, clock: clock, publicBaseURL: base,
+                               instance: configuration.instanceID, logger: logger),
+                   concurrency: 4, wake: wakeups.storer),
+            VideoRetention(directory: videoDirectory, retention: policy.retention, clock: clock, logger: logger),
+        ]
+    }
+
     let workers: [any Service] = configuration.apiOnly ? [] : [
         worker(Dispatcher(store: store, http: webhookHTTP, clock: clock,
                           leases: stages.leases(for: "dispatcher"), gate: destinations,
@@ -123,6 +147,7 @@ public func buildRelay(
                concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
         worker(Poller(context: stages), concurrency: engine.pollConcurrency, wake: wakeups.poller),
         worker(Submitter(context: stages), concurrency: engine.submitConcurrency, wake: wakeups.submitter),
+    ] + videoServices() + [
         RetentionService(store: store, clock: clock, attemptRetention: engine.attemptRetention,
                          idempotencyRetention: engine.idempotencyRetention, logger: logger),
         PauseWatch(store: store, logger: logger),
@@ -134,7 +159,8 @@ public func buildRelay(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veo-relay"),
         services: (ownedStore.map { [StoreService(store: $0)] } ?? [])
-            + [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP), feed] + workers,
+            + [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)]
+            + (videoHTTP.map { [HTTPClientService(client: $0)] } ?? []) + [feed] + workers,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             boundPort.value = port

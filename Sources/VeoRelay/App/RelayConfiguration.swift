@@ -62,6 +62,8 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     /// load balancers stop routing here first (`serve`; part of the drain timeout).
     public var readinessGrace: TimeInterval = 0
     public var streams = StreamPolicy()
+    /// Copies of finished videos (`--store-videos`); off unless a directory is set.
+    public var videos = VideoStoragePolicy()
     /// Serve the API and event streams only, leaving submission, polling and delivery to the other
     /// instances on the same database (e.g. stream front ends).
     public var apiOnly = false

@@ -16,10 +16,12 @@ public struct ConsoleController: Sendable {
     let dispatcherWake: WakeSignal
     let upstream: UpstreamGate
     let destinations: DestinationGate
+    /// The stored videos the task page plays (`--store-videos`).
+    let videos: StoredVideoFiles?
     static let pageSize = 50
 
     init(store: any RelayStore, events: EventAnnouncer, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal,
-         upstream: UpstreamGate, destinations: DestinationGate) throws {
+         upstream: UpstreamGate, destinations: DestinationGate, videos: StoredVideoFiles? = nil) throws {
         self.store = store
         self.events = events
         self.sessions = sessions
@@ -28,6 +30,7 @@ public struct ConsoleController: Sendable {
         self.dispatcherWake = dispatcherWake
         self.upstream = upstream
         self.destinations = destinations
+        self.videos = videos
     }
 
     public func addRoutes(to router: Router<RelayRequestContext>) {
@@ -40,6 +43,7 @@ public struct ConsoleController: Sendable {
         console.post("sign-out", use: signOut)
         console.get("tasks", use: taskList)
         console.get("tasks/:id", use: taskPage)
+        console.get("tasks/:id/videos/:index", use: video)
         console.post("tasks/:id/replay", use: replay)
         console.post("tasks/:id/cancel", use: cancel)
         console.get("dead-letters", use: deadLetterList)
@@ -117,6 +121,14 @@ public struct ConsoleController: Sendable {
         return page("Task \(id)", "task", view, session: session, notice: request.uri.queryParameters.get("notice"))
     }
 
+    /// A stored video for the task page's player, to the signed-in operator.
+    @Sendable func video(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        guard sessions.session(request) != nil else { return Self.redirect("/console/sign-in") }
+        let id = try context.parameters.require("id")
+        guard let videos, let task = try await store.task(id: id, scope: .allClients) else { throw APIError.notFound("No task '\(id)'.") }
+        return try await videos.respond(task, indexText: try context.parameters.require("index"), request: request, context: context)
+    }
+
     @Sendable func replay(_ request: Request, context: RelayRequestContext) async throws -> Response {
         guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
         let form = try await Self.form(ActionForm.self, request)
@@ -167,7 +179,8 @@ public struct ConsoleController: Sendable {
     /// Security headers for every console page: no scripts, no framing, no caching, no referrer.
     static let headers: HTTPFields = [
         .contentType: "text/html; charset=utf-8", .cacheControl: "no-store",
-        .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        // Media from the relay itself only: the task page plays stored videos, still without any script.
+        .contentSecurityPolicy: "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; form-action 'self'; frame-ancestors 'none'",
         HTTPField.Name("X-Frame-Options")!: "DENY", HTTPField.Name("Referrer-Policy")!: "no-referrer",
         HTTPField.Name("X-Content-Type-Options")!: "nosniff",
     ]
@@ -297,6 +310,14 @@ struct TaskView {
     var metadata, upstream, submissionAnswer: String?
     var events: [Event]
     var deliveries: [Delivery]
+    /// Stored videos the page plays; a video without a copy shows why.
+    var videos: [Video]
+
+    struct Video {
+        var index: Int
+        var stored: Bool
+        var storeError: String?
+    }
 
     static let prettyEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -311,6 +332,7 @@ struct TaskView {
         taskID = task.id
         state = task.state.rawValue
         cancellable = task.state == .queued
+        videos = (task.videoCopies ?? []).map { Video(index: $0.index, stored: $0.storedURL != nil, storeError: $0.storeError) }
         self.csrf = csrf
         clientID = task.clientID
         upstreamTaskID = task.upstreamTaskID ?? ""

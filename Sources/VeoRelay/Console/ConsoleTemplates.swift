@@ -57,6 +57,8 @@ enum ConsoleTemplates {
         <tr><th>Completed</th><td>{{completed}}</td></tr><tr><th>Error</th><td>{{error}}</td></tr></table>
         {{#cancellable}}<form method="post" action="/console/tasks/{{taskID}}/cancel"><input type="hidden" name="csrf" value="{{csrf}}">
         <button id="cancel">Cancel (not submitted yet: nothing is paid)</button></form>{{/cancellable}}
+        {{#videos}}<h2>Video {{index}}</h2>{{#stored}}<video class="stored-video" controls preload="metadata"
+        src="/console/tasks/{{taskID}}/videos/{{index}}"></video>{{/stored}}{{#storeError}}<p>Not stored: {{storeError}}</p>{{/storeError}}{{/videos}}
         <h2>Request</h2><pre id="request">{{request}}</pre>
         {{#metadata}}<h2>Metadata</h2><pre id="metadata">{{metadata}}</pre>{{/metadata}}
         {{#upstream}}<h2>Upstream answer (last poll)</h2><pre>{{upstream}}</pre>{{/upstream}}

@@ -3,6 +3,7 @@ import Foundation
 /// Where a task is in the relay's life cycle. Every change is one store transaction.
 ///
 ///     queued ──▶ submitting ──▶ running ──▶ succeeded | failed | cancelled
+///        │            │               └──▶ storing ──▶ succeeded (with `--store-videos`)
 ///        │            └────────────────────▶ failed (outcome unknown, rejected)
 ///        └── retried while the upstream cannot be reached
 public enum TaskState: String, Sendable, Codable, CaseIterable {
@@ -13,6 +14,8 @@ public enum TaskState: String, Sendable, Codable, CaseIterable {
     case submitting
     /// The upstream has it; the poller follows it.
     case running
+    /// The upstream finished it; the relay is copying its videos before announcing the result.
+    case storing
     case succeeded
     case failed
     case cancelled
@@ -20,7 +23,7 @@ public enum TaskState: String, Sendable, Codable, CaseIterable {
     public var isTerminal: Bool {
         switch self {
         case .succeeded, .failed, .cancelled: true
-        case .queued, .submitting, .running: false
+        case .queued, .submitting, .running, .storing: false
         }
     }
 }
@@ -142,6 +145,8 @@ public struct RelayTask: Sendable, Equatable {
     /// The W3C `traceparent` of the request that created the task, when tracing is on: every later
     /// span (submission, polls, deliveries), in whichever instance, continues that one trace.
     public var traceParent: String?
+    /// The relay's copies of the videos, one per video once storing ended; nil when videos are not stored.
+    public var videoCopies: [VideoCopy]?
 
     public init(id: String = Identifier.task(), clientID: String, request: RelayRequest, now: Date) {
         self.id = id
@@ -195,6 +200,25 @@ public struct RelayTask: Sendable, Equatable {
         return .taskFailed
     }
 
+    /// Holds a task that just succeeded upstream until its videos are stored: the success is
+    /// announced by `stored(_:)`, with the copies.
+    public mutating func beginStoring(at now: Date) {
+        precondition(state == .succeeded, "only a succeeded task has videos to store")
+        state = .storing
+        nextRunAt = now
+        failures = 0
+    }
+
+    /// Ends storing with one copy (or reason for none) per video, returning the event to announce.
+    public mutating func stored(_ copies: [VideoCopy]) -> WebhookEventType {
+        precondition(state == .storing, "only a task being stored can end storing")
+        state = .succeeded
+        videoCopies = copies
+        nextRunAt = nil
+        failures = 0
+        return .taskSucceeded
+    }
+
     /// Records a poll. Returns the event it calls for: the terminal one when the task ended,
     /// `task.progress` when the upstream's status or progress moved, nil otherwise.
     public mutating func observe(_ view: UpstreamTaskView, at now: Date, nextPollAt: Date) -> WebhookEventType? {
@@ -229,6 +253,8 @@ public struct RelayTask: Sendable, Equatable {
         switch state {
         case .queued, .submitting: "pending"
         case .running: upstream?.status ?? "pending"
+        // Done upstream, not yet announced: drop-in clients see it completed once the copies are made.
+        case .storing: "processing"
         case .succeeded: "completed"
         case .failed: "failed"
         case .cancelled: "cancelled"

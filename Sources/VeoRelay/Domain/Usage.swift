@@ -69,7 +69,7 @@ struct UsageChange: Sendable, Equatable {
         case .succeeded: UsageChange(task, UsageCounts(succeeded: 1))
         case .failed: UsageChange(task, UsageCounts(failed: 1))
         case .cancelled: UsageChange(task, UsageCounts(generations: -1, videoSeconds: -task.request.requestedSeconds, cancelled: 1))
-        case .queued, .submitting, .running: nil
+        case .queued, .submitting, .running, .storing: nil
         }
     }
 

@@ -12,14 +12,38 @@ public enum WebhookEventType: String, Sendable, Codable, CaseIterable {
     public static let defaultSubscription: Set<WebhookEventType> = [.taskSucceeded, .taskFailed]
 }
 
-/// A generated video as subscribers see it: one URL and when it stops working.
+/// A generated video as subscribers see it: the upstream's URL and when it stops working, and with
+/// `--store-videos` the relay's lasting copy (or why there is none).
 public struct VideoLink: Codable, Sendable, Equatable {
     public var url: String
     public var expiresAt: Int?
+    public var storedURL: String?
+    public var sha256: String?
+    public var bytes: Int?
+    public var storeError: String?
+
+    public init(url: String, expiresAt: Int?) {
+        self.url = url
+        self.expiresAt = expiresAt
+    }
 
     enum CodingKeys: String, CodingKey {
-        case url
+        case url, sha256, bytes
         case expiresAt = "expires_at"
+        case storedURL = "stored_url"
+        case storeError = "store_error"
+    }
+
+    /// A task's videos, each beside the relay's copy of it when there is one.
+    public static func links(of task: RelayTask) -> [VideoLink] {
+        var links = links(from: task.upstream?.result)
+        for copy in task.videoCopies ?? [] where links.indices.contains(copy.index) {
+            links[copy.index].storedURL = copy.storedURL
+            links[copy.index].sha256 = copy.sha256
+            links[copy.index].bytes = copy.bytes
+            links[copy.index].storeError = copy.storeError
+        }
+        return links
     }
 
     /// Flattens the upstream's result, whose `url` is a string or an array depending on the model.
@@ -75,7 +99,8 @@ public struct TaskEventData: Codable, Sendable, Equatable {
         upstreamTaskID = task.upstreamTaskID
         status = task.publicStatus
         progress = task.progress
-        videos = VideoLink.links(from: task.upstream?.result)
+        // A task still being stored shows no videos yet, as the upstream shows none before completion.
+        videos = task.state == .storing ? [] : VideoLink.links(of: task)
         error = task.error
         request = task.request
         metadata = task.metadata

@@ -37,7 +37,7 @@ public struct EventAnnouncer: Sendable {
             case .queued: if try await cancel(task) { return .cancelled }
             case .cancelled: return .alreadyCancelled
             case .succeeded, .failed: return .finished(task.state)
-            case .submitting, .running: return .alreadySubmitted
+            case .submitting, .running, .storing: return .alreadySubmitted
             }
         }
         return .alreadySubmitted

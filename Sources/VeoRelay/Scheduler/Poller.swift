@@ -50,15 +50,20 @@ public struct Poller: PipelineStage {
             }
             Counter(label: "veo_relay_polls_total", dimensions: [("outcome", "ok")]).increment()
             let now = context.clock.now()
-            let event = task.observe(view, at: now, nextPollAt: context.schedule.nextPoll(for: task, observed: view, now: now))
+            var event = task.observe(view, at: now, nextPollAt: context.schedule.nextPoll(for: task, observed: view, now: now))
             if task.state == .succeeded, let submittedAt = task.submittedAt {
                 context.schedule.estimates.record(view.actualTime ?? now.timeIntervalSince(submittedAt), for: task.request.model)
             }
             if task.state.isTerminal {
                 context.logger.info("task ended", metadata: ["task_id": "\(task.id)", "status": "\(view.status)"])
             }
-            if task.state.isTerminal {
-                try await context.persist { [task] in try await context.events.save(task, lease: lease, announcing: event) }
+            if task.state == .succeeded, context.storerWake != nil {
+                task.beginStoring(at: now) // announced by the storer, with the copies
+                event = nil
+            }
+            if task.state.isTerminal || task.state == .storing {
+                try await context.persist { [task, event] in try await context.events.save(task, lease: lease, announcing: event) }
+                if task.state == .storing { context.storerWake?.signal() }
             } else {
                 try await context.events.save(task, lease: lease, announcing: event)
             }

@@ -16,9 +16,12 @@ public struct UpstreamStageContext: Sendable {
     let logger: Logger
     /// Failed writes of upstream answers, logged at most once a second across tasks.
     let answerWrites: FailureBackoff
+    /// With `--store-videos`: a task that succeeded upstream goes to the storer, woken by this.
+    let storerWake: WakeSignal?
 
     public init(store: any TaskQueue, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
-                schedule: PollSchedule, configuration: EngineConfiguration, events: EventAnnouncer, logger: Logger) {
+                schedule: PollSchedule, configuration: EngineConfiguration, events: EventAnnouncer, logger: Logger,
+                storerWake: WakeSignal? = nil) {
         self.store = store
         self.upstream = upstream
         self.gate = gate
@@ -28,6 +31,7 @@ public struct UpstreamStageContext: Sendable {
         self.configuration = configuration
         self.events = events
         self.logger = logger
+        self.storerWake = storerWake
         answerWrites = FailureBackoff(component: "answer-write", logger: logger, maximum: .seconds(5))
     }
 

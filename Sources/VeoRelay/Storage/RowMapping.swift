@@ -35,11 +35,13 @@ struct TaskColumns {
     var metadataJSON: String?
     var upstreamJSON: String?
     var callbackEventsJSON: String
+    var videoCopiesJSON: String?
 
     init(_ task: RelayTask) throws {
         requestJSON = try Self.text(task.request)
         metadataJSON = try task.metadata.map(Self.text)
         upstreamJSON = try task.upstream.map(Self.text)
+        videoCopiesJSON = try task.videoCopies.map(Self.text)
         callbackEventsJSON = try Self.text(task.callbackEvents.map(\.rawValue).sorted())
     }
 
@@ -75,6 +77,7 @@ enum RowMapping {
         task.nextRunAt = try row.optionalDate("next_run_at")
         task.failures = try row.integer("failures")
         task.traceParent = try row.optionalText("trace_parent")
+        task.videoCopies = try row.optionalText("video_copies_json").map { try TaskColumns.decode([VideoCopy].self, $0) }
         return task
     }
 

@@ -22,6 +22,9 @@ public struct SimulatorConfiguration: Sendable {
     /// Jobs stay `processing` (below 100 %) until `releaseJobs()`, whatever the clock says, so a
     /// test never depends on how long its own steps take.
     public var holdJobs = false
+    /// Where a finished job's video is, given its id; by default the simulator's own
+    /// `/_simulator/videos/{id}.mp4`, which serves a real MP4 (`SimulatorVideo`).
+    public var videoURL: (@Sendable (_ jobID: String) -> String)?
 
     public init(apiKey: String? = nil, timeScale: Double = 1) {
         self.apiKey = apiKey
@@ -247,6 +250,11 @@ public final class UpstreamSimulator: Sendable {
                 "by_prompt": .object(self.submissionsByPrompt.mapValues { .int($0) }),
                 "by_model": .object(self.submissions(by: "model").mapValues { .int($0) })]))
         }
+        router.get("/_simulator/videos/:name") { _, _ in
+            var headers = HTTPFields()
+            headers[.contentType] = "video/mp4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: SimulatorVideo.mp4)))
+        }
         router.get("/v1/tasks/:id") { request, context in
             await self.polls.pass()
             let fault = self.arrive()
@@ -255,7 +263,10 @@ public final class UpstreamSimulator: Sendable {
             let id = try context.parameters.require("id")
             self.state.withLock { $0.polls += 1 }
             self.notePoll(of: id)
-            guard let view = self.view(of: id) else {
+            // The simulator's own address as the relay reached it (it may be mounted under a prefix).
+            let mount = String(request.uri.path.dropLast("/v1/tasks/\(id)".count))
+            let videos = "http://\(request.head.authority ?? "127.0.0.1")\(mount)/_simulator/videos/"
+            guard let view = self.view(of: id, videoURL: self.configuration.videoURL ?? { videos + $0 + ".mp4" }) else {
                 throw Self.error(.notFound, type: "not_found_error", "Task \(id) not found")
             }
             return try await self.misbehave(fault, JSONResponse.make(.ok, self.enveloped(view)), request: request, context: context)
@@ -352,7 +363,7 @@ public final class UpstreamSimulator: Sendable {
     }
 
     /// The task as the upstream reports it at this moment.
-    func view(of id: String) -> JSONValue? {
+    func view(of id: String, videoURL: (String) -> String) -> JSONValue? {
         guard let job = state.withLock({ $0.jobs[id] }) ?? Job(id: id) else { return nil }
         let dialect = configuration.dialect
         func status(_ documented: String) -> JSONValue {
@@ -388,8 +399,7 @@ public final class UpstreamSimulator: Sendable {
             data["completed"] = .int(completed)
             data["actual_time"] = seconds(job.duration)
             data["result"] = .object(["videos": .array([.object([
-                "url": dialect.plainStrings ? .string("https://videos.simulator.invalid/\(id).mp4")
-                    : .array([.string("https://videos.simulator.invalid/\(id).mp4")]),
+                "url": dialect.plainStrings ? .string(videoURL(id)) : .array([.string(videoURL(id))]),
                 "expires_at": .int(completed + 86_400),
             ])])])
         }

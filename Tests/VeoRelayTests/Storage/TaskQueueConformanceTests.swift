@@ -212,4 +212,33 @@ struct TaskQueueConformanceTests {
         #expect(queued.state == .queued && queued.error == nil && queued.upstreamTaskID == nil)
         fixture.store.close()
     }
+
+    /// A task the upstream finished, held for its videos: only the storer's claim takes it, one
+    /// holder at a time, it counts as in flight, and its copies are kept with it when it succeeds.
+    @Test(arguments: TestStores.all)
+    func aTaskBeingStoredIsClaimedByTheStorerOnlyAndKeepsItsCopies(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.store.close() }
+        let poller = fixture.lease("a/poller/1", until: 60)
+        var task = try await fixture.runningTask("stored", lease: poller)
+        _ = task.observe(UpstreamTaskView(status: "completed", progress: 100), at: fixture.t0, nextPollAt: fixture.t0)
+        task.beginStoring(at: fixture.t0)
+        try await fixture.store.save(task, lease: poller, keepLease: false, event: nil)
+        #expect(try await fixture.store.claimTasks(.poll, now: fixture.t0, limit: 10, lease: fixture.lease("a/poller/2", until: 60)).isEmpty)
+        let storer = fixture.lease("a/storer/1", until: 60)
+        var claimed = try #require(try await fixture.store.claimTasks(.store, now: fixture.t0, limit: 10, lease: storer).first)
+        #expect(claimed.id == task.id && claimed.state == .storing)
+        #expect(try await fixture.store.claimTasks(.store, now: fixture.t0, limit: 10, lease: fixture.lease("b/storer/1", until: 60)).isEmpty,
+                "one holder at a time")
+        #expect(try await fixture.store.budgetStanding(clientID: fixture.client.id, at: fixture.t0)?.use.inFlight == 1, "still in flight")
+        let copies = [VideoCopy(index: 0, storedURL: "https://relay.example/v1/tasks/\(task.id)/videos/0", sha256: "ab", bytes: 2_115),
+                      VideoCopy(index: 1, storeError: "HTTP 404 from the video host")]
+        let type = claimed.stored(copies)
+        try await EventAnnouncer(store: fixture.store, clock: FixedClock(now: fixture.t0), dispatcherWake: WakeSignal())
+            .save(claimed, lease: storer, announcing: type)
+        let stored = try #require(try await fixture.store.task(id: task.id, scope: .allClients))
+        #expect(stored.state == .succeeded && stored.videoCopies == copies && stored.nextRunAt == nil)
+        #expect(try await fixture.store.streamEvents(taskID: task.id, after: 0).map(\.type) == [WebhookEventType.taskSucceeded.rawValue])
+        #expect(try await fixture.store.budgetStanding(clientID: fixture.client.id, at: fixture.t0)?.use.inFlight == 0)
+    }
 }

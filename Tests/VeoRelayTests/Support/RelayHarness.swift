@@ -137,6 +137,8 @@ struct APIClient: Sendable {
         var headers: [String: String] = [:]
         /// The body as text (for answers that are not JSON, like `/metrics`).
         var text = ""
+        /// The body as sent (for binary answers, like a stored video).
+        var bytes = Data()
 
         var taskID: String? { submitted?["task_id"]?.stringValue }
         var watchURL: String? { submitted?["watch_url"]?.stringValue }
@@ -172,7 +174,7 @@ struct APIClient: Sendable {
         let bytes = try await response.body.collect(upTo: 1 << 20)
         return Answer(status: Int(response.status.code), json: (try? JSONValue.parse(Data(buffer: bytes))) ?? .null,
                       headers: Dictionary(response.headers.map { ($0.name.lowercased(), $0.value) }) { $1 },
-                      text: String(buffer: bytes))
+                      text: String(buffer: bytes), bytes: Data(buffer: bytes))
     }
 
     /// Submits and returns the relay task id.

@@ -44,7 +44,7 @@ extension PostgresStore {
     /// A task transition's new columns, written where the task is still held under `lease_check`.
     struct TransitionRow: Encodable {
         var id, state, lease_check: String
-        var upstream_task_id, submission_answer, upstream_json, error_code, error_message, lease_owner: String?
+        var upstream_task_id, submission_answer, upstream_json, error_code, error_message, lease_owner, video_copies_json: String?
         var submitted_at, completed_at, next_run_at, lease_expires_at: Double?
         var failures: Int
 
@@ -62,6 +62,7 @@ extension PostgresStore {
             completed_at = task.completedAt?.timeIntervalSince1970
             next_run_at = task.nextRunAt?.timeIntervalSince1970
             failures = task.failures
+            video_copies_json = columns.videoCopiesJSON
             lease_owner = transition.keepLease ? transition.lease.owner : nil
             lease_expires_at = transition.keepLease ? transition.lease.expiresAt.timeIntervalSince1970 : nil
         }
@@ -96,9 +97,9 @@ extension PostgresStore {
             UPDATE tasks t SET state = r.state, upstream_task_id = r.upstream_task_id, submission_answer = r.submission_answer,
                 upstream_json = r.upstream_json, error_code = r.error_code, error_message = r.error_message, submitted_at = r.submitted_at,
                 completed_at = r.completed_at, next_run_at = r.next_run_at, failures = r.failures, lease_owner = r.lease_owner,
-                lease_expires_at = r.lease_expires_at
+                lease_expires_at = r.lease_expires_at, video_copies_json = r.video_copies_json
             FROM json_to_recordset($1::json) AS r(id text, state text, lease_check text, upstream_task_id text, submission_answer text,
-                                                  upstream_json text, error_code text, error_message text, lease_owner text,
+                                                  upstream_json text, error_code text, error_message text, lease_owner text, video_copies_json text,
                                                   submitted_at double precision, completed_at double precision, next_run_at double precision,
                                                   lease_expires_at double precision, failures bigint)
             WHERE t.id = r.id AND t.lease_owner = r.lease_check

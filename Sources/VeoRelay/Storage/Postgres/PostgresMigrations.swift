@@ -76,6 +76,8 @@ enum PostgresMigrations {
         ]),
         // See SQLite's 012-in-flight-from-usage.
         ("008-in-flight-from-usage", ["DROP INDEX tasks_client_state", UsageWindow.inFlightIndex]),
+        // See SQLite's 013-video-copies.
+        ("009-video-copies", ["ALTER TABLE tasks ADD COLUMN video_copies_json TEXT"]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

@@ -163,6 +163,11 @@ enum SQLiteMigrations {
                 \(UsageWindow.inFlightIndex);
                 """)
         }
+        migrator.registerMigration("013-video-copies") { db in
+            // The relay's copies of a task's videos (`--store-videos`), as JSON; claimed like the
+            // other stages, on `tasks_due`, in the new state `storing`.
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN video_copies_json TEXT")
+        }
         return migrator
     }
 }

@@ -111,10 +111,10 @@ extension PostgresStore: TaskQueue {
                 ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
             SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM abandoned) due ORDER BY next_run_at LIMIT $2
             """
-        case .poll:
+        case .poll, .store:
             """
             SELECT id FROM tasks
-            WHERE state = 'running' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+            WHERE state = '\(work.state.rawValue)' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
             ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED
             """
         }

@@ -87,10 +87,10 @@ extension SQLiteStore: TaskQueue {
                     ORDER BY next_run_at LIMIT :limit))
             ORDER BY next_run_at LIMIT :limit
             """
-        case .poll:
+        case .poll, .store:
             """
             SELECT id, next_run_at FROM tasks
-            WHERE state = 'running' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+            WHERE state = '\(work.state.rawValue)' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
             ORDER BY next_run_at LIMIT :limit
             """
         }
@@ -134,13 +134,13 @@ extension SQLiteStore: TaskQueue {
         let (task, lease, keepLease) = (transition.task, transition.lease, transition.keepLease)
         try db.cachedStatement(sql: """
             UPDATE tasks SET state = ?, upstream_task_id = ?, submission_answer = ?, upstream_json = ?, error_code = ?, error_message = ?,
-                submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?,
+                submitted_at = ?, completed_at = ?, next_run_at = ?, failures = ?, video_copies_json = ?,
                 lease_owner = ?, lease_expires_at = ?
             WHERE id = ? AND lease_owner = ?
             """).execute(arguments: [task.state.rawValue, task.upstreamTaskID, task.submissionAnswer, columns.upstreamJSON,
                              task.error?.code, task.error?.message,
                              task.submittedAt?.timeIntervalSince1970, task.completedAt?.timeIntervalSince1970,
-                             task.nextRunAt?.timeIntervalSince1970, task.failures,
+                             task.nextRunAt?.timeIntervalSince1970, task.failures, columns.videoCopiesJSON,
                              keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
                              task.id, lease.owner])
         guard db.changesCount == 1 else { return false }

@@ -101,6 +101,17 @@ public enum TaskWork: Sendable {
     case submission
     /// Running tasks due for a poll.
     case poll
+    /// Tasks whose videos are due to be stored.
+    case store
+
+    /// The state a claim of this work looks in (for submissions, also `submitting` abandoned).
+    var state: TaskState {
+        switch self {
+        case .submission: .queued
+        case .poll: .running
+        case .store: .storing
+        }
+    }
 }
 
 /// A task to be inserted, with the client's idempotency key if it sent one.

@@ -1,0 +1,143 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import NIOCore
+import NIOFileSystem
+import NIOHTTP1
+
+/// Why a video could not be copied: `permanent` ends storing for it with this reason as its
+/// `store_error`; `transient` is retried with backoff until the store timeout.
+enum VideoFetchFailure: Error, Equatable {
+    case permanent(String)
+    case transient(String)
+
+    var reason: String {
+        switch self {
+        case .permanent(let reason), .transient(let reason): reason
+        }
+    }
+
+    /// The label of `veo_relay_video_store_failures_total`.
+    var metricReason: String {
+        let reason = self.reason
+        if reason == Self.diskFull { return "disk_full" }
+        if reason.hasPrefix("HTTP ") { return "http_status" }
+        if reason.hasPrefix("larger than") { return "too_large" }
+        if reason.hasPrefix("not a video") { return "not_video" }
+        if reason.hasPrefix("the upstream's URL expired") { return "expired" }
+        if reason.hasPrefix("refused") { return "address" }
+        return "connection"
+    }
+
+    static let diskFull = "disk full"
+}
+
+/// Streams one video into the directory: to a partial file, hashed and size-checked on the way,
+/// synced, then renamed into place, so that a copy is either whole or absent.
+struct VideoDownloader: Sendable {
+    let http: HTTPClient
+    let policy: VideoStoragePolicy
+    let directory: VideoDirectory
+    /// Checks the video's host like a callback's, when `--check-video-urls` is on.
+    let addressGuard: CallbackGuard?
+
+    struct Copy: Equatable {
+        var sha256: String
+        var bytes: Int
+    }
+
+    func download(_ link: VideoLink, taskID: String, index: Int, now: Date) async throws(VideoFetchFailure) -> Copy {
+        if let expiresAt = link.expiresAt, Double(expiresAt) <= now.timeIntervalSince1970 {
+            throw .permanent("the upstream's URL expired at \(Date(timeIntervalSince1970: Double(expiresAt)).formatted(.iso8601))")
+        }
+        if let addressGuard {
+            do {
+                try await addressGuard.check(link.url, param: "video url")
+            } catch {
+                throw .permanent("refused: \(error.message)")
+            }
+        }
+        let partial = directory.partialFile()
+        do {
+            let copy = try await withinDownloadTimeout { try await fetch(link.url, into: partial) }
+            try Self.rename(partial, to: directory.file(taskID: taskID, index: index))
+            return copy
+        } catch {
+            try? await FileSystem.shared.removeItem(at: partial)
+            throw Self.classify(error)
+        }
+    }
+
+    /// The whole download, body included, within `downloadTimeout`: the HTTP client's deadline
+    /// covers the request until its head arrives, not a body that never ends.
+    private func withinDownloadTimeout(_ download: @escaping @Sendable () async throws -> Copy) async throws -> Copy {
+        try await withThrowingTaskGroup(of: Copy?.self) { group in
+            group.addTask { try await download() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(policy.downloadTimeout))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let copy = try await group.next() ?? nil else { throw VideoFetchFailure.transient(Self.tooSlow) }
+            return copy
+        }
+    }
+
+    static let tooSlow = "the download did not finish in time"
+
+    private func fetch(_ url: String, into partial: FilePath) async throws -> Copy {
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        let response = try await http.execute(request, timeout: .interval(policy.downloadTimeout))
+        switch response.status.code {
+        case 200..<300: break
+        case 408, 429, 500..<600: throw VideoFetchFailure.transient("HTTP \(response.status.code) from the video host")
+        default: throw VideoFetchFailure.permanent("HTTP \(response.status.code) from the video host")
+        }
+        let type = response.headers.first(name: "content-type") ?? ""
+        guard type.lowercased().hasPrefix("video/") else {
+            throw VideoFetchFailure.permanent("not a video (Content-Type: \(type.isEmpty ? "none" : type))")
+        }
+        if let length = response.headers.first(name: "content-length").flatMap(Int64.init), length > policy.maxBytes {
+            throw VideoFetchFailure.permanent("larger than the \(policy.maxBytes)-byte cap (\(length) bytes)")
+        }
+        var hasher = SHA256()
+        var total: Int64 = 0
+        // A plain new file (not NIO's transactional creation): it is the partial file, renamed below.
+        let options = OpenOptions.Write(existingFile: .none, newFile: OpenOptions.NewFile(transactionalCreation: false))
+        try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: options) { handle in
+            var writer = handle.bufferedWriter()
+            for try await chunk in response.body {
+                total += Int64(chunk.readableBytes)
+                guard total <= policy.maxBytes else {
+                    throw VideoFetchFailure.permanent("larger than the \(policy.maxBytes)-byte cap (more than \(total) bytes streamed)")
+                }
+                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                try await writer.write(contentsOf: chunk)
+            }
+            try await writer.flush()
+            try await handle.synchronize()
+        }
+        return Copy(sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined(), bytes: Int(total))
+    }
+
+    /// Renames atomically (replacing a copy an interrupted attempt already put in place), then syncs
+    /// the directory so the name survives a power loss.
+    private static func rename(_ partial: FilePath, to file: FilePath) throws {
+        guard Foundation.rename(partial.string, file.string) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let directory = open(file.removingLastComponent().string, O_RDONLY)
+        guard directory >= 0 else { return }
+        defer { close(directory) }
+        _ = fsync(directory)
+    }
+
+    static func classify(_ error: any Error) -> VideoFetchFailure {
+        if let failure = error as? VideoFetchFailure { return failure }
+        if let failure = error as? FileSystemError, let cause = failure.cause as? FileSystemError.SystemCallError, cause.errno == .noSpace {
+            return .transient(VideoFetchFailure.diskFull)
+        }
+        if let failure = error as? POSIXError, failure.code == .ENOSPC { return .transient(VideoFetchFailure.diskFull) }
+        if let failure = error as? HTTPClientError, failure == .deadlineExceeded { return .transient(tooSlow) }
+        return .transient("\(error)")
+    }
+}

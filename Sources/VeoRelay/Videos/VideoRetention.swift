@@ -1,0 +1,36 @@
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Deletes stored videos older than `--video-retention`, hourly; their route then answers 410.
+/// Files are judged by when they were written, so every instance sharing the volume may sweep it.
+struct VideoRetention: Service {
+    let directory: VideoDirectory
+    let retention: TimeInterval
+    let clock: any WallClock
+    let logger: Logger
+    let failures: FailureBackoff
+
+    init(directory: VideoDirectory, retention: TimeInterval, clock: any WallClock, logger: Logger) {
+        self.directory = directory
+        self.retention = retention
+        self.clock = clock
+        self.logger = logger
+        failures = FailureBackoff(component: "video-retention", logger: logger)
+    }
+
+    func run() async throws {
+        await failures.repeatEvery(.seconds(3_600), failure: "stored videos could not be swept") {
+            try sweep()
+        }
+    }
+
+    func sweep() throws {
+        let removed = try directory.removeCopies(writtenBefore: clock.now().addingTimeInterval(-retention))
+        if removed > 0 {
+            Counter(label: "veo_relay_video_expired_files_total").increment(by: removed)
+            logger.info("stored videos past retention deleted", metadata: ["files": "\(removed)"])
+        }
+    }
+}

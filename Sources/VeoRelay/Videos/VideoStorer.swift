@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+import Metrics
+
+/// The storing stage: copies the videos of tasks the upstream finished, then announces their success
+/// with the copies. Claimed by due time under leases like submissions and polls, so a crash resumes
+/// it and instances sharing a database never copy one task at once. Storing never holds a result
+/// back for long: past `--store-timeout`, or on a failure retrying cannot fix, the video's
+/// `store_error` says why and the result goes out with the upstream's URL.
+public struct VideoStorer: PipelineStage {
+    let store: any TaskQueue
+    let downloader: VideoDownloader
+    let events: EventAnnouncer
+    let clock: any WallClock
+    /// Where clients reach the relay, for `stored_url`.
+    let publicBaseURL: @Sendable () -> String
+    let logger: Logger
+    /// Failed downloads (a full disk, a host away), logged at most once a second with their count.
+    let failures: FailureBackoff
+    public let leases: LeaseIssuer
+
+    init(store: any TaskQueue, downloader: VideoDownloader, events: EventAnnouncer, clock: any WallClock,
+         publicBaseURL: @escaping @Sendable () -> String, instance: String, logger: Logger) {
+        self.store = store
+        self.downloader = downloader
+        self.events = events
+        self.clock = clock
+        self.publicBaseURL = publicBaseURL
+        self.logger = logger
+        failures = FailureBackoff(component: "video-store", logger: logger)
+        // A claim must outlive the longest download it may make.
+        leases = LeaseIssuer(instance: instance, stage: "storer", duration: downloader.policy.downloadTimeout + 60, clock: clock)
+    }
+
+    public var name: String { "storer" }
+
+    public func claim(limit: Int) async throws -> [Claimed] {
+        let lease = leases.next()
+        return try await store.claimTasks(.store, now: clock.now(), limit: limit, lease: lease).map { Claimed(task: $0, lease: lease) }
+    }
+
+    public func releaseLeases() async throws {
+        try await store.releaseTaskLeases(ownerPrefix: leases.ownerPrefix)
+    }
+
+    public func process(_ claimed: Claimed) async {
+        var task = claimed.task
+        let links = VideoLink.links(from: task.upstream?.result)
+        var copies: [VideoCopy] = []
+        var retryable: VideoFetchFailure?
+        for (index, link) in links.enumerated() {
+            let started = ContinuousClock.now
+            do {
+                let copy = try await downloader.download(link, taskID: task.id, index: index, now: clock.now())
+                Timer(label: "veo_relay_video_download_duration_seconds").record(duration: ContinuousClock.now - started)
+                Counter(label: "veo_relay_video_stored_bytes_total").increment(by: copy.bytes)
+                Counter(label: "veo_relay_video_stored_files_total").increment()
+                copies.append(VideoCopy(index: index, storedURL: "\(publicBaseURL())/v1/tasks/\(task.id)/videos/\(index)",
+                                        sha256: copy.sha256, bytes: copy.bytes))
+            } catch {
+                Counter(label: "veo_relay_video_store_failures_total", dimensions: [("reason", error.metricReason)]).increment()
+                failures.failed("a video could not be stored", error: error)
+                if case .transient = error, !pastTimeout(task) {
+                    retryable = error
+                    break
+                }
+                copies.append(VideoCopy(index: index, storeError: error.reason))
+            }
+        }
+        do {
+            if let retryable {
+                // Copies already made are made again next time: renaming replaces them whole.
+                let delay = downloader.policy.backoff.delay(failures: task.failures + 1)
+                task.retry(at: min(clock.now().addingTimeInterval(delay), storeDeadline(task)))
+                logger.debug("video store will retry", metadata: ["task_id": "\(task.id)", "reason": "\(retryable.reason)"])
+                try await store.save(task, lease: claimed.lease, keepLease: false, event: nil)
+                return
+            }
+            failures.succeeded()
+            let type = task.stored(copies)
+            try await events.save(task, lease: claimed.lease, announcing: type)
+        } catch {
+            logger.error("video store step failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
+        }
+    }
+
+    /// When the upstream's completion was first seen plus `--store-timeout`.
+    private func storeDeadline(_ task: RelayTask) -> Date {
+        (task.completedAt ?? clock.now()).addingTimeInterval(downloader.policy.timeout)
+    }
+
+    private func pastTimeout(_ task: RelayTask) -> Bool { clock.now() >= storeDeadline(task) }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Hummingbird
+
+/// Serves the relay's stored copies of videos through Hummingbird's file server: `Range` (206),
+/// `ETag`/`If-None-Match` (304), `Content-Length` and `video/mp4`. Who may read which task is decided
+/// by the caller (the API or the console) before it gets here.
+public struct StoredVideoFiles: Sendable {
+    let files: FileMiddleware<RelayRequestContext, LocalFileSystem>
+
+    public init(directory: VideoDirectory) {
+        files = FileMiddleware(directory.path, cacheControl: .init([(MediaType(type: .video), [.private, .maxAge(86_400)])]))
+    }
+
+    /// Video `indexText` of `task`: 404 when it has no such copy, 410 when retention deleted it.
+    func respond(_ task: RelayTask, indexText: String, request: Request, context: RelayRequestContext) async throws -> Response {
+        guard let index = Int(indexText), let copy = task.videoCopies?.first(where: { $0.index == index }) else {
+            throw APIError.notFound("Task '\(task.id)' has no stored video \(indexText).")
+        }
+        guard copy.storedURL != nil else {
+            throw APIError.notFound("Task '\(task.id)' has no stored copy of video \(index): \(copy.storeError ?? "not stored").")
+        }
+        var head = request.head
+        head.path = "/" + VideoDirectory.name(taskID: task.id, index: index)
+        do {
+            return try await files.handle(Request(head: head, body: RequestBody(buffer: ByteBuffer())), context: context) { _, _ in
+                throw HTTPError(.notFound)
+            }
+        } catch let error as HTTPError where error.status == .notFound {
+            throw APIError(.gone, type: "video_expired", message: """
+                The stored copy of video \(index) of task '\(task.id)' was deleted after the retention period; the task's record remains.
+                """)
+        }
+    }
+}
+
+/// `GET /v1/tasks/{id}/videos/{index}`: a stored copy, to the task's own client (API key) or the
+/// holder of its watch token, so a page can play it with a plain `<video src>`. Another client's key
+/// finds no such task (404).
+struct VideosController: Sendable {
+    let store: any TaskQueue
+    let files: StoredVideoFiles
+
+    func addRoutes(to group: RouterGroup<RelayRequestContext>) {
+        group.get("/tasks/:id/videos/:index", use: show)
+    }
+
+    @Sendable func show(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        guard let task = try await store.task(id: id, scope: .client(try context.readableOwner(ofTask: id))) else {
+            throw APIError.notFound("No task '\(id)'.")
+        }
+        return try await files.respond(task, indexText: try context.parameters.require("index"), request: request, context: context)
+    }
+}
