@@ -134,7 +134,7 @@ public func buildRelay(
         let base: @Sendable () -> String = { configuration.streams.publicURL ?? configuration.loopbackBaseURL(port: boundPort.value) }
         return [
             worker(VideoStorer(store: store, downloader: downloader, events: events, clock: clock, publicBaseURL: base,
-                               instance: configuration.instanceID, logger: logger),
+                               instance: configuration.instanceID, leaseDuration: engine.leaseDuration, logger: logger),
                    concurrency: 4, wake: wakeups.storer),
             VideoRetention(directory: videoDirectory, retention: policy.retention, clock: clock, logger: logger),
         ]

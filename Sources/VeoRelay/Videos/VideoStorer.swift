@@ -20,7 +20,7 @@ public struct VideoStorer: PipelineStage {
     public let leases: LeaseIssuer
 
     init(store: any TaskQueue, downloader: VideoDownloader, events: EventAnnouncer, clock: any WallClock,
-         publicBaseURL: @escaping @Sendable () -> String, instance: String, logger: Logger) {
+         publicBaseURL: @escaping @Sendable () -> String, instance: String, leaseDuration: TimeInterval, logger: Logger) {
         self.store = store
         self.downloader = downloader
         self.events = events
@@ -28,8 +28,7 @@ public struct VideoStorer: PipelineStage {
         self.publicBaseURL = publicBaseURL
         self.logger = logger
         failures = FailureBackoff(component: "video-store", logger: logger)
-        // A claim must outlive the longest download it may make.
-        leases = LeaseIssuer(instance: instance, stage: "storer", duration: downloader.policy.downloadTimeout + 60, clock: clock)
+        leases = LeaseIssuer(instance: instance, stage: "storer", duration: leaseDuration, clock: clock)
     }
 
     public var name: String { "storer" }
@@ -45,6 +44,8 @@ public struct VideoStorer: PipelineStage {
 
     public func process(_ claimed: Claimed) async {
         var task = claimed.task
+        let renewal = renewLease(of: task, claimed.lease)
+        defer { renewal.cancel() }
         let links = VideoLink.links(from: task.upstream?.result)
         var copies: [VideoCopy] = []
         var retryable: VideoFetchFailure?
@@ -67,6 +68,8 @@ public struct VideoStorer: PipelineStage {
                 copies.append(VideoCopy(index: index, storeError: error.reason))
             }
         }
+        renewal.cancel()
+        _ = await renewal.result
         do {
             if let retryable {
                 // Copies already made are made again next time: renaming replaces them whole.
@@ -81,6 +84,25 @@ public struct VideoStorer: PipelineStage {
             try await events.save(task, lease: claimed.lease, announcing: type)
         } catch {
             logger.error("video store step failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Keeps the claim alive while downloads run, however long they take, by writing the task back
+    /// with a later expiry every third of the lease: a relay that dies mid-download stops renewing, and
+    /// another instance takes the task over within one lease, not one download timeout.
+    private func renewLease(of task: RelayTask, _ lease: Lease) -> Task<Void, Never> {
+        let duration = leases.duration
+        return Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(duration / 3))
+                guard !Task.isCancelled else { return }
+                let renewed = Lease(owner: lease.owner, expiresAt: clock.now().addingTimeInterval(duration))
+                do {
+                    try await store.save(task, lease: renewed, keepLease: true, event: nil)
+                } catch {
+                    logger.warning("a video store lease could not be renewed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
+                }
+            }
         }
     }
 
