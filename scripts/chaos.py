@@ -29,6 +29,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -224,6 +225,17 @@ def usage_by_model(binary, database):
     return generations
 
 
+def interrupted_downloads(logs):
+    """Partial downloads the relays found and removed at start-up: downloads a kill cut short."""
+    removed = 0
+    for name in os.listdir(logs):
+        if name.startswith("relay-") and name.endswith(".log"):
+            for line in open(os.path.join(logs, name), errors="replace"):
+                match = re.search(r"files[\"=: ]+(\d+)", line) if "removed partial video downloads" in line else None
+                removed += int(match.group(1)) if match else 0
+    return removed
+
+
 def audit_stored_videos(directory, videos_by_task, simulator_port):
     """With --store-videos: every succeeded task must have one complete file per stored video (the
     simulator's bytes, the SHA-256 its event announced), and no partial download may be left."""
@@ -293,8 +305,10 @@ def main():
     SUBMIT_CALLBACK = f"http://127.0.0.1:{receiver.port}/hooks/chaos"
     simulator_port = free_port()
     simulator_log = open(os.path.join(work, "simulator.log"), "w")
+    # With --store-videos each video takes half a second to download, so kills land mid-download.
     simulator = subprocess.Popen([args.binary, "simulate", "--port", str(simulator_port), "--api-key", UPSTREAM_KEY,
-                                  "--time-scale", "0.01", "--fault-rate", str(args.fault_rate), "--slow-delay", "0.2"],
+                                  "--time-scale", "0.01", "--fault-rate", str(args.fault_rate), "--slow-delay", "0.2",
+                                  "--video-seconds", "0.5" if args.store_videos else "0"],
                                  stdout=simulator_log, stderr=subprocess.STDOUT)
     relays = None
     try:
@@ -428,6 +442,7 @@ def main():
                 ("stored videos: announced with a store_error", dict(store_errors) or 0),
                 ("stored videos: missing or corrupt", len(broken)),
                 ("stored videos: partial downloads left behind", len(partials)),
+                ("stored videos: downloads cut by a kill (partials removed at restart)", interrupted_downloads(work)),
             ])
         report = collections.OrderedDict([
             ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks), ("kills", args.kills),

@@ -31,6 +31,9 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Reported estimated_time is the true duration times a factor within ±this (0 = honest).")
     var estimateError: Double = 0
 
+    @Option(help: "Seconds the video download of a finished job takes (sent in ten parts), so a relay can be stopped mid-download.")
+    var videoSeconds: Double = 0
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -39,6 +42,7 @@ struct Simulate: AsyncParsableCommand {
         configuration.failureRate = failureRate
         configuration.faults = .spread(faultRate)
         configuration.slowResponseDelay = slowDelay
+        configuration.videoStreamDuration = videoSeconds
         configuration.estimateAccuracy = max(0.05, 1 - estimateError)...(1 + estimateError)
         let router = Router()
         router.middlewares.add(ErrorEnvelopeMiddleware(logger: logger))

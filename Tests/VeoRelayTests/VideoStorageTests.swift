@@ -170,6 +170,26 @@ struct VideoStorageTests {
         host.endless.continuation.finish()
         try await hostServer.stop()
     }
+
+    /// With `--check-video-urls` a video on an address the callback rules refuse is never fetched: the
+    /// result goes out with the reason (the literal address is refused before any connection is made).
+    @Test func aVideoHostTheAddressRulesRefuseIsNeverFetched() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
+        simulator.videoURL = { job in "http://10.20.30.40/videos/\(job).mp4" }
+        let harness = try await RelayHarness.start(simulator: simulator, tune: { configuration in
+            configuration.videos.directory = directory
+            configuration.videos.checkAddresses = true
+        })
+        let relay = try await harness.startRelay()
+        _ = try await APIClient(baseURL: relay.baseURL).submit(harness.request())
+        let event = try #require(try await harness.receiver.next().first)
+        let error = event.json["data"]?["videos"]?[0]?["store_error"]?.stringValue
+        #expect(error?.hasPrefix("refused: video url points to a private, loopback or reserved address (10.20.30.40)") == true, "\(error ?? "none")")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+        try await harness.stop(relay)
+    }
 }
 
 extension JSONValue {

@@ -25,6 +25,9 @@ public struct SimulatorConfiguration: Sendable {
     /// Where a finished job's video is, given its id; by default the simulator's own
     /// `/_simulator/videos/{id}.mp4`, which serves a real MP4 (`SimulatorVideo`).
     public var videoURL: (@Sendable (_ jobID: String) -> String)?
+    /// Real seconds the video takes to download, sent in ten parts (0: at once), so that a harness can
+    /// stop a relay mid-download.
+    public var videoStreamDuration: TimeInterval = 0
 
     public init(apiKey: String? = nil, timeScale: Double = 1) {
         self.apiKey = apiKey
@@ -253,7 +256,17 @@ public final class UpstreamSimulator: Sendable {
         router.get("/_simulator/videos/:name") { _, _ in
             var headers = HTTPFields()
             headers[.contentType] = "video/mp4"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: SimulatorVideo.mp4)))
+            let pause = self.configuration.videoStreamDuration / 10
+            guard pause > 0 else { return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: SimulatorVideo.mp4))) }
+            let video = SimulatorVideo.mp4
+            let part = video.count / 10 + 1
+            return Response(status: .ok, headers: headers, body: .init(contentLength: video.count) { writer in
+                for start in stride(from: 0, to: video.count, by: part) {
+                    try await Task.sleep(for: .seconds(pause))
+                    try await writer.write(ByteBuffer(bytes: video[start..<min(start + part, video.count)]))
+                }
+                try await writer.finish(nil)
+            })
         }
         router.get("/v1/tasks/:id") { request, context in
             await self.polls.pass()
