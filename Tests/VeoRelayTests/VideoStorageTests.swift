@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Crypto
 import Foundation
 import Hummingbird
@@ -58,7 +59,7 @@ struct VideoStorageTests {
         #expect(task.json["data"]?["status"] == .string("completed"))
 
         let later = FixedClock(now: Date().addingTimeInterval(31 * 86_400))
-        try VideoRetention(directory: VideoDirectory(path: directory), retention: 30 * 86_400, clock: later, logger: TestLog.logger).sweep()
+        try VideoRetention(store: VideoDirectory(path: directory), retention: 30 * 86_400, clock: later, logger: TestLog.logger).sweep()
         let gone = try await api.get(path)
         #expect(gone.status == 410 && gone.json["error"]?["type"] == .string("video_expired"), "\(gone.json)")
         #expect(try await api.get("/v1/tasks/\(taskID)").json["data"]?["id"] == .string(taskID), "the task keeps its record")
@@ -189,6 +190,44 @@ struct VideoStorageTests {
         #expect(error?.hasPrefix("refused: video url points to a private, loopback or reserved address (10.20.30.40)") == true, "\(error ?? "none")")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
         try await harness.stop(relay)
+    }
+
+    /// A directory the relay cannot write stops the start with a message naming the setting, and
+    /// partial downloads a crash left behind are removed.
+    @Test func theStartChecksTheDirectoryAndClearsPartialDownloads() async throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let notADirectory = directory + "/a-file"
+        FileManager.default.createFile(atPath: notADirectory, contents: Data())
+        var configuration = RelayConfiguration()
+        configuration.videos.directory = notADirectory + "/videos"
+        await #expect(throws: ConfigurationError.self) { try await buildRelay(configuration, logger: TestLog.logger) }
+        do {
+            _ = try await buildRelay(configuration, logger: TestLog.logger)
+        } catch {
+            #expect("\(error)".contains("--store-videos"), "\(error)")
+        }
+
+        let leftover = directory + "/" + VideoDirectory.partialPrefix + "left-by-a-crash"
+        FileManager.default.createFile(atPath: leftover, contents: Data(SimulatorVideo.mp4.prefix(10)))
+        let kept = directory + "/" + VideoDirectory.name(taskID: "task_x", index: 0)
+        FileManager.default.createFile(atPath: kept, contents: SimulatorVideo.mp4)
+        try VideoDirectory(path: directory).prepare(logger: TestLog.logger)
+        #expect(!FileManager.default.fileExists(atPath: leftover))
+        #expect(FileManager.default.contents(atPath: kept) == SimulatorVideo.mp4, "finished copies stay")
+    }
+
+    /// A URL already past its `expires_at` is not fetched: the reason says when it expired.
+    @Test func anExpiredVideoURLIsNotFetched() async throws {
+        let http = HTTPClient.relayClient(connectTimeout: 1)
+        let downloader = VideoDownloader(http: http, policy: VideoStoragePolicy(), store: VideoDirectory(path: Self.temporaryDirectory()),
+                                         addressGuard: nil)
+        let expired = VideoLink(url: "http://127.0.0.1:9/never-called.mp4", expiresAt: 1_763_174_708)
+        await #expect(throws: VideoFetchFailure.permanent("the upstream's URL expired at 2025-11-15T02:45:08Z")) {
+            _ = try await downloader.download(expired, taskID: "task_x", index: 0, now: Date(timeIntervalSince1970: 1_763_174_709))
+        }
+        try await http.shutdown()
     }
 }
 

@@ -40,12 +40,12 @@ public func buildRelay(
     // Everything that can fail comes before the HTTP clients, which must be shut down once created.
     try configuration.validate()
     let openAPI = try OpenAPIDocument.load()
+    let videoDirectory = configuration.videos.directory.map(VideoDirectory.init(path:))
+    try videoDirectory?.prepare(logger: logger)
     let ownedStore: (any RelayStore)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
     let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret,
                                                 budget: configuration.defaultBudget, now: clock.now())
-    let videoDirectory = configuration.videos.directory.map(VideoDirectory.init(path:))
-    try videoDirectory?.prepare(logger: logger)
     var engine = configuration.engine
     let wakeups = Wakeups()
     // The port actually bound, which differs from the configured one with `--port 0`.
@@ -80,7 +80,7 @@ public func buildRelay(
     EventStreamController(store: store, feed: feed).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
     UsageController(store: store, clock: clock).addRoutes(to: api)
-    let videoFiles = videoDirectory.map(StoredVideoFiles.init(directory:))
+    let videoFiles = videoDirectory.map { StoredVideoFiles(store: $0) }
     if let videoFiles { VideosController(store: store, files: videoFiles).addRoutes(to: api) }
 
     let gate = UpstreamGate(policy: engine.upstream, clock: clock)
@@ -129,14 +129,14 @@ public func buildRelay(
     func videoServices() -> [any Service] {
         guard let videoDirectory, let videoHTTP else { return [] }
         let policy = configuration.videos
-        let downloader = VideoDownloader(http: videoHTTP, policy: policy, directory: videoDirectory,
+        let downloader = VideoDownloader(http: videoHTTP, policy: policy, store: videoDirectory,
                                          addressGuard: policy.checkAddresses ? CallbackGuard(policy: configuration.callbacks, resolver: resolver) : nil)
         let base: @Sendable () -> String = { configuration.streams.publicURL ?? configuration.loopbackBaseURL(port: boundPort.value) }
         return [
             worker(VideoStorer(store: store, downloader: downloader, events: events, clock: clock, publicBaseURL: base,
                                instance: configuration.instanceID, leaseDuration: engine.leaseDuration, logger: logger),
                    concurrency: 4, wake: wakeups.storer),
-            VideoRetention(directory: videoDirectory, retention: policy.retention, clock: clock, logger: logger),
+            VideoRetention(store: videoDirectory, retention: policy.retention, clock: clock, logger: logger),
         ]
     }
 

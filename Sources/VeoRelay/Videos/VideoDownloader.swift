@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Crypto
 import Foundation
 import NIOCore
 import NIOFileSystem
@@ -32,21 +31,17 @@ enum VideoFetchFailure: Error, Equatable {
     static let diskFull = "disk full"
 }
 
-/// Streams one video into the directory: to a partial file, hashed and size-checked on the way,
-/// synced, then renamed into place, so that a copy is either whole or absent.
+/// Fetches one video into the store: the URL must not have expired (and, with `--check-video-urls`,
+/// its host must pass the callback address rules), the answer must be a 2xx `video/…` within the size
+/// cap, and the whole download must finish within `downloadTimeout`.
 struct VideoDownloader: Sendable {
     let http: HTTPClient
     let policy: VideoStoragePolicy
-    let directory: VideoDirectory
+    let store: any VideoStore
     /// Checks the video's host like a callback's, when `--check-video-urls` is on.
     let addressGuard: CallbackGuard?
 
-    struct Copy: Equatable {
-        var sha256: String
-        var bytes: Int
-    }
-
-    func download(_ link: VideoLink, taskID: String, index: Int, now: Date) async throws(VideoFetchFailure) -> Copy {
+    func download(_ link: VideoLink, taskID: String, index: Int, now: Date) async throws(VideoFetchFailure) -> StoredBytes {
         if let expiresAt = link.expiresAt, Double(expiresAt) <= now.timeIntervalSince1970 {
             throw .permanent("the upstream's URL expired at \(Date(timeIntervalSince1970: Double(expiresAt)).formatted(.iso8601))")
         }
@@ -57,21 +52,17 @@ struct VideoDownloader: Sendable {
                 throw .permanent("refused: \(error.message)")
             }
         }
-        let partial = directory.partialFile()
         do {
-            let copy = try await withinDownloadTimeout { try await fetch(link.url, into: partial) }
-            try Self.rename(partial, to: directory.file(taskID: taskID, index: index))
-            return copy
+            return try await withinDownloadTimeout { try await fetch(link.url, taskID: taskID, index: index) }
         } catch {
-            try? await FileSystem.shared.removeItem(at: partial)
             throw Self.classify(error)
         }
     }
 
     /// The whole download, body included, within `downloadTimeout`: the HTTP client's deadline
     /// covers the request until its head arrives, not a body that never ends.
-    private func withinDownloadTimeout(_ download: @escaping @Sendable () async throws -> Copy) async throws -> Copy {
-        try await withThrowingTaskGroup(of: Copy?.self) { group in
+    private func withinDownloadTimeout(_ download: @escaping @Sendable () async throws -> StoredBytes) async throws -> StoredBytes {
+        try await withThrowingTaskGroup(of: StoredBytes?.self) { group in
             group.addTask { try await download() }
             group.addTask {
                 try await Task.sleep(for: .seconds(policy.downloadTimeout))
@@ -85,7 +76,7 @@ struct VideoDownloader: Sendable {
 
     static let tooSlow = "the download did not finish in time"
 
-    private func fetch(_ url: String, into partial: FilePath) async throws -> Copy {
+    private func fetch(_ url: String, taskID: String, index: Int) async throws -> StoredBytes {
         var request = HTTPClientRequest(url: url)
         request.method = .GET
         let response = try await http.execute(request, timeout: .interval(policy.downloadTimeout))
@@ -101,34 +92,7 @@ struct VideoDownloader: Sendable {
         if let length = response.headers.first(name: "content-length").flatMap(Int64.init), length > policy.maxBytes {
             throw VideoFetchFailure.permanent("larger than the \(policy.maxBytes)-byte cap (\(length) bytes)")
         }
-        var hasher = SHA256()
-        var total: Int64 = 0
-        // A plain new file (not NIO's transactional creation): it is the partial file, renamed below.
-        let options = OpenOptions.Write(existingFile: .none, newFile: OpenOptions.NewFile(transactionalCreation: false))
-        try await FileSystem.shared.withFileHandle(forWritingAt: partial, options: options) { handle in
-            var writer = handle.bufferedWriter()
-            for try await chunk in response.body {
-                total += Int64(chunk.readableBytes)
-                guard total <= policy.maxBytes else {
-                    throw VideoFetchFailure.permanent("larger than the \(policy.maxBytes)-byte cap (more than \(total) bytes streamed)")
-                }
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                try await writer.write(contentsOf: chunk)
-            }
-            try await writer.flush()
-            try await handle.synchronize()
-        }
-        return Copy(sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined(), bytes: Int(total))
-    }
-
-    /// Renames atomically (replacing a copy an interrupted attempt already put in place), then syncs
-    /// the directory so the name survives a power loss.
-    private static func rename(_ partial: FilePath, to file: FilePath) throws {
-        guard Foundation.rename(partial.string, file.string) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        let directory = open(file.removingLastComponent().string, O_RDONLY)
-        guard directory >= 0 else { return }
-        defer { close(directory) }
-        _ = fsync(directory)
+        return try await store.write(taskID: taskID, index: index, maxBytes: policy.maxBytes, from: response.body)
     }
 
     static func classify(_ error: any Error) -> VideoFetchFailure {

@@ -4,16 +4,16 @@ import Metrics
 import ServiceLifecycle
 
 /// Deletes stored videos older than `--video-retention`, hourly; their route then answers 410.
-/// Files are judged by when they were written, so every instance sharing the volume may sweep it.
+/// Copies are judged by when they were written, so every instance sharing the volume may sweep it.
 struct VideoRetention: Service {
-    let directory: VideoDirectory
+    let store: any VideoStore
     let retention: TimeInterval
     let clock: any WallClock
     let logger: Logger
     let failures: FailureBackoff
 
-    init(directory: VideoDirectory, retention: TimeInterval, clock: any WallClock, logger: Logger) {
-        self.directory = directory
+    init(store: any VideoStore, retention: TimeInterval, clock: any WallClock, logger: Logger) {
+        self.store = store
         self.retention = retention
         self.clock = clock
         self.logger = logger
@@ -27,7 +27,7 @@ struct VideoRetention: Service {
     }
 
     func sweep() throws {
-        let removed = try directory.removeCopies(writtenBefore: clock.now().addingTimeInterval(-retention))
+        let removed = try store.removeCopies(writtenBefore: clock.now().addingTimeInterval(-retention))
         if removed > 0 {
             Counter(label: "veo_relay_video_expired_files_total").increment(by: removed)
             logger.info("stored videos past retention deleted", metadata: ["files": "\(removed)"])

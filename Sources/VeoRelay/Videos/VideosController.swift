@@ -1,14 +1,13 @@
 import Foundation
 import Hummingbird
 
-/// Serves the relay's stored copies of videos through Hummingbird's file server: `Range` (206),
-/// `ETag`/`If-None-Match` (304), `Content-Length` and `video/mp4`. Who may read which task is decided
-/// by the caller (the API or the console) before it gets here.
+/// Answers for the stored copies of a task's videos from the store, once the caller (the API or the
+/// console) has decided who may read the task.
 public struct StoredVideoFiles: Sendable {
-    let files: FileMiddleware<RelayRequestContext, LocalFileSystem>
+    let store: any VideoStore
 
-    public init(directory: VideoDirectory) {
-        files = FileMiddleware(directory.path, cacheControl: .init([(MediaType(type: .video), [.private, .maxAge(86_400)])]))
+    init(store: any VideoStore) {
+        self.store = store
     }
 
     /// Video `indexText` of `task`: 404 when it has no such copy, 410 when retention deleted it.
@@ -19,12 +18,8 @@ public struct StoredVideoFiles: Sendable {
         guard copy.storedURL != nil else {
             throw APIError.notFound("Task '\(task.id)' has no stored copy of video \(index): \(copy.storeError ?? "not stored").")
         }
-        var head = request.head
-        head.path = "/" + VideoDirectory.name(taskID: task.id, index: index)
         do {
-            return try await files.handle(Request(head: head, body: RequestBody(buffer: ByteBuffer())), context: context) { _, _ in
-                throw HTTPError(.notFound)
-            }
+            return try await store.respond(taskID: task.id, index: index, to: request, context: context)
         } catch let error as HTTPError where error.status == .notFound {
             throw APIError(.gone, type: "video_expired", message: """
                 The stored copy of video \(index) of task '\(task.id)' was deleted after the retention period; the task's record remains.
