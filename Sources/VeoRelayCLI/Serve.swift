@@ -315,6 +315,12 @@ struct Banner {
                       "!!! Videos are fake and nothing is billed. Set the key to talk to the real API. !!!",
                       "upstream: \(relay.upstreamDescription)", ""]
         }
+        if let directory = configuration.videos.directory {
+            lines.append("stored videos: \(directory) (kept \(Int(configuration.videos.retention / 86_400)) days)")
+            if configuration.streams.publicURL == nil {
+                lines.append("  warning: no --public-url: stored_url names this listening address, which subscribers elsewhere cannot reach")
+            }
+        }
         switch relay.clients {
         case .configured(let count):
             lines.append("clients: \(count) API key(s) from configuration, signing with VEO_RELAY_WEBHOOK_SECRET")
