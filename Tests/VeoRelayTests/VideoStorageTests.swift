@@ -232,7 +232,7 @@ struct VideoStorageTests {
         let downloader = VideoDownloader(http: http, policy: VideoStoragePolicy(), store: VideoDirectory(path: Self.temporaryDirectory()),
                                          addressGuard: nil)
         let expired = VideoLink(url: "http://127.0.0.1:9/never-called.mp4", expiresAt: 1_763_174_708)
-        await #expect(throws: VideoFetchFailure.permanent("the upstream's URL expired at 2025-11-15T02:45:08Z")) {
+        await #expect(throws: VideoFetchFailure.permanent(.expired, "the upstream's URL expired at 2025-11-15T02:45:08Z")) {
             _ = try await downloader.download(expired, taskID: "task_x", index: 0, now: Date(timeIntervalSince1970: 1_763_174_709))
         }
         try await http.shutdown()

@@ -101,7 +101,7 @@ struct TaskResource: Encodable {
         progress = task.progress
         // Held back while the relay stores the videos, as the upstream holds it back until completion.
         result = task.state == .storing ? nil : task.upstream?.result
-        videos = TaskEventData(task: task).videos
+        videos = VideoLink.links(of: task)
         error = task.error
         created = task.createdAt.unixSeconds
         completed = task.upstream?.completed ?? task.completedAt?.unixSeconds

@@ -34,8 +34,10 @@ public struct VideoLink: Codable, Sendable, Equatable {
         case storeError = "store_error"
     }
 
-    /// A task's videos, each beside the relay's copy of it when there is one.
+    /// A task's videos, each beside the relay's copy of it when there is one. None while the relay
+    /// stores them, as the upstream shows none before completion.
     public static func links(of task: RelayTask) -> [VideoLink] {
+        guard task.state != .storing else { return [] }
         var links = links(from: task.upstream?.result)
         for copy in task.videoCopies ?? [] where links.indices.contains(copy.index) {
             links[copy.index].storedURL = copy.storedURL
@@ -99,8 +101,7 @@ public struct TaskEventData: Codable, Sendable, Equatable {
         upstreamTaskID = task.upstreamTaskID
         status = task.publicStatus
         progress = task.progress
-        // A task still being stored shows no videos yet, as the upstream shows none before completion.
-        videos = task.state == .storing ? [] : VideoLink.links(of: task)
+        videos = VideoLink.links(of: task)
         error = task.error
         request = task.request
         metadata = task.metadata

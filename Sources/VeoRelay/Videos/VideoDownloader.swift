@@ -4,31 +4,24 @@ import NIOCore
 import NIOFileSystem
 import NIOHTTP1
 
-/// Why a video could not be copied: `permanent` ends storing for it with this reason as its
-/// `store_error`; `transient` is retried with backoff until the store timeout.
-enum VideoFetchFailure: Error, Equatable {
-    case permanent(String)
-    case transient(String)
-
-    var reason: String {
-        switch self {
-        case .permanent(let reason), .transient(let reason): reason
-        }
+/// Why a video could not be copied: a permanent failure ends storing for it with `reason` as its
+/// `store_error`; a transient one is retried with backoff until the store timeout.
+struct VideoFetchFailure: Error, Equatable {
+    /// What went wrong, as `veo_relay_video_store_failures_total` labels it.
+    enum Kind: String {
+        case httpStatus = "http_status", notVideo = "not_video", tooLarge = "too_large", expired, address
+        case diskFull = "disk_full", connection
     }
 
-    /// The label of `veo_relay_video_store_failures_total`.
-    var metricReason: String {
-        let reason = self.reason
-        if reason == Self.diskFull { return "disk_full" }
-        if reason.hasPrefix("HTTP ") { return "http_status" }
-        if reason.hasPrefix("larger than") { return "too_large" }
-        if reason.hasPrefix("not a video") { return "not_video" }
-        if reason.hasPrefix("the upstream's URL expired") { return "expired" }
-        if reason.hasPrefix("refused") { return "address" }
-        return "connection"
-    }
+    var kind: Kind
+    var reason: String
+    var isTransient: Bool
 
-    static let diskFull = "disk full"
+    static func permanent(_ kind: Kind, _ reason: String) -> Self { Self(kind: kind, reason: reason, isTransient: false) }
+    static func transient(_ kind: Kind, _ reason: String) -> Self { Self(kind: kind, reason: reason, isTransient: true) }
+
+    static let diskFull = transient(.diskFull, "disk full")
+    static let tooSlow = transient(.connection, "the download did not finish in time")
 }
 
 /// Fetches one video into the store: the URL must not have expired (and, with `--check-video-urls`,
@@ -43,13 +36,13 @@ struct VideoDownloader: Sendable {
 
     func download(_ link: VideoLink, taskID: String, index: Int, now: Date) async throws(VideoFetchFailure) -> StoredBytes {
         if let expiresAt = link.expiresAt, Double(expiresAt) <= now.timeIntervalSince1970 {
-            throw .permanent("the upstream's URL expired at \(Date(timeIntervalSince1970: Double(expiresAt)).formatted(.iso8601))")
+            throw .permanent(.expired, "the upstream's URL expired at \(Date(timeIntervalSince1970: Double(expiresAt)).formatted(.iso8601))")
         }
         if let addressGuard {
             do {
                 try await addressGuard.check(link.url, param: "video url")
             } catch {
-                throw .permanent("refused: \(error.message)")
+                throw .permanent(.address, "refused: \(error.message)")
             }
         }
         do {
@@ -59,8 +52,10 @@ struct VideoDownloader: Sendable {
         }
     }
 
-    /// The whole download, body included, within `downloadTimeout`: the HTTP client's deadline
-    /// covers the request until its head arrives, not a body that never ends.
+    /// The whole download, body included, within `downloadTimeout`: the HTTP client's deadline covers
+    /// the request until its head arrives, not a body that never ends. Unlike `answer(within:)`, which
+    /// leaves work it cannot interrupt to finish on its own, this waits for the cancelled download to
+    /// end, so its partial file is gone and it cannot rename a copy into place after the storer moved on.
     private func withinDownloadTimeout(_ download: @escaping @Sendable () async throws -> StoredBytes) async throws -> StoredBytes {
         try await withThrowingTaskGroup(of: StoredBytes?.self) { group in
             group.addTask { try await download() }
@@ -69,12 +64,10 @@ struct VideoDownloader: Sendable {
                 return nil
             }
             defer { group.cancelAll() }
-            guard let copy = try await group.next() ?? nil else { throw VideoFetchFailure.transient(Self.tooSlow) }
+            guard let copy = try await group.next() ?? nil else { throw VideoFetchFailure.tooSlow }
             return copy
         }
     }
-
-    static let tooSlow = "the download did not finish in time"
 
     private func fetch(_ url: String, taskID: String, index: Int) async throws -> StoredBytes {
         var request = HTTPClientRequest(url: url)
@@ -82,15 +75,15 @@ struct VideoDownloader: Sendable {
         let response = try await http.execute(request, timeout: .interval(policy.downloadTimeout))
         switch response.status.code {
         case 200..<300: break
-        case 408, 429, 500..<600: throw VideoFetchFailure.transient("HTTP \(response.status.code) from the video host")
-        default: throw VideoFetchFailure.permanent("HTTP \(response.status.code) from the video host")
+        case 408, 429, 500..<600: throw VideoFetchFailure.transient(.httpStatus, "HTTP \(response.status.code) from the video host")
+        default: throw VideoFetchFailure.permanent(.httpStatus, "HTTP \(response.status.code) from the video host")
         }
         let type = response.headers.first(name: "content-type") ?? ""
         guard type.lowercased().hasPrefix("video/") else {
-            throw VideoFetchFailure.permanent("not a video (Content-Type: \(type.isEmpty ? "none" : type))")
+            throw VideoFetchFailure.permanent(.notVideo, "not a video (Content-Type: \(type.isEmpty ? "none" : type))")
         }
         if let length = response.headers.first(name: "content-length").flatMap(Int64.init), length > policy.maxBytes {
-            throw VideoFetchFailure.permanent("larger than the \(policy.maxBytes)-byte cap (\(length) bytes)")
+            throw VideoFetchFailure.permanent(.tooLarge, "larger than the \(policy.maxBytes)-byte cap (\(length) bytes)")
         }
         return try await store.write(taskID: taskID, index: index, maxBytes: policy.maxBytes, from: response.body)
     }
@@ -98,10 +91,10 @@ struct VideoDownloader: Sendable {
     static func classify(_ error: any Error) -> VideoFetchFailure {
         if let failure = error as? VideoFetchFailure { return failure }
         if let failure = error as? FileSystemError, let cause = failure.cause as? FileSystemError.SystemCallError, cause.errno == .noSpace {
-            return .transient(VideoFetchFailure.diskFull)
+            return .diskFull
         }
-        if let failure = error as? POSIXError, failure.code == .ENOSPC { return .transient(VideoFetchFailure.diskFull) }
-        if let failure = error as? HTTPClientError, failure == .deadlineExceeded { return .transient(tooSlow) }
-        return .transient("\(error)")
+        if let failure = error as? POSIXError, failure.code == .ENOSPC { return .diskFull }
+        if let failure = error as? HTTPClientError, failure == .deadlineExceeded { return .tooSlow }
+        return .transient(.connection, "\(error)")
     }
 }

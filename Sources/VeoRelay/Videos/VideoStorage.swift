@@ -96,7 +96,7 @@ public struct VideoDirectory: VideoStore {
                 for try await chunk in body {
                     total += Int64(chunk.readableBytes)
                     guard total <= maxBytes else {
-                        throw VideoFetchFailure.permanent("larger than the \(maxBytes)-byte cap (more than \(total) bytes streamed)")
+                        throw VideoFetchFailure.permanent(.tooLarge, "larger than the \(maxBytes)-byte cap (more than \(total) bytes streamed)")
                     }
                     chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
                     try await writer.write(contentsOf: chunk)

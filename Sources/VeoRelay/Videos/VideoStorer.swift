@@ -45,7 +45,6 @@ public struct VideoStorer: PipelineStage {
     public func process(_ claimed: Claimed) async {
         var task = claimed.task
         let renewal = renewLease(of: task, claimed.lease)
-        defer { renewal.cancel() }
         let links = VideoLink.links(from: task.upstream?.result)
         var copies: [VideoCopy] = []
         var retryable: VideoFetchFailure?
@@ -59,9 +58,9 @@ public struct VideoStorer: PipelineStage {
                 copies.append(VideoCopy(index: index, storedURL: "\(publicBaseURL())/v1/tasks/\(task.id)/videos/\(index)",
                                         sha256: copy.sha256, bytes: copy.bytes))
             } catch {
-                Counter(label: "veo_relay_video_store_failures_total", dimensions: [("reason", error.metricReason)]).increment()
+                Counter(label: "veo_relay_video_store_failures_total", dimensions: [("reason", error.kind.rawValue)]).increment()
                 failures.failed("a video could not be stored", error: error)
-                if case .transient = error, !pastTimeout(task) {
+                if error.isTransient, !pastTimeout(task) {
                     retryable = error
                     break
                 }
