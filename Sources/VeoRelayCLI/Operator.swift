@@ -19,7 +19,7 @@ struct StoreOptions: ParsableArguments {
 
 struct Redeliver: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Send a task's latest webhook event again (same webhook-id, fresh retry budget).",
+        abstract: "Send a task's latest webhook event again (same webhook-id, fresh retry budget), to every destination or to one.",
         discussion: "A running relay picks it up within a second.")
 
     @OptionGroup var store: StoreOptions
@@ -27,11 +27,17 @@ struct Redeliver: AsyncParsableCommand {
     @Argument(help: "The relay task id.")
     var taskID: String
 
+    @Option(help: "Only this event of the task (default: its latest).")
+    var event: String?
+
+    @Option(help: "Only this destination: 'callback' or an endpoint id (default: every destination the event went to).")
+    var destination: String?
+
     func run() async throws {
-        guard let record = try await store.with({ try await $0.redeliver(taskID: taskID, scope: .allClients, now: Date()) }) else {
-            throw ValidationError("no task '\(taskID)' with an event to deliver")
-        }
-        Console.line("queued \(record.eventID) (\(record.type)) for \(record.callbackURL)")
+        let target = destination.map { $0 == DeliveryTarget.callback.description ? DeliveryTarget.callback : .endpoint($0) }
+        let records = try await store.with { try await $0.redeliver(taskID: taskID, scope: .allClients, eventID: event, target: target, now: Date()) }
+        guard !records.isEmpty else { throw ValidationError("no task '\(taskID)' with such an event to deliver") }
+        for record in records { Console.line("queued \(record.eventID) (\(record.type)) for \(record.key.target) \(record.url)") }
     }
 }
 
@@ -71,8 +77,8 @@ struct Deliveries: AsyncParsableCommand {
     func run() async throws {
         guard let state = DeliveryState(rawValue: state) else { throw ValidationError("unknown state '\(state)'") }
         for record in try await store.with({ try await $0.deliveries(scope: .allClients, state: state, limit: limit) }) {
-            Console.line([record.eventID, record.taskID, record.type, record.state.rawValue, "attempts=\(record.attempts)",
-                          "last=\(record.lastStatusCode.map(String.init) ?? record.lastError ?? "-")", record.callbackURL]
+            Console.line([record.eventID, record.taskID ?? "-", record.type, record.state.rawValue, "attempts=\(record.attempts)",
+                          "last=\(record.lastStatusCode.map(String.init) ?? record.lastError ?? "-")", record.key.target.description, record.url]
                 .joined(separator: "  "))
         }
     }
@@ -81,7 +87,17 @@ struct Deliveries: AsyncParsableCommand {
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage relay clients: their API keys (stored hashed) and webhook signing secrets.",
-        subcommands: [Create.self, List.self, Budget.self, Revoke.self, RotateSecret.self])
+        subcommands: [Create.self, List.self, Budget.self, Revoke.self, RotateSecret.self, PublicKeys.self])
+
+    /// The credentials' public parts as the shell shows them: the HMAC secret (shown once) and the Ed25519 public key.
+    static func show(_ keys: SigningKeys, secretLabel: String) {
+        for credential in keys.credentials {
+            switch credential {
+            case .hmac(let secret): Console.line("\(secretLabel) \(secret.encoded)")
+            case .ed25519(let key): Console.line("public key (v1a):   \(key.publicKey)")
+            }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a client; prints its API key and signing secret once.")
@@ -89,17 +105,20 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "A name for the client.") var name: String
         @Option(help: "Its limits, e.g. per_day=500,in_flight=50 (change them later with `keys budget`). [env: VEO_RELAY_DEFAULT_BUDGET] (default: unlimited)")
         var budget: String?
+        @Option(help: "Signatures on its webhooks: v1 (HMAC, a shared secret), v1a (Ed25519, a public key) or v1,v1a.")
+        var signatures = "v1"
 
         func run() async throws {
             let budget = try ClientBudget(parsing: budget ?? Env.string("VEO_RELAY_DEFAULT_BUDGET") ?? "")
+            let keys = SigningKeys.generate(try SignatureScheme.parse(signatures))
             let key = APIKey.generate()
-            let client = Client(id: Identifier.make(prefix: "cl_"), name: name, signingSecret: WebhookSecret.generate().encoded)
+            let client = Client(id: Identifier.make(prefix: "cl_"), name: name, signingSecret: keys.stored)
             try await store.with({ try await $0.upsertClient(client, keyHash: APIKey.hash(key), now: Date(), budget: budget) })
-            Console.line("client:         \(client.id) (\(name))")
-            Console.line("budget:         \(budget.text)")
-            Console.line("API key:        \(key)")
-            Console.line("signing secret: \(client.signingSecret)")
-            Console.line("Both are shown only now; the relay keeps a hash of the key.")
+            Console.line("client:             \(client.id) (\(name))")
+            Console.line("budget:             \(budget.text)")
+            Console.line("API key:            \(key)")
+            Keys.show(keys, secretLabel: "signing secret:    ")
+            Console.line("The key and secret are shown only now; the relay keeps a hash of the key. Public keys: `keys public-keys`.")
         }
     }
 
@@ -172,18 +191,36 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument var clientID: String
         @Option(help: "How long the old secret stays valid.") var grace = "24h"
+        @Option(help: "Signatures from now on: v1 (HMAC), v1a (Ed25519) or v1,v1a.") var signatures = "v1"
 
         func run() async throws {
             guard !clientID.hasPrefix(ClientBootstrap.configuredPrefix) else {
                 throw ValidationError("\(clientID)'s secret comes from VEO_RELAY_WEBHOOK_SECRET: change it there; the old one keeps signing for 24 h")
             }
-            let secret = WebhookSecret.generate().encoded
+            let keys = SigningKeys.generate(try SignatureScheme.parse(signatures))
             let until = Date().addingTimeInterval(try DurationText.seconds(grace))
-            guard try await store.with({ try await $0.rotateSecret(clientID: clientID, newSecret: secret, previousValidUntil: until) }) else {
+            guard try await store.with({ try await $0.rotateSecret(clientID: clientID, newSecret: keys.stored, previousValidUntil: until) }) else {
                 throw ValidationError("no active client '\(clientID)'")
             }
-            Console.line("new signing secret: \(secret)")
-            Console.line("the previous secret also signs until \(until.formatted(.iso8601))")
+            Keys.show(keys, secretLabel: "new signing secret:")
+            Console.line("the previous secret (or key) also signs until \(until.formatted(.iso8601))")
+        }
+    }
+
+    struct PublicKeys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the whpk_ public keys that verify a client's v1a signatures (its callbacks' and each endpoint's).")
+        @OptionGroup var store: StoreOptions
+        @Argument var clientID: String
+
+        func run() async throws {
+            let keys = try await store.with { try await $0.publishedKeys(clientID: clientID, now: Date()) }
+            guard !keys.isEmpty else { Console.line("\(clientID) signs with no public key (v1 only, or no such client)"); return }
+            for key in keys {
+                var line = "\(key.endpointID ?? "callbacks")  \(key.publicKey)  \(key.state)"
+                if let until = key.expiresAt { line += " until \(until.formatted(.iso8601))" }
+                Console.line(line)
+            }
         }
     }
 }

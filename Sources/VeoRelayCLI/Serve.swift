@@ -81,7 +81,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("api-key"), help: "A relay API key clients must send as a Bearer token; repeatable. [env: VEO_RELAY_API_KEYS, comma-separated] (default: a generated key stored in the database)")
     var apiKeys: [String] = []
 
-    @Option(help: "Webhook signing secret (whsec_…) for the configured API keys. [env: VEO_RELAY_WEBHOOK_SECRET]")
+    @Option(help: "Webhook signing secret (whsec_…; or an Ed25519 key whsk_… for v1a signatures, or both space-separated) for the configured API keys. [env: VEO_RELAY_WEBHOOK_SECRET]")
     var webhookSecret: String?
 
     @Option(help: "Limits for the clients this relay creates, e.g. per_day=500,per_month=10000,video_seconds_per_day=4000,video_seconds_per_month=80000,in_flight=50; existing clients keep theirs (see `keys budget`). [env: VEO_RELAY_DEFAULT_BUDGET] (default: unlimited)")

@@ -107,7 +107,7 @@ struct ExternalInputTests {
         let lease = Lease(owner: "test/dispatcher/1", expiresAt: harness.clock.now().addingTimeInterval(60))
         let delivery = try #require(try await store.claimDeliveries(now: harness.clock.now(), limit: 1, lease: lease, excluding: []).first)
         // What an older version stored from `Retry-After: 1e300`.
-        try await store.recordAttempt(DeliveryAttempt(eventID: delivery.eventID, attemptedAt: Date(timeIntervalSince1970: 1e300),
+        try await store.recordAttempt(DeliveryAttempt(key: delivery.key, attemptedAt: Date(timeIntervalSince1970: 1e300),
                                                       statusCode: 503, latency: 1e300, error: nil, responseExcerpt: nil),
                                       resolution: .retry(at: Date(timeIntervalSince1970: 1e300)), lease: lease)
         let relay = try await harness.startRelay()

@@ -1,8 +1,9 @@
 import Foundation
 import Hummingbird
 
-/// The attempt log, dead letters and replay:
-/// `GET /v1/tasks/{id}/deliveries`, `GET /v1/deliveries?state=failed`, `POST /v1/tasks/{id}/redeliver`.
+/// The attempt log of every destination, dead letters and replay:
+/// `GET /v1/tasks/{id}/deliveries`, `GET /v1/deliveries?state=failed`,
+/// `POST /v1/tasks/{id}/redeliver[?event_id=…&destination=callback|ep_…]`.
 public struct DeliveriesController: Sendable {
     let store: any Outbox
     let clock: any WallClock
@@ -28,7 +29,7 @@ public struct DeliveriesController: Sendable {
     @Sendable func list(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let client = try context.requireClient()
         let stateName = request.uri.queryParameters.get("state") ?? DeliveryState.failed.rawValue
-        guard let state = DeliveryState(rawValue: stateName), state != .unsubscribed else {
+        guard let state = DeliveryState(rawValue: stateName) else {
             throw APIError.invalidRequest("state must be one of 'pending', 'delivered', 'failed', 'gone'.", param: "state")
         }
         let limitText = request.uri.queryParameters.get("limit") ?? "100"
@@ -42,26 +43,33 @@ public struct DeliveriesController: Sendable {
     @Sendable func redeliver(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let client = try context.requireClient()
         let id = try context.parameters.require("id")
-        guard let record = try await store.redeliver(taskID: id, scope: .client(client.id), now: clock.now()) else {
-            throw APIError.notFound("No task '\(id)' with an event to deliver.")
+        let query = request.uri.queryParameters
+        let target = query.get("destination").map { $0 == DeliveryTarget.callback.description ? DeliveryTarget.callback : .endpoint($0) }
+        let records = try await store.redeliver(taskID: id, scope: .client(client.id), eventID: query.get("event_id"), target: target,
+                                                now: clock.now())
+        guard let first = records.first else {
+            throw APIError.notFound("No task '\(id)' with an event delivered to \(target.map { "'\($0)'" } ?? "any destination").")
         }
         dispatcherWake.signal()
-        context.logger.info("redelivery requested", metadata: ["task_id": "\(id)", "event_id": "\(record.eventID)"])
-        return try JSONResponse.make(.accepted, Envelope(code: 202, data: DeliveryResource(record)))
+        context.logger.info("redelivery requested", metadata: ["task_id": "\(id)", "event_id": "\(first.eventID)",
+                                                               "destinations": "\(records.map(\.key.target.description))"])
+        return try JSONResponse.make(.accepted, Envelope(code: 202, data: records.map(DeliveryResource.init)))
     }
 }
 
-/// An event's delivery, as the API shows it (times in unix seconds, like the upstream's).
+/// An event's delivery to one destination, as the API shows it (times in unix seconds, like the upstream's).
 struct DeliveryResource: Encodable {
     var eventID: String
-    var taskID: String
+    var taskID: String?
+    /// `callback` (the task's `callback_url`) or the endpoint's id.
+    var destination: String
     var type: String
     var state: String
     var attempts: Int
     var nextAttemptAt: Int?
     var lastStatusCode: Int?
     var lastError: String?
-    var callbackURL: String
+    var url: String
     var createdAt: Int
     var deliveredAt: Int?
     var attemptLog: [Attempt]?
@@ -83,13 +91,12 @@ struct DeliveryResource: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, state, attempts
+        case type, state, attempts, destination, url
         case eventID = "event_id"
         case taskID = "task_id"
         case nextAttemptAt = "next_attempt_at"
         case lastStatusCode = "last_status_code"
         case lastError = "last_error"
-        case callbackURL = "callback_url"
         case createdAt = "created_at"
         case deliveredAt = "delivered_at"
         case attemptLog = "attempt_log"
@@ -98,13 +105,14 @@ struct DeliveryResource: Encodable {
     init(_ record: DeliveryRecord) {
         eventID = record.eventID
         taskID = record.taskID
+        destination = record.key.target.description
         type = record.type
         state = record.state.rawValue
         attempts = record.attempts
         nextAttemptAt = record.nextAttemptAt?.unixSeconds
         lastStatusCode = record.lastStatusCode
         lastError = record.lastError
-        callbackURL = record.callbackURL
+        url = record.url
         createdAt = record.createdAt.unixSeconds
         deliveredAt = record.deliveredAt?.unixSeconds
         attemptLog = record.attemptLog.isEmpty ? nil : record.attemptLog.map {

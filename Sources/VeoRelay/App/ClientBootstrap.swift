@@ -20,14 +20,15 @@ public enum ClientBootstrap {
             guard let webhookSecret else {
                 throw ConfigurationError("VEO_RELAY_WEBHOOK_SECRET (--webhook-secret) is required with VEO_RELAY_API_KEYS; create one with `veo-relay secret`")
             }
-            let secret: WebhookSecret
-            do { secret = try WebhookSecret(webhookSecret) } catch { throw ConfigurationError("webhook secret: \(error)") }
+            // A `whsec_` secret, a `whsk_` Ed25519 key, or both separated by a space (v1 and v1a signatures).
+            let secret: SigningKeys
+            do { secret = try SigningKeys(parsing: webhookSecret) } catch { throw ConfigurationError("webhook secret: \(error)") }
             var configured: Set<String> = []
             for key in apiKeys {
                 let hash = APIKey.hash(key)
                 let id = configuredPrefix + hash.prefix(12)
                 configured.insert(id)
-                try await store.upsertClient(Client(id: id, name: "configured key \(hash.prefix(6))", signingSecret: secret.encoded),
+                try await store.upsertClient(Client(id: id, name: "configured key \(hash.prefix(6))", signingSecret: secret.stored),
                                              keyHash: hash, now: now, budget: budget)
             }
             _ = try await store.revokeClients(prefix: configuredPrefix, keeping: configured, at: now)

@@ -79,6 +79,9 @@ public func buildRelay(
     TasksController(store: store, events: events, watchLinks: watchLinks).addRoutes(to: api)
     EventStreamController(store: store, feed: feed).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
+    let endpointTester = EndpointTester(store: store, http: webhookHTTP, timeout: engine.deliveryTimeout, clock: clock)
+    EndpointsController(store: store, callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), tester: endpointTester,
+                        clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
     UsageController(store: store, clock: clock).addRoutes(to: api)
     let videoFiles = videoDirectory.map { StoredVideoFiles(store: $0) }
     if let videoFiles { VideosController(store: store, files: videoFiles).addRoutes(to: api) }
@@ -95,7 +98,7 @@ public func buildRelay(
                                        sharedSecret: try await store.sharedSecret(named: ConsoleSessions.secretName, candidate: SharedSecret.generate()),
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
         try ConsoleController(store: store, events: events, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
-                              destinations: destinations, videos: videoFiles).addRoutes(to: router)
+                              destinations: destinations, videos: videoFiles, endpointTester: endpointTester).addRoutes(to: router)
     }
     MetricsSampler.recordStart(at: clock.now())
     let upstream: UpstreamClient
@@ -151,6 +154,8 @@ public func buildRelay(
         RetentionService(store: store, clock: clock, attemptRetention: engine.attemptRetention,
                          idempotencyRetention: engine.idempotencyRetention, logger: logger),
         PauseWatch(store: store, logger: logger),
+        EndpointWatch(store: store, clock: clock, disableAfter: engine.endpointDisableAfter, interval: engine.endpointCheckInterval,
+                      dispatcherWake: wakeups.dispatcher, logger: logger),
     ]
 
     // Services stop in reverse order: the server stops accepting first, then the submitter, poller

@@ -18,10 +18,12 @@ public struct ConsoleController: Sendable {
     let destinations: DestinationGate
     /// The stored videos the task page plays (`--store-videos`).
     let videos: StoredVideoFiles?
+    /// The endpoints page's Test button.
+    let endpointTester: EndpointTester
     static let pageSize = 50
 
     init(store: any RelayStore, events: EventAnnouncer, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal,
-         upstream: UpstreamGate, destinations: DestinationGate, videos: StoredVideoFiles? = nil) throws {
+         upstream: UpstreamGate, destinations: DestinationGate, videos: StoredVideoFiles? = nil, endpointTester: EndpointTester) throws {
         self.store = store
         self.events = events
         self.sessions = sessions
@@ -31,6 +33,7 @@ public struct ConsoleController: Sendable {
         self.upstream = upstream
         self.destinations = destinations
         self.videos = videos
+        self.endpointTester = endpointTester
     }
 
     public func addRoutes(to router: Router<RelayRequestContext>) {
@@ -48,6 +51,10 @@ public struct ConsoleController: Sendable {
         console.post("tasks/:id/cancel", use: cancel)
         console.get("dead-letters", use: deadLetterList)
         console.get("clients", use: clientList)
+        console.get("endpoints", use: endpointList)
+        console.post("endpoints/:id/test", use: testEndpoint)
+        console.post("endpoints/:id/enable", use: enableEndpoint)
+        console.post("endpoints/:id/disable", use: disableEndpoint)
         console.get("usage", use: usagePage)
         console.get("upstream", use: upstreamPage)
     }
@@ -134,12 +141,14 @@ public struct ConsoleController: Sendable {
         let form = try await Self.form(ActionForm.self, request)
         guard sessions.checkCSRF(form.csrf, for: session) else { return forbidden() }
         let id = try context.parameters.require("id")
-        guard let record = try await store.redeliver(taskID: id, scope: .allClients, eventID: form.event, now: clock.now()) else {
+        let target = form.destination.map { $0 == DeliveryTarget.callback.description ? DeliveryTarget.callback : .endpoint($0) }
+        guard let record = try await store.redeliver(taskID: id, scope: .allClients, eventID: form.event, target: target, now: clock.now()).first else {
             return page("No such delivery", nil, Empty(), session: session, status: .notFound)
         }
         dispatcherWake.signal()
         context.logger.info("redelivery requested from the console", metadata: ["task_id": "\(id)", "event_id": "\(record.eventID)"])
-        return Self.redirect("/console/tasks/\(id)?notice=" + "Replay of \(record.eventID) queued.".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+        return Self.redirect("/console/tasks/\(id)?notice="
+                             + "Replay of \(record.eventID) to \(record.key.target) queued.".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
     }
 
     @Sendable func deadLetterList(_ request: Request, context: RelayRequestContext) async throws -> Response {
@@ -234,6 +243,8 @@ struct SignInForm: Decodable {
 struct ActionForm: Decodable {
     var csrf: String?
     var event: String?
+    /// `callback` or an endpoint id: the one destination a replay goes to.
+    var destination: String?
     var client: String?
 }
 
@@ -296,7 +307,7 @@ struct TaskView {
             var at, status, latency, error, excerpt: String
         }
 
-        var eventID, taskID, type, state, callbackURL, csrf: String
+        var eventID, taskID, type, state, destination, url, csrf: String
         var attempts: Int
         var nextAttempt: String?
         // Mustache would read `attempts` for the section; the log has its own name.
@@ -351,8 +362,8 @@ struct TaskView {
             return Event(sequence: event.sequence, type: event.type, id: event.id, at: at)
         }
         self.deliveries = deliveries.map { record in
-            Delivery(eventID: record.eventID, taskID: record.taskID, type: record.type, state: record.state.rawValue,
-                     callbackURL: record.callbackURL, csrf: csrf, attempts: record.attempts,
+            Delivery(eventID: record.eventID, taskID: record.taskID ?? "", type: record.type, state: record.state.rawValue,
+                     destination: record.key.target.description, url: record.url, csrf: csrf, attempts: record.attempts,
                      nextAttempt: record.state == .pending ? record.nextAttemptAt.map { ConsoleController.time($0) } : nil,
                      attempts_: record.attemptLog.map { attempt in
                          .init(at: ConsoleController.time(attempt.attemptedAt), status: attempt.statusCode.map(String.init) ?? "—",
@@ -367,15 +378,16 @@ struct DeadLetterView {
 }
 
 struct DeadLetterRow {
-    var eventID, taskID, type, last, callbackURL, csrf: String
+    var eventID, taskID, type, last, destination, url, csrf: String
     var attempts: Int
 
     init(_ record: DeliveryRecord, csrf: String) {
         eventID = record.eventID
-        taskID = record.taskID
+        taskID = record.taskID ?? ""
         type = record.type
         last = record.lastStatusCode.map { "HTTP \($0)" } ?? record.lastError ?? ""
-        callbackURL = record.callbackURL
+        destination = record.key.target.description
+        url = record.url
         self.csrf = csrf
         attempts = record.attempts
     }

@@ -24,7 +24,9 @@ extension ConsoleController {
         let pauses = try await store.submissionPauses().map { pause in
             NamedValue(name: pause.scope.clientID.map { "client \($0)" } ?? "all clients", value: Self.time(pause.since))
         }
-        let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: sessions.csrfToken(for: session))
+        let disabled = try await store.endpoints(scope: .allClients).count { !$0.enabled && $0.disabledReason != nil }
+        let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: sessions.csrfToken(for: session),
+                                disabledEndpoints: disabled == 0 ? nil : disabled)
         return page("Overview", "overview", view, session: session, notice: request.uri.queryParameters.get("notice"))
     }
 
@@ -111,4 +113,6 @@ struct OverviewView {
     var backlog: [NamedValue]
     var pauses: [NamedValue]
     var csrf: String
+    /// How many endpoints the relay disabled for failing (nil: none), for the notice.
+    var disabledEndpoints: Int?
 }

@@ -12,7 +12,7 @@ enum ConsoleTemplates {
 
     static let all: [(String, String)] = [("layout", layout), ("signin", signIn), ("tasks", tasks), ("task", task),
                                           ("deadletters", deadLetters), ("clients", clients), ("upstream", upstream),
-                                          ("overview", overview), ("usage", usage)]
+                                          ("overview", overview), ("usage", usage), ("endpoints", endpoints)]
 
     static let layout = """
         <!doctype html>
@@ -24,7 +24,7 @@ enum ConsoleTemplates {
         .notice{background:#e7f5e7;padding:.5em}.charts svg{margin:0 1em 1em 0;border:1px solid #eee}.state-failed,.state-gone{color:#b00}.state-delivered,.state-succeeded{color:#070}
         </style></head><body>
         {{#signedIn}}<nav><a href="/console">Overview</a><a href="/console/tasks">Tasks</a><a href="/console/dead-letters">Dead letters</a>
-        <a href="/console/clients">Clients</a><a href="/console/usage">Usage</a><a href="/console/upstream">Upstream</a>
+        <a href="/console/clients">Clients</a><a href="/console/endpoints">Endpoints</a><a href="/console/usage">Usage</a><a href="/console/upstream">Upstream</a>
         <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="{{csrf}}"><button>Sign out</button></form></nav>{{/signedIn}}
         <main><h1>{{title}}</h1>{{#notice}}<p class="notice" id="notice">{{notice}}</p>{{/notice}}{{{content}}}</main></body></html>
         """
@@ -67,9 +67,10 @@ enum ConsoleTemplates {
         {{#events}}<tr><td>{{sequence}}</td><td>{{type}}</td><td>{{id}}</td><td>{{at}}</td></tr>{{/events}}</table>
         <h2>Webhook deliveries</h2>
         {{#deliveries}}<h3>{{type}} · <span class="state-{{state}} delivery-state" data-event="{{eventID}}">{{state}}</span> · {{attempts}} attempt(s)</h3>
-        <p>{{eventID}} → {{callbackURL}}{{#nextAttempt}} · next attempt {{nextAttempt}}{{/nextAttempt}}</p>
+        <p>{{eventID}} → {{destination}} {{url}}{{#nextAttempt}} · next attempt {{nextAttempt}}{{/nextAttempt}}</p>
         <form method="post" action="/console/tasks/{{taskID}}/replay"><input type="hidden" name="csrf" value="{{csrf}}">
-        <input type="hidden" name="event" value="{{eventID}}"><button class="replay">Replay</button></form>
+        <input type="hidden" name="event" value="{{eventID}}"><input type="hidden" name="destination" value="{{destination}}">
+        <button class="replay">Replay</button></form>
         <table><tr><th>At</th><th>Status</th><th>Latency</th><th>Error</th><th>Response (excerpt)</th></tr>
         {{#attempts_}}<tr><td>{{at}}</td><td>{{status}}</td><td>{{latency}} ms</td><td>{{error}}</td><td><pre>{{excerpt}}</pre></td></tr>{{/attempts_}}
         </table>{{/deliveries}}{{^deliveries}}<p>No webhook for this task.</p>{{/deliveries}}
@@ -79,8 +80,9 @@ enum ConsoleTemplates {
         <p>Events whose retry budget is spent. Replay sends the same event (same webhook-id) with a fresh budget.</p>
         <table id="dead-letters"><tr><th>Event</th><th>Task</th><th>Type</th><th>Attempts</th><th>Last answer</th><th>Callback</th><th></th></tr>
         {{#rows}}<tr><td>{{eventID}}</td><td><a href="/console/tasks/{{taskID}}">{{taskID}}</a></td><td>{{type}}</td><td>{{attempts}}</td>
-        <td>{{last}}</td><td>{{callbackURL}}</td><td><form method="post" action="/console/tasks/{{taskID}}/replay">
+        <td>{{last}}</td><td>{{destination}} {{url}}</td><td><form method="post" action="/console/tasks/{{taskID}}/replay">
         <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="event" value="{{eventID}}">
+        <input type="hidden" name="destination" value="{{destination}}">
         <button class="replay">Replay</button></form></td></tr>{{/rows}}</table>{{^rows}}<p>No dead letters.</p>{{/rows}}
         """
 
@@ -89,6 +91,22 @@ enum ConsoleTemplates {
         {{#rows}}<tr><td>{{id}}</td><td>{{name}}</td><td>{{budget}}</td><td>{{created}}</td><td>{{revoked}}</td><td>{{rotationEnds}}</td>
         <td><a href="/console/usage?client={{id}}">Usage</a></td></tr>{{/rows}}</table>
         <p>Budgets are set with <code>veo-relay keys budget CLIENT_ID</code>.</p>
+        """
+
+    static let endpoints = """
+        <p>Where clients receive their events besides each task's callback; health over the last 24 hours, on every instance.</p>
+        <table id="endpoints"><tr><th>Endpoint</th><th>Client</th><th>URL</th><th>Events</th><th>State</th><th>Success (24 h)</th>
+        <th>Attempts (24 h)</th><th>Last error</th><th>Rate</th><th>Signatures</th><th></th></tr>
+        {{#rows}}<tr id="endpoint-{{id}}"><td>{{id}}</td><td>{{clientID}}</td><td>{{url}}</td><td>{{events}}</td>
+        <td class="state-{{stateClass}} endpoint-state">{{state}}</td><td class="success-rate">{{successRate}}</td><td>{{attempts}}</td>
+        <td class="last-error">{{lastError}}</td><td>{{rate}}</td><td>{{signatures}}</td>
+        <td><form method="post" action="/console/endpoints/{{id}}/test"><input type="hidden" name="csrf" value="{{csrf}}">
+        <button class="test">Send test event</button></form>
+        {{#enabled}}<form method="post" action="/console/endpoints/{{id}}/disable"><input type="hidden" name="csrf" value="{{csrf}}">
+        <button class="disable">Disable</button></form>{{/enabled}}
+        {{^enabled}}<form method="post" action="/console/endpoints/{{id}}/enable"><input type="hidden" name="csrf" value="{{csrf}}">
+        <button class="enable">Enable (sends its held events)</button></form>{{/enabled}}</td></tr>{{/rows}}</table>
+        {{^rows}}<p>No endpoints. Clients register them with <code>POST /v1/endpoints</code>; operators with <code>veo-relay endpoints create</code>.</p>{{/rows}}
         """
 
     static let usageRow = "<td>{{generations}}</td><td>{{videoSeconds}}</td><td>{{succeeded}}</td><td>{{failed}}</td><td>{{cancelled}}</td>"
@@ -117,6 +135,8 @@ enum ConsoleTemplates {
         """
 
     static let overview = """
+        {{#disabledEndpoints}}<p class="state-failed" id="disabled-endpoints">{{disabledEndpoints}} endpoint(s) disabled after failing every attempt:
+        see <a href="/console/endpoints">Endpoints</a>.</p>{{/disabledEndpoints}}
         <section id="switch"><h2>Submissions upstream</h2>
         {{#pauses}}<p class="state-failed paused">Paused for {{name}} since {{value}}</p>{{/pauses}}
         {{^pauses}}<p class="state-succeeded" id="running">Running for every client.</p>{{/pauses}}

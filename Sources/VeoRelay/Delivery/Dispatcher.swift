@@ -5,8 +5,8 @@ import Metrics
 import Tracing
 import NIOCore
 
-/// Delivers webhook events: signs each attempt, POSTs it, and decides from the answer whether the
-/// event is delivered, to be retried later (per the stored schedule), exhausted, or gone.
+/// Delivers webhook events to each destination: signs each attempt, POSTs it, and decides from the
+/// answer whether the delivery is done, to be retried later (per the stored schedule), exhausted, or gone.
 public struct Dispatcher: PipelineStage {
     let store: any Outbox
     let http: HTTPClient
@@ -50,7 +50,7 @@ public struct Dispatcher: PipelineStage {
             if gate.admit(delivery.destination, at: now) {
                 admitted.append(Claim(delivery: delivery, lease: lease))
             } else {
-                try await store.releaseDelivery(eventID: delivery.eventID, lease: lease)
+                try await store.releaseDelivery(delivery.key, lease: lease)
             }
         }
         return admitted
@@ -65,6 +65,7 @@ public struct Dispatcher: PipelineStage {
         let started = clock.now()
         let outcome: Outcome = await TaskTrace.span("webhook.deliver", continuing: delivery.traceParent, taskID: delivery.taskID) { span in
             span.attributes["veo_relay.event_id"] = delivery.eventID
+            span.attributes["veo_relay.destination"] = delivery.key.target.description
             span.attributes["veo_relay.attempt"] = delivery.attempts + 1
             let answer = await self.attempt(delivery, at: started)
             span.attributes["http.response.status_code"] = answer.statusCode
@@ -72,14 +73,15 @@ public struct Dispatcher: PipelineStage {
             return answer
         }
         gate.finish(delivery.destination, healthy: outcome.destinationHealthy, at: clock.now())
-        let attempt = DeliveryAttempt(eventID: delivery.eventID, attemptedAt: started, statusCode: outcome.statusCode,
+        let attempt = DeliveryAttempt(key: delivery.key, attemptedAt: started, statusCode: outcome.statusCode,
                                       latency: outcome.latency, error: outcome.error, responseExcerpt: outcome.excerpt)
         let resolution = resolve(outcome, attemptsMade: delivery.attempts + 1, now: clock.now())
         Counter(label: "veo_relay_delivery_attempts_total", dimensions: [("result", Self.label(resolution))]).increment()
         Timer(label: "veo_relay_delivery_duration_seconds").recordSeconds(outcome.latency)
         if resolution == .exhausted { Counter(label: "veo_relay_dead_letters_total").increment() }
         logger.info("delivery attempt", metadata: [
-            "event_id": "\(delivery.eventID)", "task_id": "\(delivery.taskID)", "attempt": "\(delivery.attempts + 1)",
+            "event_id": "\(delivery.eventID)", "task_id": "\(delivery.taskID ?? "-")", "destination": "\(delivery.key.target)",
+            "attempt": "\(delivery.attempts + 1)",
             "status": "\(outcome.statusCode.map(String.init) ?? "-")", "result": "\(Self.label(resolution))",
         ])
         // The slot is free once the receiver has answered: the record joins the next group commit
@@ -98,12 +100,20 @@ public struct Dispatcher: PipelineStage {
         await records.flush()
     }
 
-    struct Outcome {
-        var statusCode: Int?
+    /// Retries and rate-limited endpoints' slots fall due between wake-ups: the loop waits for the next.
+    public func untilNextDue() async -> Duration? {
+        let now = clock.now()
+        guard let due = try? await store.nextDeliveryDue(now: now) else { return nil }
+        // Bounded: a stored time far out (an old version's `Retry-After: 1e300`) must not overflow a Duration.
+        return .seconds(min(max(0, due.timeIntervalSince(now)), 86_400))
+    }
+
+    public struct Outcome: Sendable {
+        public var statusCode: Int?
         var retryAfter: TimeInterval?
-        var latency: TimeInterval
-        var error: String?
-        var excerpt: String?
+        public var latency: TimeInterval
+        public var error: String?
+        public var excerpt: String?
 
         /// A destination that answers, even with a 4xx, is up; silence, 5xx and 429 count against it.
         var destinationHealthy: Bool {
@@ -113,8 +123,8 @@ public struct Dispatcher: PipelineStage {
     }
 
     /// The Standard Webhooks POST of `payload` as event `eventID`, signed at `timestamp` with every
-    /// secret given.
-    public static func request(to url: String, eventID: String, payload: Data, timestamp: Int, secrets: [WebhookSecret]) -> HTTPClientRequest {
+    /// credential given (`v1` and `v1a` entries side by side).
+    public static func request(to url: String, eventID: String, payload: Data, timestamp: Int, credentials: [SigningCredential]) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -122,18 +132,23 @@ public struct Dispatcher: PipelineStage {
         request.headers.add(name: "webhook-id", value: eventID)
         request.headers.add(name: "webhook-timestamp", value: String(timestamp))
         request.headers.add(name: "webhook-signature",
-                            value: WebhookSignature.header(id: eventID, timestamp: timestamp, body: payload, secrets: secrets))
+                            value: WebhookSignature.header(id: eventID, timestamp: timestamp, body: payload, credentials: credentials))
         request.body = .bytes(ByteBuffer(bytes: payload))
         return request
     }
 
     func attempt(_ delivery: PendingDelivery, at now: Date) async -> Outcome {
-        let request = Self.request(to: delivery.callbackURL, eventID: delivery.eventID, payload: delivery.payload, timestamp: now.unixSeconds,
-                                   secrets: delivery.signingSecrets.compactMap { try? WebhookSecret($0) })
+        await Self.send(Self.request(to: delivery.url, eventID: delivery.eventID, payload: delivery.payload, timestamp: now.unixSeconds,
+                                     credentials: delivery.signingSecrets.compactMap { try? SigningCredential($0) }),
+                        http: http, timeout: configuration.deliveryTimeout, now: now)
+    }
+
+    /// One POST and what came of it; never throws (no answer is an outcome too).
+    static func send(_ request: HTTPClientRequest, http: HTTPClient, timeout: TimeInterval, now: Date) async -> Outcome {
         let started = ContinuousClock.now
         func elapsed() -> TimeInterval { (ContinuousClock.now - started).seconds }
         do {
-            let response = try await http.execute(request, timeout: .interval(configuration.deliveryTimeout))
+            let response = try await http.execute(request, timeout: .interval(timeout))
             let body = try? await response.body.collect(upTo: Self.excerptBytes * 64)
             let excerpt = body.map { String(decoding: Data(buffer: $0).prefix(Self.excerptBytes), as: UTF8.self) }
             return Outcome(statusCode: Int(response.status.code),

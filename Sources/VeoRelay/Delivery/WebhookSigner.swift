@@ -29,22 +29,32 @@ public struct WebhookSecret: Sendable, Equatable, CustomStringConvertible {
 }
 
 public struct SecretFormatError: Error, CustomStringConvertible {
-    public var description: String { "a webhook secret must be 'whsec_' followed by base64 of 24 to 64 bytes" }
+    var expected = "a webhook secret is 'whsec_' followed by base64 of 24 to 64 bytes, or an Ed25519 key 'whsk_' followed by base64 of 32 bytes"
+    public var description: String { expected }
 }
 
-/// Signs and verifies per the Standard Webhooks spec: HMAC-SHA256 over `{id}.{timestamp}.{body}`.
+/// Signs and verifies per the Standard Webhooks spec, over the content `{id}.{timestamp}.{body}`:
+/// HMAC-SHA256 (`v1`) or Ed25519 (`v1a`).
 public enum WebhookSignature {
-    public static func sign(id: String, timestamp: Int, body: Data, secret: WebhookSecret) -> String {
+    static func content(id: String, timestamp: Int, body: Data) -> Data {
         var content = Data("\(id).\(timestamp).".utf8)
         content.append(body)
-        let mac = HMAC<SHA256>.authenticationCode(for: content, using: secret.key)
-        return "v1," + Data(mac).base64EncodedString()
+        return content
     }
 
-    /// The `webhook-signature` header: one `v1,…` entry per secret, space-separated, so a receiver
-    /// holding either the old or the new secret verifies during a rotation.
+    public static func sign(id: String, timestamp: Int, body: Data, secret: WebhookSecret) -> String {
+        SigningCredential.hmac(secret).sign(content(id: id, timestamp: timestamp, body: body))
+    }
+
+    /// The `webhook-signature` header: one entry per credential, space-separated, so a receiver
+    /// holding either the old or the new secret (or key) verifies during a rotation.
+    public static func header(id: String, timestamp: Int, body: Data, credentials: [SigningCredential]) -> String {
+        let signed = content(id: id, timestamp: timestamp, body: body)
+        return credentials.map { $0.sign(signed) }.joined(separator: " ")
+    }
+
     public static func header(id: String, timestamp: Int, body: Data, secrets: [WebhookSecret]) -> String {
-        secrets.map { sign(id: id, timestamp: timestamp, body: body, secret: $0) }.joined(separator: " ")
+        header(id: id, timestamp: timestamp, body: body, credentials: secrets.map(SigningCredential.hmac))
     }
 
     public enum VerificationError: Error, Equatable {
@@ -63,6 +73,22 @@ public enum WebhookSignature {
                   let wanted = Data(base64Encoded: String(expected.dropFirst(3))), given.count == wanted.count
             else { return false }
             return zip(given, wanted).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+        }
+        guard matches else { throw .noMatchingSignature }
+    }
+
+    /// What a receiver holding only the public key (`whpk_…`) does: accept if any `v1a` entry verifies.
+    public static func verify(id: String, timestamp: Int, body: Data, header: String, publicKey: String,
+                              now: Date = Date(), tolerance: TimeInterval = 300) throws(VerificationError) {
+        guard abs(now.timeIntervalSince1970 - Double(timestamp)) <= tolerance else { throw .timestampOutOfTolerance }
+        guard publicKey.hasPrefix(WebhookSigningKey.publicPrefix),
+              let raw = Data(base64Encoded: String(publicKey.dropFirst(WebhookSigningKey.publicPrefix.count))),
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+        else { throw .noMatchingSignature }
+        let signed = content(id: id, timestamp: timestamp, body: body)
+        let matches = header.split(separator: " ").contains { entry in
+            guard entry.hasPrefix("v1a,"), let signature = Data(base64Encoded: String(entry.dropFirst(4))) else { return false }
+            return key.isValidSignature(signature, for: signed)
         }
         guard matches else { throw .noMatchingSignature }
     }

@@ -20,7 +20,7 @@ enum TaskTrace {
     /// Runs `operation` in a span that continues the task's stored trace (or starts one when the
     /// task has none), tagged with the task's id; an error it throws marks the span failed.
     static func span<T, E: Error>(
-        _ name: String, continuing traceParent: String?, taskID: String, kind: SpanKind = .client,
+        _ name: String, continuing traceParent: String?, taskID: String?, kind: SpanKind = .client,
         _ operation: (any Span) async throws(E) -> T
     ) async throws(E) -> T {
         var context = ServiceContext.topLevel
@@ -28,7 +28,7 @@ enum TaskTrace {
             InstrumentationSystem.instrument.extract([traceParentKey: traceParent], into: &context, using: DictionaryCarrier())
         }
         let result: Result<T, E> = await withSpan(name, context: context, ofKind: kind) { span in
-            span.attributes["veo_relay.task_id"] = taskID
+            if let taskID { span.attributes["veo_relay.task_id"] = taskID }
             do throws(E) {
                 return .success(try await operation(span))
             } catch {

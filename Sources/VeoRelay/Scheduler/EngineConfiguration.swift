@@ -18,6 +18,10 @@ public struct EngineConfiguration: Sendable {
     public var deliveryConcurrency = 32
     /// Per-destination concurrency and circuit breaker.
     public var destinations = DestinationGate.Policy()
+    /// An endpoint whose every attempt failed for this long is disabled.
+    public var endpointDisableAfter: TimeInterval = 5 * 86_400
+    /// How often endpoints are checked for that.
+    public var endpointCheckInterval: Duration = .seconds(60)
     /// How long delivery attempt logs are kept.
     public var attemptRetention: TimeInterval = 30 * 86_400
     /// How long an `Idempotency-Key` keeps answering with its first task.

@@ -2,7 +2,7 @@ import Foundation
 import Metrics
 
 /// Saves a task transition together with the event it calls for in one transaction, then wakes
-/// the dispatcher (when the task's webhook subscribes to that type) and this instance's streams.
+/// the dispatcher (the task's callback or the client's endpoints may take it) and this instance's streams.
 public struct EventAnnouncer: Sendable {
     let store: any TaskQueue
     let clock: any WallClock
@@ -62,8 +62,8 @@ public struct EventAnnouncer: Sendable {
     }
 
     private func announced(_ event: NewEvent) {
-        Counter(label: "veo_relay_events_total", dimensions: [("type", event.type.rawValue)]).increment()
-        if event.webhook { dispatcherWake.signal() }
+        Counter(label: "veo_relay_events_total", dimensions: [("type", event.type)]).increment()
+        dispatcherWake.signal()
         streamWake.signal()
     }
 }

@@ -81,27 +81,70 @@ enum RowMapping {
         return task
     }
 
-    /// `secrets`: a row with the client's `signing_secret` and, during a rotation, `previous`.
-    static func pendingDelivery(_ row: some StoredRow, secrets: (some StoredRow)?) throws -> PendingDelivery {
-        PendingDelivery(eventID: try row.text("id"), taskID: try row.text("task_id"), type: try row.text("type"),
-                        payload: try row.blob("payload"), callbackURL: try row.text("callback_url"),
+    /// A claimed `deliveries` row with its event's `payload` and `trace_parent`, and the credentials of
+    /// the client (the plan puts an endpoint's in place of them).
+    static func pendingDelivery(_ row: some StoredRow, event: (some StoredRow)?, secrets: [String]) throws -> PendingDelivery {
+        PendingDelivery(key: try deliveryKey(row), taskID: try row.optionalText("task_id"), type: try row.text("type"),
+                        payload: try event?.optionalBlob("payload") ?? Data(), url: try row.text("url"),
                         destination: try row.text("destination"), attempts: try row.integer("attempts"),
-                        signingSecrets: [try secrets?.optionalText("signing_secret"), try secrets?.optionalText("previous")].compactMap { $0 },
-                        traceParent: try row.optionalText("trace_parent"))
+                        signingSecrets: secrets, traceParent: try event?.optionalText("trace_parent"))
+    }
+
+    /// A row's `signing_secret` and, during a rotation, `previous`: each a space-separated credential text.
+    static func secrets(_ row: some StoredRow) throws -> [String] {
+        [try row.optionalText("signing_secret"), try row.optionalText("previous")].compactMap { $0 }
+            .flatMap { $0.split(separator: " ").map(String.init) }
+    }
+
+    static func claimedEndpoint(_ row: some StoredRow) throws -> ClaimedEndpoint {
+        ClaimedEndpoint(enabled: try row.integer("enabled") != 0, maxRate: try row.optionalInteger("max_rate"),
+                        nextSendAt: try row.optionalDate("next_send_at"), secrets: try secrets(row))
+    }
+
+    static func deliveryKey(_ row: some StoredRow) throws -> DeliveryKey {
+        DeliveryKey(eventID: try row.text("event_id"), target: DeliveryTarget(stored: try row.text("endpoint_id")))
     }
 
     static func delivery(_ row: some StoredRow) throws -> DeliveryRecord {
-        DeliveryRecord(eventID: try row.text("id"), taskID: try row.text("task_id"), type: try row.text("type"),
+        DeliveryRecord(key: try deliveryKey(row), taskID: try row.optionalText("task_id"), type: try row.text("type"),
                        state: DeliveryState(rawValue: try row.text("state")) ?? .pending, attempts: try row.integer("attempts"),
                        nextAttemptAt: try row.optionalDate("next_attempt_at"), lastStatusCode: try row.optionalInteger("last_status_code"),
-                       lastError: try row.optionalText("last_error"), callbackURL: try row.text("callback_url"),
+                       lastError: try row.optionalText("last_error"), url: try row.text("url"),
                        createdAt: try row.date("created_at"), deliveredAt: try row.optionalDate("delivered_at"), attemptLog: [])
     }
 
     static func attempt(_ row: some StoredRow) throws -> DeliveryAttempt {
-        DeliveryAttempt(eventID: try row.text("event_id"), attemptedAt: try row.date("attempted_at"),
+        DeliveryAttempt(key: try deliveryKey(row), attemptedAt: try row.date("attempted_at"),
                         statusCode: try row.optionalInteger("status_code"), latency: try row.optionalReal("latency") ?? 0,
                         error: try row.optionalText("error"), responseExcerpt: try row.optionalText("response_excerpt"))
+    }
+
+    static func endpoint(_ row: some StoredRow) throws -> Endpoint {
+        var endpoint = Endpoint(id: try row.text("id"), clientID: try row.text("client_id"), url: try row.text("url"),
+                                description: try row.text("description"),
+                                eventTypes: try TaskColumns.decode([String].self, try row.text("event_types")),
+                                enabled: try row.integer("enabled") != 0, maxRate: try row.optionalInteger("max_rate"),
+                                signatures: SigningKeys(stored: try row.text("signing_secret")).schemes, now: try row.date("created_at"))
+        endpoint.disabledReason = try row.optionalText("disabled_reason")
+        endpoint.failingSince = try row.optionalDate("failing_since")
+        endpoint.rotationEndsAt = try row.optionalDate("previous_secret_expires_at")
+        endpoint.updatedAt = try row.date("updated_at")
+        return endpoint
+    }
+
+    static func publishedKeys(_ row: some StoredRow) throws -> [PublishedKey] {
+        PublishedKey.keys(endpointID: try row.optionalText("endpoint_id"), current: try row.text("signing_secret"),
+                          previous: try row.optionalText("previous"), previousUntil: try row.optionalDate("previous_secret_expires_at"))
+    }
+
+    /// `endpoint_id`, `attempts`, `succeeded`, `last_attempt_at` and `last_error` of a health query.
+    static func endpointHealth(_ row: some StoredRow) throws -> (String, EndpointHealth) {
+        var health = EndpointHealth()
+        health.attempts = try row.integer("attempts")
+        health.succeeded = try row.integer("succeeded")
+        health.lastAttemptAt = try row.optionalDate("last_attempt_at")
+        health.lastError = try row.optionalText("last_error")
+        return (try row.text("endpoint_id"), health)
     }
 
     static func callbackSummary(_ row: some StoredRow) throws -> CallbackSummary {
@@ -129,7 +172,7 @@ enum RowMapping {
 extension RowMapping {
     static func deliveryState(_ row: some StoredRow) throws -> (String, DeliveryState) {
         let state = try row.text("state")
-        guard let value = DeliveryState(rawValue: state) else { throw StoreError.missingValue("events.state \(state)") }
+        guard let value = DeliveryState(rawValue: state) else { throw StoreError.missingValue("deliveries.state \(state)") }
         return (try row.text("task_id"), value)
     }
 
@@ -147,7 +190,7 @@ enum BacklogQuery {
         SELECT state AS kind, count(*) AS count, CAST(NULL AS REAL) AS oldest FROM tasks GROUP BY state
         UNION ALL SELECT 'submission', 0, min(next_run_at) FROM tasks WHERE state = 'queued' AND next_run_at <= \(parameter)
         UNION ALL SELECT 'poll', 0, min(next_run_at) FROM tasks WHERE state = 'running' AND next_run_at <= \(parameter)
-        UNION ALL SELECT 'delivery', 0, min(next_attempt_at) FROM events WHERE state = 'pending' AND next_attempt_at <= \(parameter)
+        UNION ALL SELECT 'delivery', 0, min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND next_attempt_at <= \(parameter)
         """
     }
 

@@ -65,7 +65,7 @@ struct DeliveryScenario {
     func measureBaseline(bodies: [Data], secret: WebhookSecret, sinkURL: String, received: DeliveryCounter) async throws -> Double {
         received.expect(bodies.count, keepingBodies: false)
         let result = try await LoadGenerator(connections: concurrency).run(count: bodies.count, expected: .noContent) { index in
-            Dispatcher.request(to: sinkURL, eventID: Identifier.message(), payload: bodies[index], timestamp: Date().unixSeconds, secrets: [secret])
+            Dispatcher.request(to: sinkURL, eventID: Identifier.message(), payload: bodies[index], timestamp: Date().unixSeconds, credentials: [.hmac(secret)])
         }
         _ = await received.wait()
         guard result.failed == 0 else { throw BenchmarkFailure("the baseline had \(result.failed) failed requests") }

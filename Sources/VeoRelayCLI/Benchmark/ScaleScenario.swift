@@ -118,7 +118,7 @@ struct ScaleScenario {
             _ = try await store.save(try submitted(claimed, lease: lease, now: now, announcing: true))
             let deliveries = try await store.claimDeliveries(now: now, limit: count, lease: lease, excluding: [])
             _ = try await store.recordAttempts(deliveries.map { delivery in
-                AttemptRecord(DeliveryAttempt(eventID: delivery.eventID, attemptedAt: now, statusCode: 204, latency: 0.004, error: nil,
+                AttemptRecord(DeliveryAttempt(key: delivery.key, attemptedAt: now, statusCode: 204, latency: 0.004, error: nil,
                                               responseExcerpt: ""), resolution: .delivered, lease: lease)
             })
         }

@@ -22,7 +22,7 @@ struct OutboxConformanceTests {
         #expect(claimed.map(\.eventID) == [first.id], "the second waits while the first is pending")
         let delivery = try #require(claimed.first)
         #expect(delivery.payload == first.payload)
-        #expect(delivery.callbackURL == task.callbackURL)
+        #expect(delivery.url == task.callbackURL && delivery.key.target == .callback)
         #expect(delivery.destination == "hooks.example.com:443")
         #expect(delivery.attempts == 0)
         #expect(delivery.signingSecrets == [fixture.client.signingSecret])
@@ -41,11 +41,11 @@ struct OutboxConformanceTests {
         let taskID = try await fixture.finishedTask("dead letter")
         let lease = fixture.lease("a/dispatcher/1", until: 60)
         let event = try #require(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
-        await #expect(throws: StoreError.leaseLost(event.eventID)) {
+        await #expect(throws: StoreError.leaseLost(event.key.description)) {
             try await fixture.store.recordAttempt(fixture.attempt(event.eventID, status: 500), resolution: .exhausted,
                                                   lease: fixture.lease("b/dispatcher/1", until: 60))
         }
-        try await fixture.store.releaseDelivery(eventID: event.eventID, lease: lease)
+        try await fixture.store.releaseDelivery(event.key, lease: lease)
         let again = try #require(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
         try await fixture.store.recordAttempt(fixture.attempt(again.eventID, status: 503), resolution: .retry(at: fixture.t0.addingTimeInterval(5)),
                                               lease: lease)
@@ -67,8 +67,12 @@ struct OutboxConformanceTests {
         #expect(try await fixture.store.deliveries(scope: .client("someone-else"), state: .failed, limit: 10).isEmpty)
         #expect(try await fixture.store.deliveries(scope: .allClients, state: .failed, limit: 10).count == 1, "operators see every client")
 
-        #expect(try await fixture.store.redeliver(taskID: taskID, scope: .client("someone-else"), now: fixture.t0) == nil)
-        let replay = try #require(try await fixture.store.redeliver(taskID: taskID, scope: .client(fixture.client.id), now: fixture.t0.addingTimeInterval(9)))
+        #expect(try await fixture.store.redeliver(taskID: taskID, scope: .client("someone-else"), now: fixture.t0).isEmpty)
+        #expect(try await fixture.store.redeliver(taskID: taskID, scope: .client(fixture.client.id), eventID: nil, target: .endpoint("ep_none"),
+                                                  now: fixture.t0).isEmpty, "the event never went to that endpoint")
+        let replays = try await fixture.store.redeliver(taskID: taskID, scope: .client(fixture.client.id), now: fixture.t0.addingTimeInterval(9))
+        #expect(replays.count == 1)
+        let replay = try #require(replays.first)
         #expect(replay.eventID == event.eventID && replay.state == .pending && replay.attempts == 0)
         #expect(try await fixture.store.claimDeliveries(now: fixture.t0.addingTimeInterval(9), limit: 1, lease: lease, excluding: [])
             .map(\.eventID) == [event.eventID])

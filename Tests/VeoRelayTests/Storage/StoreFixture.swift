@@ -30,8 +30,9 @@ struct StoreFixture {
         Lease(owner: owner, expiresAt: t0.addingTimeInterval(seconds))
     }
 
-    func attempt(_ eventID: String, status: Int) -> DeliveryAttempt {
-        DeliveryAttempt(eventID: eventID, attemptedAt: t0, statusCode: status, latency: 0.01, error: nil, responseExcerpt: "ok")
+    /// An attempt at the delivery of `eventID` to the task's callback.
+    func attempt(_ eventID: String, status: Int, to target: DeliveryTarget = .callback) -> DeliveryAttempt {
+        DeliveryAttempt(key: DeliveryKey(eventID: eventID, target: target), attemptedAt: t0, statusCode: status, latency: 0.01, error: nil, responseExcerpt: "ok")
     }
 
     /// A task submitted upstream and claimed for polling under `lease`.

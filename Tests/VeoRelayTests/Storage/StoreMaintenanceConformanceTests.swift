@@ -30,7 +30,7 @@ struct StoreMaintenanceConformanceTests {
         if kind == .sqlite {
             #expect(plans[0].plan.contains("USING INDEX tasks_due"), "\(plans[0].plan)")
             #expect(plans[1].plan.contains("USING INDEX tasks_due"), "\(plans[1].plan)")
-            #expect(plans[2].plan.contains("USING INDEX events_due"), "\(plans[2].plan)")
+            #expect(plans[2].plan.contains("USING INDEX deliveries_due"), "\(plans[2].plan)")
         }
     }
 

@@ -11,27 +11,34 @@ public protocol EventLog: Sendable {
     func latestEventSequences(taskIDs: [String]) async throws -> [String: Int]
 }
 
-/// An event to be written in the same transaction as the task transition that caused it.
-/// Every event is kept (the event stream shows them all); only those the task subscribed to are delivered.
+/// An event to be written in the same transaction as the transition that caused it. Every task event
+/// is kept (the event stream shows them all); it is delivered to the task's callback if the task
+/// subscribed to its type, and to each of the client's enabled endpoints whose filter names it.
 public struct NewEvent: Sendable, Equatable {
     public var id: String
-    public var type: WebhookEventType
+    /// A task event's type, or a client event's (which has no task and goes to endpoints only).
+    public var type: String
     public var payload: Data
-    /// Also when its first delivery attempt is due.
+    /// Also when its first delivery attempts are due.
     public var createdAt: Date
-    /// Whether to POST it to the task's callback (`pending`), or only keep it for the stream (`unsubscribed`).
+    /// Whether to POST it to the task's callback as well.
     public var webhook: Bool
 
     public init(id: String = Identifier.message(), type: WebhookEventType, payload: Data, createdAt: Date, webhook: Bool = true) {
         self.id = id
-        self.type = type
+        self.type = type.rawValue
         self.payload = payload
         self.createdAt = createdAt
         self.webhook = webhook
     }
 
-    var initialState: DeliveryState { webhook ? .pending : .unsubscribed }
-    var firstAttemptAt: Double? { webhook ? createdAt.timeIntervalSince1970 : nil }
+    public init(id: String = Identifier.message(), clientEvent: ClientEventType, payload: Data, createdAt: Date) {
+        self.id = id
+        self.type = clientEvent.rawValue
+        self.payload = payload
+        self.createdAt = createdAt
+        self.webhook = false
+    }
 }
 
 /// An event as the live stream sends it: the webhook's id, type and exact body.

@@ -46,9 +46,9 @@ enum ActivityQuery {
             UNION ALL SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'webhook_accepted' ELSE 'webhook_refused' END,
                    \(slot("attempted_at")), count(*), NULL
               FROM delivery_attempts WHERE attempted_at >= \(start) AND attempted_at < \(end) GROUP BY 1, 2
-            UNION ALL SELECT 'lag', \(slot("e.delivered_at")), 0, e.delivered_at - t.completed_at
-              FROM events e JOIN tasks t ON t.id = e.task_id
-              WHERE e.delivered_at >= \(start) AND e.delivered_at < \(end) AND e.type IN ('task.succeeded', 'task.failed')
+            UNION ALL SELECT 'lag', \(slot("d.delivered_at")), 0, d.delivered_at - t.completed_at
+              FROM deliveries d JOIN tasks t ON t.id = d.task_id
+              WHERE d.delivered_at >= \(start) AND d.delivered_at < \(end) AND d.endpoint_id = '' AND d.type IN ('task.succeeded', 'task.failed')
             """
     }
 

@@ -3,73 +3,123 @@ import GRDB
 
 extension SQLiteStore: Outbox {
     static let deliveryCandidates = """
-        SELECT e.id FROM events e
-        WHERE e.state = 'pending' AND e.next_attempt_at <= :now
-          AND (e.lease_expires_at IS NULL OR e.lease_expires_at < :now)
-          AND e.destination NOT IN (SELECT value FROM json_each(:excluded))
-          AND NOT EXISTS (SELECT 1 FROM events p WHERE p.task_id = e.task_id AND p.seq < e.seq AND p.state = 'pending')
-        ORDER BY e.next_attempt_at LIMIT :limit
+        SELECT d.event_id, d.endpoint_id FROM deliveries d
+        WHERE d.state = 'pending' AND d.next_attempt_at <= :now
+          AND (d.lease_expires_at IS NULL OR d.lease_expires_at < :now)
+          AND d.destination NOT IN (SELECT value FROM json_each(:excluded))
+          AND NOT EXISTS (SELECT 1 FROM deliveries p
+                          WHERE p.task_id = d.task_id AND p.endpoint_id = d.endpoint_id AND p.seq < d.seq AND p.state = 'pending')
+        ORDER BY d.next_attempt_at LIMIT :limit
         """
 
     static let deliveryClaimStatement = """
-        UPDATE events SET lease_owner = :owner, lease_expires_at = :expires
-        WHERE id IN (\(deliveryCandidates))
-        RETURNING id, task_id, type, payload, callback_url, destination, client_id, attempts, next_attempt_at, trace_parent
+        UPDATE deliveries SET lease_owner = :owner, lease_expires_at = :expires
+        WHERE (event_id, endpoint_id) IN (\(deliveryCandidates))
+        RETURNING event_id, endpoint_id, task_id, type, url, destination, client_id, attempts, next_attempt_at
         """
 
     public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
         let excluded = try TaskColumns.text(destinations.sorted())
+        let at = now.timeIntervalSince1970
         return try await repeatableWrite { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: Self.deliveryClaimStatement), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner, "excluded": excluded,
-                                 "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
-            // A batch's events mostly belong to few clients: look each client's secrets up once.
-            var secretsByClient: [String: Row?] = [:]
-            return try rows.sorted { ($0["next_attempt_at"] as Double? ?? 0) < ($1["next_attempt_at"] as Double? ?? 0) }.map { row in
+            let rows = try Row.fetchAll(db.cachedStatement(sql: Self.deliveryClaimStatement), arguments: [
+                "now": at, "owner": lease.owner, "excluded": excluded, "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
+            guard !rows.isEmpty else { return [] }
+            let events = try Dictionary(Row.fetchAll(db.cachedStatement(sql: """
+                SELECT id, payload, trace_parent FROM events WHERE id IN (SELECT value FROM json_each(?))
+                """), arguments: [TaskColumns.text(rows.map { $0["event_id"] as String })]).map { ($0["id"] as String, $0) },
+                uniquingKeysWith: { first, _ in first })
+            // A batch's deliveries mostly belong to few clients and endpoints: look each one's secrets up once.
+            var clientSecrets: [String: [String]] = [:]
+            var endpoints: [String: ClaimedEndpoint] = [:]
+            var claimed: [PendingDelivery] = []
+            for row in rows.sorted(by: { ($0["next_attempt_at"] as Double? ?? 0) < ($1["next_attempt_at"] as Double? ?? 0) }) {
                 let clientID: String = row["client_id"]
-                if secretsByClient[clientID] == nil {
-                    secretsByClient[clientID] = try Row.fetchOne(db.cachedStatement(sql: """
+                if clientSecrets[clientID] == nil {
+                    clientSecrets[clientID] = try Row.fetchOne(db.cachedStatement(sql: """
                         SELECT signing_secret, CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
                         FROM clients WHERE id = ?
-                        """), arguments: [now.timeIntervalSince1970, clientID])
+                        """), arguments: [at, clientID]).map(RowMapping.secrets) ?? []
                 }
-                return try RowMapping.pendingDelivery(row, secrets: secretsByClient[clientID] ?? nil)
+                let endpointID: String = row["endpoint_id"]
+                if !endpointID.isEmpty, endpoints[endpointID] == nil,
+                   let endpoint = try Row.fetchOne(db.cachedStatement(sql: """
+                        SELECT enabled, max_rate, next_send_at, signing_secret,
+                               CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
+                        FROM endpoints WHERE id = ?
+                        """), arguments: [at, endpointID]) {
+                    endpoints[endpointID] = try RowMapping.claimedEndpoint(endpoint)
+                }
+                claimed.append(try RowMapping.pendingDelivery(row, event: events[row["event_id"] as String], secrets: clientSecrets[clientID] ?? []))
             }
+            var plan = DeliveryClaimPlan(claimed, endpoints: endpoints, now: now)
+            try Self.settle(&plan, db: db)
+            return plan.admitted
         }
     }
 
-    public func releaseDelivery(eventID: String, lease: Lease) async throws {
+    /// Parks, defers and moves endpoint slots as the plan says; SQLite's one writer always wins the slot.
+    private static func settle(_ plan: inout DeliveryClaimPlan, db: Database) throws {
+        for (endpointID, slot) in plan.slots {
+            try db.cachedStatement(sql: "UPDATE endpoints SET next_send_at = ? WHERE id = ?")
+                .execute(arguments: [slot.next.timeIntervalSince1970, endpointID])
+        }
+        let putBack = plan.parked.map { ($0, nil as Double?) } + plan.deferred.map { ($0.key, $0.until.timeIntervalSince1970 as Double?) }
+        for (key, due) in putBack {
+            try db.cachedStatement(sql: """
+                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ? WHERE event_id = ? AND endpoint_id = ?
+                """).execute(arguments: [due, key.eventID, key.target.stored])
+        }
+    }
+
+    public func releaseDelivery(_ key: DeliveryKey, lease: Lease) async throws {
         try await repeatableWrite { db in
-            try db.cachedStatement(sql: "UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?")
-                .execute(arguments: [eventID, lease.owner])
+            try db.cachedStatement(sql: """
+                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE event_id = ? AND endpoint_id = ? AND lease_owner = ?
+                """).execute(arguments: [key.eventID, key.target.stored, lease.owner])
         }
     }
 
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool] {
         try await repeatableWrite { db in
-            try records.map { record in
-                let (attempt, update) = (record.attempt, record.eventUpdate)
+            let written = try records.map { record in
+                let (attempt, update) = (record.attempt, record.deliveryUpdate)
                 try db.cachedStatement(sql: """
-                    UPDATE events SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_status_code = ?, last_error = ?,
+                    UPDATE deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_status_code = ?, last_error = ?,
                         delivered_at = ?, lease_owner = NULL, lease_expires_at = NULL
-                    WHERE id = ? AND lease_owner = ?
+                    WHERE event_id = ? AND endpoint_id = ? AND lease_owner = ?
                     """).execute(arguments: [update.state.rawValue, update.nextAttemptAt?.timeIntervalSince1970, attempt.statusCode, attempt.error,
-                                     update.deliveredAt?.timeIntervalSince1970, attempt.eventID, record.lease.owner])
+                                     update.deliveredAt?.timeIntervalSince1970, attempt.key.eventID, attempt.key.target.stored,
+                                     record.lease.owner])
                 guard db.changesCount == 1 else { return false }
                 try db.cachedStatement(sql: """
-                    INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [attempt.eventID, attempt.attemptedAt.timeIntervalSince1970, attempt.statusCode,
-                                     attempt.latency, attempt.error, attempt.responseExcerpt])
+                    INSERT INTO delivery_attempts (event_id, endpoint_id, attempted_at, status_code, latency, error, response_excerpt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [attempt.key.eventID, attempt.key.target.stored, attempt.attemptedAt.timeIntervalSince1970,
+                                     attempt.statusCode, attempt.latency, attempt.error, attempt.responseExcerpt])
                 return true
             }
+            for streak in EndpointStreak.of(zip(records, written).filter(\.1).map(\.0)) {
+                try db.cachedStatement(sql: EndpointStreak.statement { [":reset", ":from", ":id"][$0 - 1] })
+                    .execute(arguments: ["reset": streak.reset, "from": streak.failingFrom?.timeIntervalSince1970, "id": streak.endpointID])
+            }
+            return written
+        }
+    }
+
+    public func nextDeliveryDue(now: Date) async throws -> Date? {
+        try await read { db in
+            try Double.fetchOne(db.cachedStatement(sql: """
+                SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+                """), arguments: [now.timeIntervalSince1970]).map(Date.init(timeIntervalSince1970:))
         }
     }
 
     public func callbackSummary(taskID: String) async throws -> CallbackSummary? {
         try await read { db in
             try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM events
-                WHERE task_id = ? AND state <> 'unsubscribed' ORDER BY seq DESC LIMIT 1
+                SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM deliveries
+                WHERE task_id = ? AND endpoint_id = '' ORDER BY seq DESC LIMIT 1
                 """), arguments: [taskID]).map(RowMapping.callbackSummary)
         }
     }
@@ -81,12 +131,12 @@ extension SQLiteStore: Outbox {
                                     arguments: [taskID, clientID, clientID]) != nil else {
                 return nil
             }
-            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM events WHERE task_id = ? AND state <> 'unsubscribed' ORDER BY seq"),
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM deliveries WHERE task_id = ? ORDER BY seq, endpoint_id"),
                                     arguments: [taskID]).map { row in
                 var record = try RowMapping.delivery(row)
                 record.attemptLog = try Row.fetchAll(db.cachedStatement(sql: """
-                    SELECT * FROM delivery_attempts WHERE event_id = ? ORDER BY attempted_at, id
-                    """), arguments: [record.eventID]).map(RowMapping.attempt)
+                    SELECT * FROM delivery_attempts WHERE event_id = ? AND endpoint_id = ? ORDER BY attempted_at, id
+                    """), arguments: [record.eventID, record.key.target.stored]).map(RowMapping.attempt)
                 return record
             }
         }
@@ -96,33 +146,35 @@ extension SQLiteStore: Outbox {
         let clientID = scope.clientID
         return try await read { db in
             try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT * FROM events WHERE state = ? AND (? IS NULL OR client_id = ?) ORDER BY created_at DESC, id DESC LIMIT ?
+                SELECT * FROM deliveries WHERE state = ? AND (? IS NULL OR client_id = ?)
+                ORDER BY created_at DESC, event_id DESC, endpoint_id LIMIT ?
                 """), arguments: [state.rawValue, clientID, clientID, limit]).map(RowMapping.delivery)
         }
     }
 
-    public func redeliver(taskID: String, scope: ClientScope, eventID: String?, now: Date) async throws -> DeliveryRecord? {
-        let clientID = scope.clientID
+    public func redeliver(taskID: String, scope: ClientScope, eventID: String?, target: DeliveryTarget?, now: Date) async throws -> [DeliveryRecord] {
+        let (clientID, endpointID) = (scope.clientID, target?.stored)
         return try await write { db in
             guard let id = try String.fetchOne(db.cachedStatement(sql: """
-                SELECT e.id FROM events e JOIN tasks t ON t.id = e.task_id
-                WHERE e.task_id = ? AND e.state <> 'unsubscribed' AND (? IS NULL OR t.client_id = ?) AND (? IS NULL OR e.id = ?)
-                ORDER BY e.seq DESC LIMIT 1
-                """), arguments: [taskID, clientID, clientID, eventID, eventID])
-            else { return nil }
-            try db.cachedStatement(sql: """
-                UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?, delivered_at = NULL,
+                SELECT d.event_id FROM deliveries d JOIN tasks t ON t.id = d.task_id
+                WHERE d.task_id = ? AND (? IS NULL OR t.client_id = ?) AND (? IS NULL OR d.event_id = ?) AND (? IS NULL OR d.endpoint_id = ?)
+                ORDER BY d.seq DESC LIMIT 1
+                """), arguments: [taskID, clientID, clientID, eventID, eventID, endpointID, endpointID])
+            else { return [] }
+            return try Row.fetchAll(db.cachedStatement(sql: """
+                UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, delivered_at = NULL,
                     lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = ?
-                """).execute(arguments: [now.timeIntervalSince1970, id])
-            return try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM events WHERE id = ?"), arguments: [id]).map(RowMapping.delivery)
+                WHERE event_id = ? AND (? IS NULL OR endpoint_id = ?)
+                RETURNING *
+                """), arguments: [now.timeIntervalSince1970, id, endpointID, endpointID]).map(RowMapping.delivery)
+                .sorted { $0.key.target.stored < $1.key.target.stored }
         }
     }
 
     public func releaseDeliveryLeases(ownerPrefix prefix: String) async throws {
         try await repeatableWrite { db in
             try db.cachedStatement(sql: """
-                UPDATE events SET lease_owner = NULL, lease_expires_at = NULL WHERE substr(lease_owner, 1, length(:prefix)) = :prefix
+                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE substr(lease_owner, 1, length(:prefix)) = :prefix
                 """).execute(arguments: ["prefix": prefix])
         }
     }
@@ -131,9 +183,9 @@ extension SQLiteStore: Outbox {
         let ids = try TaskColumns.text(taskIDs)
         return try await read { db in
             try Dictionary(Row.fetchAll(db.cachedStatement(sql: """
-                SELECT task_id, state FROM events e
-                WHERE task_id IN (SELECT value FROM json_each(?)) AND state <> 'unsubscribed'
-                  AND seq = (SELECT MAX(seq) FROM events l WHERE l.task_id = e.task_id AND l.state <> 'unsubscribed')
+                SELECT task_id, state FROM deliveries d
+                WHERE task_id IN (SELECT value FROM json_each(?)) AND endpoint_id = ''
+                  AND seq = (SELECT MAX(seq) FROM deliveries l WHERE l.task_id = d.task_id AND l.endpoint_id = '')
                 """), arguments: [ids]).map(RowMapping.deliveryState), uniquingKeysWith: { $1 })
         }
     }

@@ -68,25 +68,29 @@ extension PostgresStore {
         }
     }
 
-    /// An event a transition caused, numbered after its task's last one.
+    /// An event a transition caused (numbered after its task's last one), or a client event (no task),
+    /// with its callback if it goes to one.
     struct NewEventRow: Encodable {
-        var id, task_id, type, payload, callback_url, destination, client_id, state: String
+        var id, type, payload, client_id: String
+        var task_id, trace_parent, callback_url, destination: String?
         var created_at: Double
-        var next_attempt_at: Double?
-        var trace_parent: String?
 
         init(_ event: NewEvent, of task: RelayTask) {
-            id = event.id
+            self.init(event, clientID: task.clientID)
             task_id = task.id
-            type = event.type.rawValue
-            payload = event.payload.base64EncodedString()
-            callback_url = StoredCallback.text(task.callbackURL)
-            destination = StoredCallback.destination(task.callbackURL)
-            client_id = task.clientID
-            state = event.initialState.rawValue
-            created_at = event.createdAt.timeIntervalSince1970
-            next_attempt_at = event.firstAttemptAt
             trace_parent = task.traceParent
+            if event.webhook, let url = task.callbackURL {
+                callback_url = url
+                destination = CallbackDestination.key(for: url)
+            }
+        }
+
+        init(_ event: NewEvent, clientID: String) {
+            id = event.id
+            type = event.type
+            payload = event.payload.base64EncodedString()
+            client_id = clientID
+            created_at = event.createdAt.timeIntervalSince1970
         }
     }
 
@@ -116,29 +120,42 @@ extension PostgresStore {
         return written
     }
 
-    private func insertEvents(_ events: [NewEventRow], on connection: PostgresConnection) async throws {
+    /// Writes events and their deliveries in one statement: to the task's callback where the row names
+    /// one, and to each enabled endpoint of the client whose filter names the event's type.
+    func insertEvents(_ events: [NewEventRow], on connection: PostgresConnection) async throws {
         try await rows(PostgresQuery(unsafeSQL: """
-            INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
-                                trace_parent)
-            SELECT r.id, r.task_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = r.task_id), r.type,
-                   decode(r.payload, 'base64'), r.callback_url, r.destination, r.client_id, r.created_at, r.state, r.next_attempt_at, r.trace_parent
-            FROM json_to_recordset($1::json) AS r(id text, task_id text, type text, payload text, callback_url text, destination text,
-                                                  client_id text, state text, created_at double precision, next_attempt_at double precision,
-                                                  trace_parent text)
+            WITH r AS (
+                SELECT * FROM json_to_recordset($1::json) AS r(id text, type text, payload text, client_id text, task_id text,
+                                                              trace_parent text, callback_url text, destination text,
+                                                              created_at double precision)),
+            e AS (
+                INSERT INTO events (id, task_id, seq, type, payload, client_id, created_at, trace_parent)
+                SELECT r.id, r.task_id,
+                       CASE WHEN r.task_id IS NULL THEN 0 ELSE (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = r.task_id) END,
+                       r.type, decode(r.payload, 'base64'), r.client_id, r.created_at, r.trace_parent
+                FROM r
+                RETURNING id, task_id, seq, type, client_id, created_at)
+            INSERT INTO deliveries (event_id, endpoint_id, task_id, seq, type, client_id, url, destination, created_at, state, next_attempt_at)
+            SELECT e.id, '', e.task_id, e.seq, e.type, e.client_id, r.callback_url, r.destination, e.created_at, 'pending', e.created_at
+            FROM e JOIN r ON r.id = e.id WHERE r.callback_url IS NOT NULL
+            UNION ALL
+            SELECT e.id, ep.id, e.task_id, e.seq, e.type, e.client_id, ep.url, ep.destination, e.created_at, 'pending', e.created_at
+            FROM e JOIN endpoints ep ON ep.client_id = e.client_id AND ep.enabled = 1 AND jsonb_exists(ep.event_types::jsonb, e.type)
             """, binds: try Self.recordset(events)), on: connection)
     }
 
-    /// An attempt and its event's new state, written where the event is still held under `lease_check`.
+    /// An attempt and its delivery's new state, written where the delivery is still held under `lease_check`.
     struct AttemptRow: Encodable {
-        var event_id, lease_check, state: String
+        var event_id, endpoint_id, lease_check, state: String
         var next_attempt_at, delivered_at: Double?
         var attempted_at, latency: Double
         var status_code: Int?
         var error, response_excerpt: String?
 
         init(_ record: AttemptRecord) {
-            let (attempt, update) = (record.attempt, record.eventUpdate)
-            event_id = attempt.eventID
+            let (attempt, update) = (record.attempt, record.deliveryUpdate)
+            event_id = attempt.key.eventID
+            endpoint_id = attempt.key.target.stored
             lease_check = record.lease.owner
             state = update.state.rawValue
             next_attempt_at = update.nextAttemptAt?.timeIntervalSince1970
@@ -149,27 +166,29 @@ extension PostgresStore {
             error = attempt.error
             response_excerpt = attempt.responseExcerpt
         }
+
+        var key: String { DeliveryKey(eventID: event_id, target: DeliveryTarget(stored: endpoint_id)).description }
     }
 
-    /// Writes attempts (whose events are distinct); the ids of the events written.
+    /// Writes attempts (whose deliveries are distinct); the keys of the deliveries written.
     func recordAttemptRows(_ batch: [AttemptRow], on connection: PostgresConnection) async throws -> Set<String> {
         let columns = """
-            r(event_id text, lease_check text, state text, next_attempt_at double precision, delivered_at double precision,
+            r(event_id text, endpoint_id text, lease_check text, state text, next_attempt_at double precision, delivered_at double precision,
               attempted_at double precision, latency double precision, status_code bigint, error text, response_excerpt text)
             """
         let updated = try await rows(PostgresQuery(unsafeSQL: """
-            UPDATE events e SET state = r.state, attempts = e.attempts + 1, next_attempt_at = r.next_attempt_at,
+            UPDATE deliveries d SET state = r.state, attempts = d.attempts + 1, next_attempt_at = r.next_attempt_at,
                 last_status_code = r.status_code, last_error = r.error, delivered_at = r.delivered_at, lease_owner = NULL, lease_expires_at = NULL
             FROM json_to_recordset($1::json) AS \(columns)
-            WHERE e.id = r.event_id AND e.lease_owner = r.lease_check
-            RETURNING e.id
+            WHERE d.event_id = r.event_id AND d.endpoint_id = r.endpoint_id AND d.lease_owner = r.lease_check
+            RETURNING d.event_id, d.endpoint_id
             """, binds: try Self.recordset(batch)), on: connection)
-        let written = Set(try updated.map { try $0.text("id") })
-        let attempts = batch.filter { written.contains($0.event_id) }
+        let written = Set(try updated.map { try RowMapping.deliveryKey($0).description })
+        let attempts = batch.filter { written.contains($0.key) }
         guard !attempts.isEmpty else { return written }
         try await rows(PostgresQuery(unsafeSQL: """
-            INSERT INTO delivery_attempts (event_id, attempted_at, status_code, latency, error, response_excerpt)
-            SELECT event_id, attempted_at, status_code, latency, error, response_excerpt FROM json_to_recordset($1::json) AS \(columns)
+            INSERT INTO delivery_attempts (event_id, endpoint_id, attempted_at, status_code, latency, error, response_excerpt)
+            SELECT event_id, endpoint_id, attempted_at, status_code, latency, error, response_excerpt FROM json_to_recordset($1::json) AS \(columns)
             """, binds: try Self.recordset(attempts)), on: connection)
         return written
     }
@@ -180,7 +199,7 @@ extension PostgresStore {
         return binds
     }
 
-    /// Writes rows keyed by `keys` (a row's key: its task or event id) in waves in which no key repeats,
+    /// Writes rows keyed by `keys` (a row's key: its task id or delivery key) in waves in which no key repeats,
     /// the rows of one key in their order; `write` takes one wave's row indices and returns the keys it
     /// wrote. Whether each row was written, in order.
     static func writtenInWaves(_ keys: [String], write: ([Int]) async throws -> Set<String>) async throws -> [Bool] {

@@ -78,6 +78,45 @@ enum PostgresMigrations {
         ("008-in-flight-from-usage", ["DROP INDEX tasks_client_state", UsageWindow.inFlightIndex]),
         // See SQLite's 013-video-copies.
         ("009-video-copies", ["ALTER TABLE tasks ADD COLUMN video_copies_json TEXT"]),
+        // See SQLite's 014-endpoints-deliveries.
+        ("010-endpoints-deliveries", [
+            """
+            CREATE TABLE endpoints (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, url TEXT NOT NULL, destination TEXT NOT NULL,
+                description TEXT NOT NULL, event_types TEXT NOT NULL, enabled BIGINT NOT NULL, disabled_reason TEXT, max_rate BIGINT,
+                next_send_at DOUBLE PRECISION, signing_secret TEXT NOT NULL, previous_secret TEXT, previous_secret_expires_at DOUBLE PRECISION,
+                failing_since DOUBLE PRECISION, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX endpoints_client ON endpoints (client_id, created_at)",
+            """
+            CREATE TABLE deliveries (event_id TEXT NOT NULL REFERENCES events(id), endpoint_id TEXT NOT NULL, task_id TEXT, seq BIGINT NOT NULL,
+                type TEXT NOT NULL, client_id TEXT NOT NULL, url TEXT NOT NULL, destination TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                state TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at DOUBLE PRECISION, last_status_code BIGINT,
+                last_error TEXT, delivered_at DOUBLE PRECISION, lease_owner TEXT, lease_expires_at DOUBLE PRECISION,
+                PRIMARY KEY (event_id, endpoint_id))
+            """,
+            """
+            INSERT INTO deliveries
+            SELECT id, '', task_id, seq, type, client_id, callback_url, destination, created_at, state, attempts, next_attempt_at,
+                   last_status_code, last_error, delivered_at, lease_owner, lease_expires_at
+            FROM events WHERE state <> 'unsubscribed'
+            """,
+            "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
+            "CREATE INDEX deliveries_order ON deliveries (task_id, endpoint_id, seq)",
+            "CREATE INDEX deliveries_delivered ON deliveries (delivered_at)",
+            "CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, state)",
+            "DROP INDEX events_due",
+            "DROP INDEX events_delivered",
+            """
+            ALTER TABLE events ALTER COLUMN task_id DROP NOT NULL, DROP COLUMN callback_url, DROP COLUMN destination, DROP COLUMN state,
+                DROP COLUMN attempts, DROP COLUMN next_attempt_at, DROP COLUMN last_status_code, DROP COLUMN last_error,
+                DROP COLUMN delivered_at, DROP COLUMN lease_owner, DROP COLUMN lease_expires_at
+            """,
+            "CREATE INDEX events_client ON events (client_id, created_at)",
+            "ALTER TABLE delivery_attempts ADD COLUMN endpoint_id TEXT NOT NULL DEFAULT ''",
+            "DROP INDEX delivery_attempts_event",
+            "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (event_id, endpoint_id, attempted_at)",
+            "CREATE INDEX delivery_attempts_endpoint ON delivery_attempts (endpoint_id, attempted_at)",
+        ]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

@@ -168,6 +168,80 @@ enum SQLiteMigrations {
             // other stages, on `tasks_due`, in the new state `storing`.
             try db.execute(sql: "ALTER TABLE tasks ADD COLUMN video_copies_json TEXT")
         }
+        migrator.registerMigration("014-endpoints-deliveries") { db in
+            // Fan-out: an event is delivered to its task's callback and to each of the client's matching
+            // endpoints, each (event, destination) a row of `deliveries` with its own attempts and lease
+            // (endpoint_id '' is the callback). `events` keeps the log the streams read, now also
+            // client events without a task: rebuilt, since SQLite cannot relax NOT NULL in place.
+            try db.execute(sql: """
+                CREATE TABLE endpoints (
+                    id TEXT PRIMARY KEY,
+                    client_id TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    destination TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    event_types TEXT NOT NULL,
+                    enabled INTEGER NOT NULL,
+                    disabled_reason TEXT,
+                    max_rate INTEGER,
+                    next_send_at REAL,
+                    signing_secret TEXT NOT NULL,
+                    previous_secret TEXT,
+                    previous_secret_expires_at REAL,
+                    failing_since REAL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                CREATE INDEX endpoints_client ON endpoints (client_id, created_at);
+                CREATE TABLE deliveries (
+                    event_id TEXT NOT NULL REFERENCES events(id),
+                    endpoint_id TEXT NOT NULL,
+                    task_id TEXT,
+                    seq INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    client_id TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    destination TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at REAL,
+                    last_status_code INTEGER,
+                    last_error TEXT,
+                    delivered_at REAL,
+                    lease_owner TEXT,
+                    lease_expires_at REAL,
+                    PRIMARY KEY (event_id, endpoint_id)
+                ) WITHOUT ROWID;
+                INSERT INTO deliveries
+                SELECT id, '', task_id, seq, type, client_id, callback_url, destination, created_at, state, attempts, next_attempt_at,
+                       last_status_code, last_error, delivered_at, lease_owner, lease_expires_at
+                FROM events WHERE state <> 'unsubscribed';
+                CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+                CREATE INDEX deliveries_order ON deliveries (task_id, endpoint_id, seq);
+                CREATE INDEX deliveries_delivered ON deliveries (delivered_at);
+                CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, state);
+                CREATE TABLE events_log (
+                    id TEXT PRIMARY KEY,
+                    task_id TEXT REFERENCES tasks(id),
+                    seq INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    client_id TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    trace_parent TEXT,
+                    UNIQUE (task_id, seq)
+                );
+                INSERT INTO events_log SELECT id, task_id, seq, type, payload, client_id, created_at, trace_parent FROM events;
+                DROP TABLE events;
+                ALTER TABLE events_log RENAME TO events;
+                CREATE INDEX events_client ON events (client_id, created_at);
+                ALTER TABLE delivery_attempts ADD COLUMN endpoint_id TEXT NOT NULL DEFAULT '';
+                DROP INDEX delivery_attempts_event;
+                CREATE INDEX delivery_attempts_delivery ON delivery_attempts (event_id, endpoint_id, attempted_at);
+                CREATE INDEX delivery_attempts_endpoint ON delivery_attempts (endpoint_id, attempted_at);
+                """)
+        }
         return migrator
     }
 }

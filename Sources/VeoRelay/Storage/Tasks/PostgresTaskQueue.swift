@@ -54,6 +54,7 @@ extension PostgresStore: TaskQueue {
             }
         }
         var remaining: [BudgetLimit: Int] = [:]
+        var alerts: [BudgetAlert] = []
         if let budget {
             let use = try await self.use(of: task.clientID, at: task.createdAt, on: connection)
             switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
@@ -64,6 +65,8 @@ extension PostgresStore: TaskQueue {
                 return .overBudget(refusal)
             case .admitted(let left):
                 remaining = left
+                alerts = BudgetAlert.crossings(of: budget, clientID: task.clientID, seconds: task.request.requestedSeconds, beside: use,
+                                               at: task.createdAt)
             }
         }
         do {
@@ -72,6 +75,9 @@ extension PostgresStore: TaskQueue {
             throw StoreError.duplicateTask(task.id)
         }
         if budget != nil { try await record([.accepted(task)], on: connection) }
+        if !alerts.isEmpty {
+            try await insertEvents(try alerts.map { NewEventRow(try $0.event(at: task.createdAt), clientID: task.clientID) }, on: connection)
+        }
         return .created(remaining: remaining)
     }
 

@@ -18,11 +18,15 @@ extension SQLiteStore: TaskQueue {
             return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
         }
         var remaining: [BudgetLimit: Int] = [:]
+        var alerts: [BudgetAlert] = []
         if let budget = try budget(of: task.clientID, db: db) {
             let use = try use(of: task.clientID, at: task.createdAt, db: db)
             switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
             case .refused(let refusal): return .overBudget(refusal)
-            case .admitted(let left): remaining = left
+            case .admitted(let left):
+                remaining = left
+                alerts = BudgetAlert.crossings(of: budget, clientID: task.clientID, seconds: task.request.requestedSeconds, beside: use,
+                                               at: task.createdAt)
             }
         }
         if let idempotency = insertion.idempotency {
@@ -41,6 +45,7 @@ extension SQLiteStore: TaskQueue {
             throw StoreError.duplicateTask(task.id)
         }
         try record([.accepted(task)], db: db)
+        for alert in alerts { try writeClientEvent(alert.event(at: task.createdAt), clientID: task.clientID, db: db) }
         return .created(remaining: remaining)
     }
 
@@ -146,13 +151,7 @@ extension SQLiteStore: TaskQueue {
         guard db.changesCount == 1 else { return false }
         if let ended = UsageChange.ended(task) { try record([ended], db: db) }
         guard let event = transition.event else { return true }
-        try db.cachedStatement(sql: """
-            INSERT INTO events (id, task_id, seq, type, payload, callback_url, destination, client_id, created_at, state, next_attempt_at,
-                                trace_parent)
-            VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [event.id, task.id, task.id, event.type.rawValue, event.payload, StoredCallback.text(task.callbackURL),
-                             StoredCallback.destination(task.callbackURL), task.clientID, event.createdAt.timeIntervalSince1970,
-                             event.initialState.rawValue, event.firstAttemptAt, task.traceParent])
+        try writeEvent(event, of: task, db: db)
         return true
     }
 

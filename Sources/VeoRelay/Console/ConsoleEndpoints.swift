@@ -1,0 +1,78 @@
+import Foundation
+import Hummingbird
+
+/// The console's endpoints page: every client's endpoints with their health, a Test button that sends
+/// a signed `endpoint.test` at once, and Enable / Disable (enabling sends the events it held).
+extension ConsoleController {
+    @Sendable func endpointList(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
+        let health = try await store.endpointHealth(scope: .allClients, since: clock.now().addingTimeInterval(-EndpointsController.healthWindow))
+        let csrf = sessions.csrfToken(for: session)
+        let rows = try await store.endpoints(scope: .allClients).map { EndpointRow($0, health: health[$0.id] ?? EndpointHealth(), csrf: csrf) }
+        return page("Endpoints", "endpoints", EndpointListView(rows: rows), session: session, notice: request.uri.queryParameters.get("notice"))
+    }
+
+    @Sendable func testEndpoint(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        try await endpointAction(request, context: context) { endpoint in
+            guard let result = try await endpointTester.test(endpoint, scope: .allClients) else { return "\(endpoint.id) no longer exists." }
+            context.logger.info("endpoint test from the console", metadata: ["endpoint_id": "\(endpoint.id)", "result": "\(result.summary)"])
+            return "Test event \(result.eventID) to \(endpoint.id): \(result.summary)."
+        }
+    }
+
+    @Sendable func enableEndpoint(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        try await endpointAction(request, context: context) { endpoint in try await setEnabled(endpoint, true, context: context) }
+    }
+
+    @Sendable func disableEndpoint(_ request: Request, context: RelayRequestContext) async throws -> Response {
+        try await endpointAction(request, context: context) { endpoint in try await setEnabled(endpoint, false, context: context) }
+    }
+
+    private func setEnabled(_ endpoint: Endpoint, _ enabled: Bool, context: RelayRequestContext) async throws -> String {
+        var changed = endpoint
+        changed.enabled = enabled
+        guard try await store.updateEndpoint(changed, now: clock.now()) else { return "\(endpoint.id) no longer exists." }
+        if enabled { dispatcherWake.signal() }
+        context.logger.info("endpoint \(enabled ? "enabled" : "disabled") from the console", metadata: ["endpoint_id": "\(endpoint.id)"])
+        return enabled ? "\(endpoint.id) enabled; its held events are on their way." : "\(endpoint.id) disabled; its events wait until it is enabled."
+    }
+
+    /// Signed in, the form's CSRF token checked, the endpoint found: runs `action` and shows its notice.
+    private func endpointAction(_ request: Request, context: RelayRequestContext,
+                                _ action: (Endpoint) async throws -> String) async throws -> Response {
+        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
+        guard sessions.checkCSRF(try await Self.form(ActionForm.self, request).csrf, for: session) else { return forbidden() }
+        let id = try context.parameters.require("id")
+        guard let endpoint = try await store.endpoint(id: id, scope: .allClients) else {
+            return page("No such endpoint", nil, Empty(), session: session, status: .notFound)
+        }
+        let notice = try await action(endpoint)
+        return Self.redirect("/console/endpoints?notice=" + (notice.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+    }
+}
+
+struct EndpointListView {
+    var rows: [EndpointRow]
+}
+
+struct EndpointRow {
+    var id, clientID, url, events, state, stateClass, successRate, lastError, rate, signatures, csrf: String
+    var attempts: Int
+    var enabled: Bool
+
+    init(_ endpoint: Endpoint, health: EndpointHealth, csrf: String) {
+        id = endpoint.id
+        clientID = endpoint.clientID
+        url = endpoint.url
+        events = endpoint.eventTypes.joined(separator: ", ")
+        enabled = endpoint.enabled
+        state = endpoint.enabled ? "enabled" : "disabled" + (endpoint.disabledReason.map { ": \($0)" } ?? "")
+        stateClass = endpoint.enabled ? "delivered" : "failed"
+        successRate = health.successRate.map { String(format: "%.1f %%", $0 * 100) } ?? "—"
+        attempts = health.attempts
+        lastError = health.lastError ?? ""
+        rate = endpoint.maxRate.map { "\($0)/s" } ?? "unlimited"
+        signatures = endpoint.signatures.sorted().map(\.rawValue).joined(separator: ", ")
+        self.csrf = csrf
+    }
+}
