@@ -129,6 +129,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long delivery attempt logs are kept. [env: VEO_RELAY_ATTEMPT_RETENTION] (default: 30d)")
     var attemptRetention: String?
 
+    @Option(help: "Disable an endpoint whose every attempt has failed for this long (its client's other endpoints hear endpoint.disabled). [env: VEO_RELAY_ENDPOINT_DISABLE_AFTER] (default: 5d)")
+    var endpointDisableAfter: String?
+
     @Option(help: "How long a claimed task or event stays owned by this instance before another may take it over. [env: VEO_RELAY_LEASE_DURATION] (default: 60s)")
     var leaseDuration: String?
 
@@ -231,6 +234,7 @@ struct Serve: AsyncParsableCommand {
         engine.destinations.failureThreshold = try breakerThreshold ?? Env.value("VEO_RELAY_BREAKER_THRESHOLD") ?? engine.destinations.failureThreshold
         engine.destinations.cooldown = try Env.duration(breakerCooldown, "VEO_RELAY_BREAKER_COOLDOWN") ?? engine.destinations.cooldown
         engine.attemptRetention = try Env.duration(attemptRetention, "VEO_RELAY_ATTEMPT_RETENTION") ?? engine.attemptRetention
+        engine.endpointDisableAfter = try Env.duration(endpointDisableAfter, "VEO_RELAY_ENDPOINT_DISABLE_AFTER") ?? engine.endpointDisableAfter
         configuration.engine = engine
         configuration.drainTimeout = try Env.duration(drainTimeout, "VEO_RELAY_DRAIN_TIMEOUT") ?? configuration.drainTimeout
         configuration.readinessGrace = try Env.duration(readinessGrace, "VEO_RELAY_READINESS_GRACE") ?? configuration.readinessGrace

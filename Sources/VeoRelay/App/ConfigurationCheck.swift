@@ -95,6 +95,7 @@ extension EngineConfiguration {
         check.positive(destinations.cooldown, "--breaker-cooldown / VEO_RELAY_BREAKER_COOLDOWN", maximum: day)
         check.positive(attemptRetention, "--attempt-retention / VEO_RELAY_ATTEMPT_RETENTION", maximum: 3_650 * day)
         check.positive(idempotencyRetention, "idempotency retention", maximum: 3_650 * day)
+        check.positive(endpointDisableAfter, "--endpoint-disable-after / VEO_RELAY_ENDPOINT_DISABLE_AFTER", maximum: 3_650 * day)
     }
 }
 

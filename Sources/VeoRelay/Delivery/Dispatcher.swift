@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import Tracing
 import NIOCore
+import Synchronization
 
 /// Delivers webhook events to each destination: signs each attempt, POSTs it, and decides from the
 /// answer whether the delivery is done, to be retried later (per the stored schedule), exhausted, or gone.
@@ -17,6 +18,8 @@ public struct Dispatcher: PipelineStage {
     let logger: Logger
     /// Attempts finishing together are recorded in one transaction.
     let records: GroupCommit<AttemptRecord, Bool>
+    /// When the earliest delivery the last claim put back for its endpoint's rate falls due.
+    let nextSlot = SlotHint()
 
     init(store: any Outbox, http: HTTPClient, clock: any WallClock, leases: LeaseIssuer, gate: DestinationGate,
          configuration: EngineConfiguration, logger: Logger) {
@@ -46,7 +49,9 @@ public struct Dispatcher: PipelineStage {
         let lease = leases.next()
         let now = clock.now()
         var admitted: [Claim] = []
-        for delivery in try await store.claimDeliveries(now: now, limit: limit, lease: lease, excluding: gate.blocked(at: now)) {
+        let batch = try await store.claimDeliveryBatch(now: now, limit: limit, lease: lease, excluding: gate.blocked(at: now))
+        nextSlot.value = batch.nextSlot
+        for delivery in batch.deliveries {
             if gate.admit(delivery.destination, at: now) {
                 admitted.append(Claim(delivery: delivery, lease: lease))
             } else {
@@ -100,12 +105,10 @@ public struct Dispatcher: PipelineStage {
         await records.flush()
     }
 
-    /// Retries and rate-limited endpoints' slots fall due between wake-ups: the loop waits for the next.
+    /// A rate-limited endpoint's next slot may come sooner than the idle interval: the loop wakes for it.
     public func untilNextDue() async -> Duration? {
-        let now = clock.now()
-        guard let due = try? await store.nextDeliveryDue(now: now) else { return nil }
-        // Bounded: a stored time far out (an old version's `Retry-After: 1e300`) must not overflow a Duration.
-        return .seconds(min(max(0, due.timeIntervalSince(now)), 86_400))
+        guard let slot = nextSlot.value else { return nil }
+        return .seconds(min(max(0, slot.timeIntervalSince(clock.now())), 86_400))
     }
 
     public struct Outcome: Sendable {
@@ -182,5 +185,16 @@ public struct Dispatcher: PipelineStage {
         case .exhausted: "exhausted"
         case .gone: "gone"
         }
+    }
+}
+
+/// A scheduling hint shared by the dispatcher's claims and its loop: in memory on purpose, as what to
+/// deliver stays in the database; a lost hint only means waiting the idle interval.
+final class SlotHint: Sendable {
+    private let slot = Mutex<Date?>(nil)
+
+    var value: Date? {
+        get { slot.withLock { $0 } }
+        set { slot.withLock { $0 = newValue } }
     }
 }

@@ -22,6 +22,15 @@ final class WebhookReceiver: Sendable {
             guard let secret = try? WebhookSecret(secret) else { return false }
             return (try? WebhookSignature.verify(id: id, timestamp: timestamp, body: body, header: signature, secret: secret)) != nil
         }
+
+        /// A `v1a` check with the published `whpk_` key alone. Timestamps follow the relay's clock, which
+        /// may be a test's manual one: checked against the delivery's own time.
+        func verifies(publicKey: String) -> Bool {
+            (try? WebhookSignature.verify(id: id, timestamp: timestamp, body: body, header: signature, publicKey: publicKey,
+                                          now: Date(timeIntervalSince1970: Double(timestamp)))) != nil
+        }
+
+        var type: String? { json["type"]?.stringValue }
     }
 
     struct Answer: Sendable {

@@ -1,11 +1,15 @@
 /// Statements both stores run for endpoints, with `parameter(n)` the store's n-th placeholder.
 enum EndpointUpdate {
-    /// An endpoint's pending deliveries after a change (1 url, 2 destination, 3 enabled, 4 now, 5 id):
-    /// they follow a new URL; disabled, they wait with no due time; enabled again, the parked ones are due now.
+    /// An endpoint's pending deliveries after a change (1 url, 2 destination, 3 enabled, 4 now, 5 id), run
+    /// before the endpoint's row is written: they follow a new URL; disabled, they wait with no due time;
+    /// enabled again, every one is due now (an attempt that was in flight when it was disabled may have
+    /// set a retry time since).
     static func deliveriesStatement(parameter: (Int) -> String) -> String {
         """
         UPDATE deliveries SET url = \(parameter(1)), destination = \(parameter(2)),
-            next_attempt_at = CASE WHEN NOT \(parameter(3)) THEN NULL ELSE COALESCE(next_attempt_at, \(parameter(4))) END
+            next_attempt_at = CASE WHEN NOT \(parameter(3)) THEN NULL
+                                   WHEN (SELECT enabled FROM endpoints WHERE id = \(parameter(5))) = 0 THEN \(parameter(4))
+                                   ELSE next_attempt_at END
         WHERE endpoint_id = \(parameter(5)) AND state = 'pending'
         """
     }

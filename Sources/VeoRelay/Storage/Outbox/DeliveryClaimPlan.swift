@@ -46,6 +46,11 @@ struct DeliveryClaimPlan {
         }
     }
 
+    /// What the claim answers once the plan is settled.
+    var claim: DeliveryClaim {
+        DeliveryClaim(deliveries: admitted, nextSlot: deferred.map(\.until).min())
+    }
+
     /// Applies the slots by compare-and-set (`move` answers whether it won); a delivery whose endpoint's
     /// slot another instance took meanwhile goes back until the slot it would have freed.
     mutating func settleSlots(_ move: (String, Date?, Date) async throws -> Bool) async throws {

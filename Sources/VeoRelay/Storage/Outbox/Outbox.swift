@@ -8,7 +8,7 @@ public protocol Outbox: Sendable {
     /// destination, nor one bound for a host in `excluding` (full or behind an open circuit). A delivery
     /// to a disabled endpoint is parked until it is enabled; one past its endpoint's `max_rate` is put
     /// back until the endpoint's next free slot.
-    func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery]
+    func claimDeliveryBatch(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> DeliveryClaim
     /// Gives a claimed delivery back untouched.
     func releaseDelivery(_ key: DeliveryKey, lease: Lease) async throws
     /// Gives back every delivery lease whose owner starts with `ownerPrefix` (one stage of one
@@ -17,8 +17,6 @@ public protocol Outbox: Sendable {
     /// Writes attempts and their deliveries' new states (and their endpoints' health) in one
     /// transaction; for each, whether it was written (false: its lease was lost).
     func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool]
-    /// When the next pending delivery that no worker holds at `now` falls due (nil: none is pending).
-    func nextDeliveryDue(now: Date) async throws -> Date?
 
     /// The state of the delivery of a task's latest event to its callback.
     func callbackSummary(taskID: String) async throws -> CallbackSummary?
@@ -35,6 +33,11 @@ public protocol Outbox: Sendable {
 }
 
 extension Outbox {
+    /// The deliveries of a claim alone.
+    public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
+        try await claimDeliveryBatch(now: now, limit: limit, lease: lease, excluding: destinations).deliveries
+    }
+
     /// Sends a task's latest event again, everywhere it went.
     public func redeliver(taskID: String, scope: ClientScope, now: Date) async throws -> [DeliveryRecord] {
         try await redeliver(taskID: taskID, scope: scope, eventID: nil, target: nil, now: now)
@@ -46,6 +49,13 @@ extension Outbox {
             throw StoreError.leaseLost(attempt.key.description)
         }
     }
+}
+
+/// What a claim took, and when the earliest delivery it put back for its endpoint's rate falls due (the
+/// dispatcher wakes then rather than after its idle interval).
+public struct DeliveryClaim: Sendable {
+    public var deliveries: [PendingDelivery]
+    public var nextSlot: Date? = nil
 }
 
 /// Where a delivery goes: the task's own `callback_url`, or one of the client's endpoints.

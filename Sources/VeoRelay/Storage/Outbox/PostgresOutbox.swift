@@ -23,14 +23,14 @@ extension PostgresStore: Outbox {
             (SELECT previous_secret FROM clients WHERE clients.id = deliveries.client_id AND previous_secret_expires_at > $1) AS previous
         """
 
-    public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
+    public func claimDeliveryBatch(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> DeliveryClaim {
         let query = PostgresQuery(unsafeSQL: Self.deliveryClaimStatement,
                                   binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, excluded: destinations.sorted(), lease: lease))
         let claimed = try await rows(query)
             .sorted { try ($0.optionalReal("next_attempt_at") ?? 0) < ($1.optionalReal("next_attempt_at") ?? 0) }
             .map { try RowMapping.pendingDelivery($0, event: $0, secrets: RowMapping.secrets($0)) }
         let endpointIDs = Set(claimed.compactMap(\.key.target.endpointID)).sorted()
-        guard !endpointIDs.isEmpty else { return claimed }
+        guard !endpointIDs.isEmpty else { return DeliveryClaim(deliveries: claimed) }
         var endpoints: [String: ClaimedEndpoint] = [:]
         for row in try await rows("""
             SELECT id, enabled, max_rate, next_send_at, signing_secret,
@@ -54,7 +54,7 @@ extension PostgresStore: Outbox {
                 WHERE event_id = \(key.eventID) AND endpoint_id = \(key.target.stored) AND lease_owner = \(lease.owner)
                 """)
         }
-        return plan.admitted
+        return plan.claim
     }
 
     public func releaseDelivery(_ key: DeliveryKey, lease: Lease) async throws {
@@ -79,13 +79,6 @@ extension PostgresStore: Outbox {
             }
             return written
         }
-    }
-
-    public func nextDeliveryDue(now: Date) async throws -> Date? {
-        try await rows("""
-            SELECT min(next_attempt_at) AS due FROM deliveries
-            WHERE state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < \(now.timeIntervalSince1970))
-            """).first?.optionalDate("due")
     }
 
     public func callbackSummary(taskID: String) async throws -> CallbackSummary? {

@@ -18,13 +18,13 @@ extension SQLiteStore: Outbox {
         RETURNING event_id, endpoint_id, task_id, type, url, destination, client_id, attempts, next_attempt_at
         """
 
-    public func claimDeliveries(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> [PendingDelivery] {
+    public func claimDeliveryBatch(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> DeliveryClaim {
         let excluded = try TaskColumns.text(destinations.sorted())
         let at = now.timeIntervalSince1970
         return try await repeatableWrite { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: Self.deliveryClaimStatement), arguments: [
                 "now": at, "owner": lease.owner, "excluded": excluded, "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
-            guard !rows.isEmpty else { return [] }
+            guard !rows.isEmpty else { return DeliveryClaim(deliveries: []) }
             let events = try Dictionary(Row.fetchAll(db.cachedStatement(sql: """
                 SELECT id, payload, trace_parent FROM events WHERE id IN (SELECT value FROM json_each(?))
                 """), arguments: [TaskColumns.text(rows.map { $0["event_id"] as String })]).map { ($0["id"] as String, $0) },
@@ -54,7 +54,7 @@ extension SQLiteStore: Outbox {
             }
             var plan = DeliveryClaimPlan(claimed, endpoints: endpoints, now: now)
             try Self.settle(&plan, db: db)
-            return plan.admitted
+            return plan.claim
         }
     }
 
@@ -104,14 +104,6 @@ extension SQLiteStore: Outbox {
                     .execute(arguments: ["reset": streak.reset, "from": streak.failingFrom?.timeIntervalSince1970, "id": streak.endpointID])
             }
             return written
-        }
-    }
-
-    public func nextDeliveryDue(now: Date) async throws -> Date? {
-        try await read { db in
-            try Double.fetchOne(db.cachedStatement(sql: """
-                SELECT min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at < ?)
-                """), arguments: [now.timeIntervalSince1970]).map(Date.init(timeIntervalSince1970:))
         }
     }
 
