@@ -14,7 +14,11 @@ relays are killed with SIGKILL K times and restarted. At the end every accepted 
 exactly one terminal event, delivered and verified; no request may have been submitted upstream
 twice; and the relay's usage ledger (`veo-relay usage`, printed) must match the upstream's log of paid
 jobs per model. With --store-videos every succeeded task must have one whole stored file per video
-(the bytes and SHA-256 its event announced) and no partial download may be left behind. Outcome-unknown failures (a job that may exist upstream, never resent) are reported, per kill.
+(the bytes and SHA-256 its event announced) and no partial download may be left behind. With --endpoints N the
+client registers N endpoints first (the first takes every task event with a v1 secret, the others the terminal
+ones signed v1 and v1a): each must receive every task's terminal event under the callback's webhook-id, a task's
+events in order, no event under two webhook-ids, every signature verified (v1a with PyPI `cryptography` and the
+published whpk_ key). Outcome-unknown failures (a job that may exist upstream, never resent) are reported, per kill.
 With --partitions, every packet between the relays and PostgreSQL is held for a while, connections
 left open (a partition, as during a failover): relays must answer 503 meanwhile, and an upstream answer
 in hand must be written afterwards, so partitions shorter than the lease add no outcome-unknown failure.
@@ -43,6 +47,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
 
@@ -70,12 +76,27 @@ def wait_http(url, limit=60):
     raise SystemExit(f"chaos: no answer from {url}")
 
 
-class Receiver:
-    """A webhook endpoint that verifies each delivery with both libraries and records it."""
+def verifies_v1a(public_key, headers, body):
+    """The spec's v1a check, with an Ed25519 from PyPI `cryptography`: some entry signs `{id}.{timestamp}.{body}`."""
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key[len("whpk_"):]))
+    content = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    for entry in headers.get("webhook-signature", "").split(" "):
+        if entry.startswith("v1a,"):
+            try:
+                key.verify(base64.b64decode(entry[len("v1a,"):]), content)
+                return True
+            except InvalidSignature:
+                pass
+    return False
 
-    def __init__(self, secret):
+
+class Receiver:
+    """A webhook endpoint that verifies each delivery with both libraries (and, given a public key, its
+    v1a signature) and records it."""
+
+    def __init__(self, secret, public_key=None, port=0):
         self.lock = threading.Lock()
-        self.deliveries = []  # (webhook-id, type, task_id, error code, verified by both)
+        self.deliveries = []  # (webhook-id, type, task_id, error code, verified by all)
         self.videos = {}      # task_id -> the videos of its task.succeeded event
         verifiers = (StandardWebhook(secret), SvixWebhook(secret))
         receiver = self
@@ -90,6 +111,8 @@ class Receiver:
                         verifier.verify(body, headers)
                     except Exception:  # noqa: BLE001 - any refusal is an unverified delivery
                         verified = False
+                if public_key and not verifies_v1a(public_key, headers, body):
+                    verified = False
                 event = json.loads(body)
                 error = event["data"].get("error") or {}
                 # Why a submission's outcome is unknown: the relay stopped with it on the wire (a kill, or a
@@ -106,7 +129,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -281,6 +304,50 @@ def submit(urls, index, rng_seed, start_at, stop_at):
 SUBMIT_CALLBACK = ""
 
 
+def register_endpoints(url, count):
+    """Registers `count` endpoints for the client, each with a receiver on a port of its own (the port is
+    in the endpoint's URL, the secret only in the answer); returns (endpoint id, takes every event, receiver)."""
+    endpoints = []
+    for index in range(count):
+        all_events = index == 0
+        port = free_port()
+        fields = {"url": f"http://127.0.0.1:{port}/endpoint/{index}", "description": f"chaos endpoint {index}",
+                  "event_types": ["task.submitted", "task.progress", *TERMINAL] if all_events else list(TERMINAL),
+                  "signatures": ["v1"] if all_events else ["v1", "v1a"]}
+        request = urllib.request.Request(url + "/v1/endpoints", data=json.dumps(fields).encode(), method="POST", headers={
+            "Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            created = json.load(response)["data"]
+        endpoints.append((created["id"], all_events, Receiver(created["secret"], created.get("public_key"), port=port)))
+    return endpoints
+
+
+def audit_endpoint(receiver, all_events, ids, callback_terminals):
+    """Per destination: lost, duplicate, unverified, out-of-order deliveries, and terminal events whose
+    webhook-id is not the callback's."""
+    deliveries = receiver.snapshot()
+    events = collections.defaultdict(set)
+    first_arrival = {}
+    for position, (webhook_id, kind, task, _, _) in enumerate(deliveries):
+        events[(task, kind)].add(webhook_id)
+        first_arrival.setdefault(webhook_id, (position, kind, task))
+    terminal = {task for (task, kind) in events if kind in TERMINAL}
+    # A task has many progress events, each its own; one submitted and one terminal event.
+    duplicates = sum(1 for (_, kind), ids_ in events.items() if kind != "task.progress" and len(ids_) > 1)
+    duplicates += sum(1 for task in ids if sum(1 for kind in TERMINAL if (task, kind) in events) > 1)
+    unverified = sum(1 for delivery in deliveries if not delivery[4])
+    mismatched = sum(1 for (task, kind), ids_ in events.items() if kind in TERMINAL and ids_ != callback_terminals.get((task, kind), ids_))
+    out_of_order = 0
+    if all_events:
+        rank = {"task.submitted": 0, "task.progress": 1, "task.succeeded": 2, "task.failed": 2}
+        last_rank = {}
+        for position, kind, task in sorted(first_arrival.values()):
+            if rank[kind] < last_rank.get(task, -1):
+                out_of_order += 1
+            last_rank[task] = max(rank[kind], last_rank.get(task, -1))
+    return len(ids - terminal), duplicates, unverified, out_of_order, mismatched, len(deliveries)
+
+
 def main():
     global SUBMIT_CALLBACK
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -296,6 +363,7 @@ def main():
     parser.add_argument("--partitions", type=int, default=0, help="postgres mode: times the database stops answering")
     parser.add_argument("--partition-seconds", type=float, default=2, help="how long each partition lasts (under the 4 s lease)")
     parser.add_argument("--store-videos", action="store_true", help="relays store every video (one directory, shared); audit the files")
+    parser.add_argument("--endpoints", type=int, default=0, help="endpoints the client registers besides each task's callback")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="veo-relay-chaos-")
@@ -311,6 +379,7 @@ def main():
                                   "--video-seconds", "0.5" if args.store_videos else "0"],
                                  stdout=simulator_log, stderr=subprocess.STDOUT)
     relays = None
+    endpoints = []
     try:
         wait_http(f"http://127.0.0.1:{simulator_port}/v1/tasks/x")
         environment = {
@@ -343,6 +412,7 @@ def main():
         relays = Relays(args.binary, count, database, environment, work)
         for index in range(count):
             relays.start(index)
+        endpoints = register_endpoints(relays.urls()[0], args.endpoints)
 
         started = time.monotonic()
         accepted = {}
@@ -390,10 +460,13 @@ def main():
         while time.monotonic() - last_progress < args.drain_limit:
             deliveries = receiver.snapshot()
             finished = {task for (_, kind, task, _, _) in deliveries if kind in TERMINAL}
+            for _, _, endpoint_receiver in endpoints:
+                finished &= {task for (_, kind, task, _, _) in endpoint_receiver.snapshot() if kind in TERMINAL}
             if ids <= finished:
                 break
-            if len(deliveries) != seen:
-                seen, last_progress = len(deliveries), time.monotonic()
+            received = len(deliveries) + sum(len(endpoint_receiver.snapshot()) for _, _, endpoint_receiver in endpoints)
+            if received != seen:
+                seen, last_progress = received, time.monotonic()
             time.sleep(0.2)
         finished_at = time.monotonic()
 
@@ -444,6 +517,15 @@ def main():
                 ("stored videos: partial downloads left behind", len(partials)),
                 ("stored videos: downloads cut by a kill (partials removed at restart)", interrupted_downloads(work)),
             ])
+        callback_terminals = {key: value for key, value in events.items() if key[1] in TERMINAL}
+        endpoint_audit = collections.OrderedDict()
+        endpoint_failures = 0
+        for endpoint_id, all_events, endpoint_receiver in endpoints:
+            lost_, duplicates_, unverified_, disordered, mismatched, received = audit_endpoint(endpoint_receiver, all_events, ids, callback_terminals)
+            endpoint_failures += lost_ + duplicates_ + unverified_ + disordered + mismatched
+            name = f"endpoint {endpoint_id} ({'every task event, v1' if all_events else 'terminal events, v1+v1a'})"
+            endpoint_audit[name] = (f"{received} received, {lost_} lost, {duplicates_} duplicate events, {unverified_} unverified, "
+                                    f"{disordered} out of order, {mismatched} terminal webhook-ids unlike the callback's")
         report = collections.OrderedDict([
             ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks), ("kills", args.kills),
             ("partitions", f"{args.partitions} of {args.partition_seconds} s" if args.partitions else "none"),
@@ -459,13 +541,13 @@ def main():
             ("models whose usage does not reconcile with the upstream's bill", unreconciled),
             ("seconds to accept all", round(submitted_at - started, 1)),
             ("seconds until the last terminal webhook", round(finished_at - started, 1)),
-        ] + list(videos.items()))
+        ] + list(videos.items()) + list(endpoint_audit.items()))
         width = max(len(key) for key in report)
         for key, value in report.items():
             print(f"chaos: {key:<{width}}  {value}")
         if lost:
             print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
-        failed = len(lost) + paid_twice + duplicates + unverified + unreconciled
+        failed = len(lost) + paid_twice + duplicates + unverified + unreconciled + endpoint_failures
         if args.store_videos:
             failed += len(broken) + len(partials) + sum(store_errors.values())
         return 1 if failed else 0
@@ -478,6 +560,8 @@ def main():
         except subprocess.TimeoutExpired:
             simulator.kill()
         receiver.server.shutdown()
+        for _, _, endpoint_receiver in endpoints:
+            endpoint_receiver.server.shutdown()
 
 
 if __name__ == "__main__":

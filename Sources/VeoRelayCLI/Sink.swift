@@ -16,6 +16,9 @@ struct Sink: AsyncParsableCommand {
     @Option(help: "The whsec_… secret to verify with. [env: VEO_RELAY_WEBHOOK_SECRET]")
     var secret: String?
 
+    @Option(help: "A whpk_… public key to verify v1a (Ed25519) signatures with, instead of or besides the secret.")
+    var publicKey: String?
+
     @Option(help: "Append each raw delivery (headers and body) to this file as JSON lines.")
     var capture: String?
 
@@ -23,10 +26,13 @@ struct Sink: AsyncParsableCommand {
 
     func run() async throws {
         let logger = try logging.bootstrap(label: "veo-relay.sink")
-        guard let text = secret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET") else {
-            throw ValidationError("give the signing secret with --secret or VEO_RELAY_WEBHOOK_SECRET")
+        let text = secret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
+        guard text != nil || publicKey != nil else {
+            throw ValidationError("give the signing secret with --secret or VEO_RELAY_WEBHOOK_SECRET, or a public key with --public-key")
         }
-        let sink = try WebhookSink(secret: try WebhookSecret(text), captureFile: capture.map { URL(fileURLWithPath: $0) }) { delivery in
+        if let publicKey, !publicKey.hasPrefix(WebhookSigningKey.publicPrefix) { throw ValidationError("a public key starts with whpk_") }
+        let sink = try WebhookSink(secret: try text.map { try WebhookSecret($0) }, publicKey: publicKey,
+                                   captureFile: capture.map { URL(fileURLWithPath: $0) }) { delivery in
             Console.line(delivery.summary)
         }
         let router = Router()

@@ -27,12 +27,16 @@ public struct WebhookSink: Sendable {
         }
     }
 
-    let secret: WebhookSecret
+    let secret: WebhookSecret?
+    /// A `whpk_` key: `v1a` signatures verify with it alone.
+    let publicKey: String?
     let capture: CaptureLog?
     let report: @Sendable (Delivery) -> Void
 
-    public init(secret: WebhookSecret, captureFile: URL?, report: @escaping @Sendable (Delivery) -> Void) throws {
+    /// Verifies with `secret` (`v1`), `publicKey` (`v1a`), or either when both are given.
+    public init(secret: WebhookSecret?, publicKey: String? = nil, captureFile: URL?, report: @escaping @Sendable (Delivery) -> Void) throws {
         self.secret = secret
+        self.publicKey = publicKey
         self.capture = try captureFile.map(CaptureLog.init)
         self.report = report
     }
@@ -54,7 +58,9 @@ public struct WebhookSink: Sendable {
 
     private func verify(id: String, timestamp: String, signature: String, body: Data) -> Bool {
         guard let seconds = Int(timestamp) else { return false }
-        return (try? WebhookSignature.verify(id: id, timestamp: seconds, body: body, header: signature, secret: secret)) != nil
+        let byHMAC = secret.map { (try? WebhookSignature.verify(id: id, timestamp: seconds, body: body, header: signature, secret: $0)) != nil }
+        let byKey = publicKey.map { (try? WebhookSignature.verify(id: id, timestamp: seconds, body: body, header: signature, publicKey: $0)) != nil }
+        return byHMAC == true || byKey == true
     }
 
 }
