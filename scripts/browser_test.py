@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -45,6 +46,21 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         Receiver.received.append((self.headers.get("webhook-id"), body))
         self.send_response(500 if Receiver.failing else 204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class Endpoint(http.server.BaseHTTPRequestHandler):
+    """A registered endpoint: the path says whether it is up (204) or down (503)."""
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Endpoint.received.append((self.path, json.loads(body)["type"]))
+        self.send_response(503 if self.path.startswith("/down") else 204)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -86,7 +102,10 @@ def healthy():
 def until(what, condition):
     deadline = time.monotonic() + LIMIT
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None  # the page is being replaced: look again
         if value:
             return value
         time.sleep(0.1)  # re-check interval, not synchronisation
@@ -99,7 +118,7 @@ def check(condition, message):
     print(f"  ✔ {message}")
 
 
-receiver, app, other_app = serve(Receiver), serve(Page), serve(Page)
+receiver, app, other_app, endpoints = serve(Receiver), serve(Page), serve(Page), serve(Endpoint)
 app_origin = f"http://127.0.0.1:{app.server_port}"
 port = free_port()
 relay = f"http://127.0.0.1:{port}"
@@ -202,6 +221,34 @@ try:
     driver.get(relay + "/console/dead-letters")
     check("No dead letters." in driver.page_source, "the dead-letter list is empty again")
 
+    print("console: endpoints with their health, the test button, disable and enable")
+    base = f"http://127.0.0.1:{endpoints.server_port}"
+    up = api("POST", "/v1/endpoints", {"url": f"{base}/up", "description": "queue consumer"})["data"]
+    down = api("POST", "/v1/endpoints", {"url": f"{base}/down", "event_types": ["task.succeeded", "task.failed"]})["data"]
+    api("POST", "/v1/videos/generations", {"model": "veo3.1-fast-official", "prompt": "a heron at dawn", "delivery": "stream"})
+
+    def health(endpoint_id):
+        return next(e for e in api("GET", "/v1/endpoints")["data"] if e["id"] == endpoint_id)["health"]
+    until("both endpoints to have been tried", lambda: health(up["id"])["attempts"] >= 2 and health(down["id"])["attempts"] >= 1)
+    driver.get(relay + "/console/endpoints")
+    up_row, down_row = driver.find_element(By.ID, f"endpoint-{up['id']}"), driver.find_element(By.ID, f"endpoint-{down['id']}")
+    check(up_row.find_element(By.CSS_SELECTOR, ".success-rate").text == "100.0 %", "the healthy endpoint's success rate over 24 h")
+    check(down_row.find_element(By.CSS_SELECTOR, ".success-rate").text == "0.0 %", "the failing endpoint's success rate over 24 h")
+    check(down_row.find_element(By.CSS_SELECTOR, ".last-error").text == "HTTP 503", "its last error")
+    driver.save_screenshot(os.path.join(artifacts, "console-endpoints.png"))
+    before = len(Endpoint.received)
+    up_row.find_element(By.CSS_SELECTOR, "button.test").click()
+    until("the test's notice", lambda: driver.find_elements(By.ID, "notice"))
+    check("delivered: HTTP 204" in driver.find_element(By.ID, "notice").text, "the Test button reports the attempt's outcome")
+    check(("/up", "endpoint.test") in Endpoint.received[before:], "the endpoint received a signed endpoint.test")
+    driver.find_element(By.ID, f"endpoint-{down['id']}").find_element(By.CSS_SELECTOR, "button.disable").click()
+    until("the endpoint to show disabled", lambda: "disabled;" in driver.find_element(By.ID, "notice").text)
+    check(driver.find_element(By.ID, f"endpoint-{down['id']}").find_element(By.CSS_SELECTOR, ".endpoint-state").text == "disabled",
+          "the endpoint shows disabled")
+    check(driver.find_element(By.ID, f"endpoint-{down['id']}").find_elements(By.CSS_SELECTOR, "button.enable"), "it offers Enable")
+    check(not api("GET", f"/v1/endpoints/{down['id']}")["data"]["enabled"], "the API agrees")
+    driver.save_screenshot(os.path.join(artifacts, "console-endpoint-disabled.png"))
+
     hostile_task = accepted["data"][0]["task_id"]
     driver.get(relay + f"/console/tasks/{hostile_task}")
     driver.save_screenshot(os.path.join(artifacts, "console-hostile-prompt.png"))
@@ -222,5 +269,5 @@ finally:
         driver.quit()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
-    for server in (receiver, app, other_app):
+    for server in (receiver, app, other_app, endpoints):
         server.shutdown()

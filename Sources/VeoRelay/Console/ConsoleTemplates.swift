@@ -21,7 +21,7 @@ enum ConsoleTemplates {
         body{font:14px system-ui,sans-serif;margin:0;color:#222}nav{background:#223;padding:.6em 1em}nav a{color:#fff;margin-right:1.2em}
         nav form{display:inline;float:right}main{padding:1em}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;
         padding:.3em .5em;text-align:left;vertical-align:top}pre{background:#f5f5f5;padding:.6em;white-space:pre-wrap;word-break:break-all}
-        .notice{background:#e7f5e7;padding:.5em}.charts svg{margin:0 1em 1em 0;border:1px solid #eee}.state-failed,.state-gone{color:#b00}.state-delivered,.state-succeeded{color:#070}
+        .notice{background:#e7f5e7;padding:.5em}#endpoints td:nth-child(-n+2){overflow-wrap:anywhere}.charts svg{margin:0 1em 1em 0;border:1px solid #eee}.state-failed,.state-gone{color:#b00}.state-delivered,.state-succeeded{color:#070}
         </style></head><body>
         {{#signedIn}}<nav><a href="/console">Overview</a><a href="/console/tasks">Tasks</a><a href="/console/dead-letters">Dead letters</a>
         <a href="/console/clients">Clients</a><a href="/console/endpoints">Endpoints</a><a href="/console/usage">Usage</a><a href="/console/upstream">Upstream</a>
@@ -95,11 +95,11 @@ enum ConsoleTemplates {
 
     static let endpoints = """
         <p>Where clients receive their events besides each task's callback; health over the last 24 hours, on every instance.</p>
-        <table id="endpoints"><tr><th>Endpoint</th><th>Client</th><th>URL</th><th>Events</th><th>State</th><th>Success (24 h)</th>
-        <th>Attempts (24 h)</th><th>Last error</th><th>Rate</th><th>Signatures</th><th></th></tr>
-        {{#rows}}<tr id="endpoint-{{id}}"><td>{{id}}</td><td>{{clientID}}</td><td>{{url}}</td><td>{{events}}</td>
+        <table id="endpoints"><tr><th>Endpoint · client</th><th>URL</th><th>Events</th><th>State</th><th>Success (24 h)</th>
+        <th>Attempts (24 h)</th><th>Last error</th><th>Rate · signatures</th><th></th></tr>
+        {{#rows}}<tr id="endpoint-{{id}}"><td>{{id}}<br><small>{{clientID}}</small></td><td>{{url}}</td><td>{{events}}</td>
         <td class="state-{{stateClass}} endpoint-state">{{state}}</td><td class="success-rate">{{successRate}}</td><td>{{attempts}}</td>
-        <td class="last-error">{{lastError}}</td><td>{{rate}}</td><td>{{signatures}}</td>
+        <td class="last-error">{{lastError}}</td><td>{{rate}} · {{signatures}}</td>
         <td><form method="post" action="/console/endpoints/{{id}}/test"><input type="hidden" name="csrf" value="{{csrf}}">
         <button class="test">Send test event</button></form>
         {{#enabled}}<form method="post" action="/console/endpoints/{{id}}/disable"><input type="hidden" name="csrf" value="{{csrf}}">
