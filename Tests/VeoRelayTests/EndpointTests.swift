@@ -85,6 +85,13 @@ struct EndpointTests {
                 "the other destinations were not sent again")
         #expect(attempts["\(ed25519ID)/task.succeeded"]??.arrayCount == 2)
         #expect(harness.receiver.all.count == 1 && first.hooks.all.count == 2)
+
+        // A task without a callback (delivery: stream) still reaches the endpoints.
+        let streamed = try await api.submit(.object(["model": .string("veo3.1-fast-official"), "prompt": .string("a quiet harbour"),
+                                                     "delivery": .string("stream")]))
+        let streamedEvents = try await first.hooks.next(until: { $0.type == "task.succeeded" })
+        #expect(Self.types(streamedEvents) == ["task.submitted", "task.succeeded"])
+        #expect(streamedEvents.allSatisfy { $0.json["data"]?["task_id"] == .string(streamed) })
         try await harness.stop(relay)
         try await first.server.stop()
         try await second.server.stop()
