@@ -34,17 +34,8 @@ public struct EndpointSettings: Sendable, Equatable {
             description = text
         }
         if let value = object["event_types"] {
-            guard case .array(let items) = value, !items.isEmpty else {
-                throw ValidationFailure(param: "event_types", "event_types must be a non-empty array of event type names.")
-            }
-            var names: Set<String> = []
-            for item in items {
-                guard let name = item.stringValue, EventTypeName.all.contains(name) else {
-                    throw ValidationFailure(param: "event_types", "event_types may name \(EventTypeName.all.joined(separator: ", ")).")
-                }
-                names.insert(name)
-            }
-            eventTypes = names.sorted()
+            eventTypes = try RequestValidator.names(value, param: "event_types", allowed: EventTypeName.all) { EventTypeName.all.contains($0) ? $0 : nil }
+                .sorted()
         }
         if let value = object["enabled"] {
             guard case .bool(let flag) = value else { throw ValidationFailure(param: "enabled", "enabled must be true or false.") }
@@ -65,19 +56,9 @@ public struct EndpointSettings: Sendable, Equatable {
         }
     }
 
-    /// `["v1"]`, `["v1a"]` or both.
+    /// `["v1"]` (HMAC), `["v1a"]` (Ed25519) or both.
     public static func schemes(_ value: JSONValue) throws(ValidationFailure) -> Set<SignatureScheme> {
-        guard case .array(let items) = value, !items.isEmpty else {
-            throw ValidationFailure(param: "signatures", "signatures must be a non-empty array of 'v1' (HMAC) and 'v1a' (Ed25519).")
-        }
-        var schemes: Set<SignatureScheme> = []
-        for item in items {
-            guard let scheme = item.stringValue.flatMap(SignatureScheme.init(rawValue:)) else {
-                throw ValidationFailure(param: "signatures", "signatures may name 'v1' (HMAC) and 'v1a' (Ed25519).")
-            }
-            schemes.insert(scheme)
-        }
-        return schemes
+        try RequestValidator.names(value, param: "signatures", allowed: SignatureScheme.allCases.map(\.rawValue), SignatureScheme.init(rawValue:))
     }
 
     /// `endpoint` with these settings applied.

@@ -151,18 +151,23 @@ public struct RequestValidator: Sendable {
 
     private func callbackEvents(_ value: JSONValue?) throws(ValidationFailure) -> Set<WebhookEventType>? {
         guard let value else { return nil }
-        let names = WebhookEventType.allCases.map(\.rawValue)
+        return try Self.names(value, param: "callback_events", allowed: WebhookEventType.allCases.map(\.rawValue), WebhookEventType.init(rawValue:))
+    }
+
+    /// A non-empty JSON array of names, each one that `parse` accepts (a field like `callback_events`).
+    static func names<Name: Hashable>(_ value: JSONValue, param: String, allowed: [String],
+                                      _ parse: (String) -> Name?) throws(ValidationFailure) -> Set<Name> {
         guard case .array(let items) = value, !items.isEmpty else {
-            throw ValidationFailure(param: "callback_events", "callback_events must be a non-empty array of \(Self.list(names)).")
+            throw ValidationFailure(param: param, "\(param) must be a non-empty array of \(list(allowed)).")
         }
-        var events: Set<WebhookEventType> = []
+        var names: Set<Name> = []
         for item in items {
-            guard let event = item.stringValue.flatMap(WebhookEventType.init(rawValue:)) else {
-                throw ValidationFailure(param: "callback_events", "callback_events may only contain \(Self.list(names)).")
+            guard let name = item.stringValue.flatMap(parse) else {
+                throw ValidationFailure(param: param, "\(param) may only contain \(list(allowed)).")
             }
-            events.insert(event)
+            names.insert(name)
         }
-        return events
+        return names
     }
 
     static func list(_ values: [String]) -> String {

@@ -46,6 +46,11 @@ struct DeliveryClaimPlan {
         }
     }
 
+    /// The deliveries the claim gives back, each with its new due time (nil: parked).
+    var putBack: [(key: DeliveryKey, due: Date?)] {
+        parked.map { ($0, nil) } + deferred.map { ($0.key, $0.until) }
+    }
+
     /// What the claim answers once the plan is settled.
     var claim: DeliveryClaim {
         DeliveryClaim(deliveries: admitted, nextSlot: deferred.map(\.until).min())

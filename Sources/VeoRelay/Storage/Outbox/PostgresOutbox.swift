@@ -47,10 +47,9 @@ extension PostgresStore: Outbox {
                 RETURNING id
                 """).isEmpty
         }
-        let putBack = plan.parked.map { ($0, nil as Double?) } + plan.deferred.map { ($0.key, $0.until.timeIntervalSince1970 as Double?) }
-        for (key, due) in putBack {
+        for (key, due) in plan.putBack {
             try await rows("""
-                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = \(due)
+                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = \(due?.timeIntervalSince1970)
                 WHERE event_id = \(key.eventID) AND endpoint_id = \(key.target.stored) AND lease_owner = \(lease.owner)
                 """)
         }

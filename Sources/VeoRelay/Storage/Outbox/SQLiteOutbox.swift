@@ -64,11 +64,10 @@ extension SQLiteStore: Outbox {
             try db.cachedStatement(sql: "UPDATE endpoints SET next_send_at = ? WHERE id = ?")
                 .execute(arguments: [slot.next.timeIntervalSince1970, endpointID])
         }
-        let putBack = plan.parked.map { ($0, nil as Double?) } + plan.deferred.map { ($0.key, $0.until.timeIntervalSince1970 as Double?) }
-        for (key, due) in putBack {
+        for (key, due) in plan.putBack {
             try db.cachedStatement(sql: """
                 UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ? WHERE event_id = ? AND endpoint_id = ?
-                """).execute(arguments: [due, key.eventID, key.target.stored])
+                """).execute(arguments: [due?.timeIntervalSince1970, key.eventID, key.target.stored])
         }
     }
 
