@@ -9,8 +9,9 @@ struct StoreFixture {
     let client = Client(id: "client-1", name: "one", signingSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 
     /// On a new database, or on `location` (a new one: the fixture's client is written to it), each
-    /// call bounded by `deadline`.
-    init(_ kind: TestStores.Kind, at location: String? = nil, deadline: Duration = StoreDeadline.defaultLimit) async throws {
+    /// call bounded by `deadline`: by default far beyond what any call takes, as these tests check what the
+    /// stores do, not how fast a loaded machine lets them.
+    init(_ kind: TestStores.Kind, at location: String? = nil, deadline: Duration = .seconds(120)) async throws {
         let location = if let location { location } else { try await kind.freshLocation() }
         store = try await StoreLocation.open(location, logger: TestLog.logger, deadline: deadline)
         try await store.upsertClient(client, keyHash: "hash-1", now: t0)

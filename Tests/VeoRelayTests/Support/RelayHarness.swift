@@ -57,6 +57,9 @@ struct RelayHarness: Sendable {
         configuration.engine.idleInterval = .milliseconds(20)
         configuration.engine.upstreamBackoff = Backoff(base: 0.02, maximum: 0.1)
         configuration.engine.retrySchedule = RetrySchedule(delays: [0, 0.05, 0.1, 0.2], jitter: 0)
+        // A loaded machine may take seconds for a database call: the tests check behaviour, not speed
+        // (the database-fault tests set their own, short, limit).
+        configuration.databaseTimeout = .seconds(60)
         tune(&configuration)
         let databasePath = database ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("veo-relay-test-\(UUID().uuidString).sqlite").path
