@@ -18,8 +18,8 @@ public struct Dispatcher: PipelineStage {
     let logger: Logger
     /// Attempts finishing together are recorded in one transaction.
     let records: GroupCommit<AttemptRecord, Bool>
-    /// When the earliest delivery the last claim put back for its endpoint's rate falls due.
-    let nextSlot = SlotHint()
+    /// When the deliveries this instance's claims put back for their endpoints' rate fall due.
+    let heldUntil = SlotHint()
 
     init(store: any Outbox, http: HTTPClient, clock: any WallClock, leases: LeaseIssuer, gate: DestinationGate,
          configuration: EngineConfiguration, logger: Logger) {
@@ -50,7 +50,7 @@ public struct Dispatcher: PipelineStage {
         let now = clock.now()
         var admitted: [Claim] = []
         let batch = try await store.claimDeliveryBatch(now: now, limit: limit, lease: lease, excluding: gate.blocked(at: now))
-        nextSlot.value = batch.nextSlot
+        heldUntil.add(batch.heldUntil, after: now)
         for delivery in batch.deliveries {
             if gate.admit(delivery.destination, at: now) {
                 admitted.append(Claim(delivery: delivery, lease: lease))
@@ -107,8 +107,9 @@ public struct Dispatcher: PipelineStage {
 
     /// A rate-limited endpoint's next slot may come sooner than the idle interval: the loop wakes for it.
     public func untilNextDue() async -> Duration? {
-        guard let slot = nextSlot.value else { return nil }
-        return .seconds(min(max(0, slot.timeIntervalSince(clock.now())), 86_400))
+        let now = clock.now()
+        guard let slot = heldUntil.first(after: now) else { return nil }
+        return .seconds(min(slot.timeIntervalSince(now), 86_400))
     }
 
     public struct Outcome: Sendable {
@@ -191,10 +192,14 @@ public struct Dispatcher: PipelineStage {
 /// A scheduling hint shared by the dispatcher's claims and its loop: in memory on purpose, as what to
 /// deliver stays in the database; a lost hint only means waiting the idle interval.
 final class SlotHint: Sendable {
-    private let slot = Mutex<Date?>(nil)
+    private let times = Mutex<[Date]>([])
 
-    var value: Date? {
-        get { slot.withLock { $0 } }
-        set { slot.withLock { $0 = newValue } }
+    /// Keeps `new` and what is still ahead of `now`, sorted.
+    func add(_ new: [Date], after now: Date) {
+        times.withLock { times in times = (times + new).filter { $0 > now }.sorted() }
+    }
+
+    func first(after now: Date) -> Date? {
+        times.withLock { $0.first { $0 > now } }
     }
 }

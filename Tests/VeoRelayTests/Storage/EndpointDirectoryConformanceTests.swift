@@ -138,15 +138,38 @@ struct EndpointDirectoryConformanceTests {
                                             lease: fixture.lease("x/dispatcher/\(seconds)", until: seconds + 60), excluding: [])
                 .count { $0.key.target != .callback }
         }
-        #expect(try await endpointClaims(fixture.store, at: 0) == 1, "one of four now")
-        #expect(try await endpointClaims(other, at: 0) == 0, "the other relay finds the slot taken")
+        let first = try await fixture.store.claimDeliveryBatch(now: fixture.t0, limit: 50, lease: fixture.lease("x/dispatcher/first", until: 60),
+                                                               excluding: [])
+        #expect(first.deliveries.count { $0.key.target != .callback } == 1, "one of four now")
+        #expect(first.heldUntil == [0.5, 1.0, 1.5].map(fixture.t0.addingTimeInterval), "the rest put back one slot apart, and said so")
         #expect(try await endpointClaims(other, at: 0.49) == 0)
-        #expect(try await endpointClaims(other, at: 0.5) == 1, "the next slot, half a second on")
+        #expect(try await endpointClaims(other, at: 0.5) == 1, "the next slot, half a second on, on the other relay")
         #expect(try await endpointClaims(fixture.store, at: 0.75) == 0)
-        let last = try await fixture.store.claimDeliveryBatch(now: fixture.t0.addingTimeInterval(1), limit: 50,
-                                                              lease: fixture.lease("x/dispatcher/last", until: 61), excluding: [])
-        #expect(last.deliveries.count == 1)
-        #expect(last.nextSlot == fixture.t0.addingTimeInterval(1.5), "the claim says when the one put back falls due")
+        #expect(try await endpointClaims(fixture.store, at: 1.0) == 1)
+        #expect(try await endpointClaims(other, at: 1.2) == 0)
+        #expect(try await endpointClaims(other, at: 1.5) == 1)
+    }
+
+    /// Two relays claiming the same due deliveries at the same moment: the compare-and-set on the endpoint's
+    /// slot lets one of them send.
+    @Test(arguments: TestStores.all)
+    func aSlotIsTakenByOneRelayOnly(store kind: TestStores.Kind) async throws {
+        let location = try await kind.freshLocation()
+        let fixture = try await StoreFixture(kind, at: location)
+        let other = try await StoreLocation.open(location, logger: TestLog.logger, deadline: .seconds(120))
+        defer { fixture.store.close(); other.close() }
+        try await fixture.store.createEndpoint(endpoint(fixture, "once.example.com", types: ["task.succeeded"], rate: 1), keys: .generate([.v1]))
+        for index in 0..<8 { _ = try await fixture.finishedTask("contended \(index)") }
+        let claims = try await withThrowingTaskGroup(of: Int.self) { group in
+            for (index, store) in [fixture.store, other, fixture.store, other].enumerated() {
+                group.addTask {
+                    try await store.claimDeliveries(now: fixture.t0, limit: 4, lease: fixture.lease("r\(index)/dispatcher/1", until: 60), excluding: [])
+                        .count { $0.key.target != .callback }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(claims == 1, "one send in the first second, however the claims interleave")
     }
 
     /// A failure streak is kept per endpoint; one failing since before the cutoff is disabled with an

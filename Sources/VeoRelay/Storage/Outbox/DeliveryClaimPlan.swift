@@ -19,6 +19,8 @@ struct DeliveryClaimPlan {
     var deferred: [(key: DeliveryKey, until: Date)] = []
     /// Each rate-limited endpoint's slot moves from `previous` to `next`.
     var slots: [String: (previous: Date?, next: Date)] = [:]
+    /// The slot the next of an endpoint's deliveries in this claim would take.
+    private var reserved: [String: Date] = [:]
 
     init(_ claimed: [PendingDelivery], endpoints: [String: ClaimedEndpoint], now: Date) {
         for var delivery in claimed {
@@ -36,13 +38,15 @@ struct DeliveryClaimPlan {
                 continue
             }
             let spacing = 1 / Double(rate)
-            let free = slots[endpointID]?.next ?? max(now, endpoint.nextSendAt ?? now)
+            let free = reserved[endpointID] ?? max(now, endpoint.nextSendAt ?? now)
             if free <= now {
                 admitted.append(delivery)
                 slots[endpointID] = (endpoint.nextSendAt, free.addingTimeInterval(spacing))
             } else {
                 deferred.append((delivery.key, free))
             }
+            // The next one waits a slot more, so that a backlog comes due one delivery per slot, not all at once.
+            reserved[endpointID] = free.addingTimeInterval(spacing)
         }
     }
 
@@ -53,7 +57,7 @@ struct DeliveryClaimPlan {
 
     /// What the claim answers once the plan is settled.
     var claim: DeliveryClaim {
-        DeliveryClaim(deliveries: admitted, nextSlot: deferred.map(\.until).min())
+        DeliveryClaim(deliveries: admitted, heldUntil: deferred.map(\.until).sorted())
     }
 
     /// Applies the slots by compare-and-set (`move` answers whether it won); a delivery whose endpoint's

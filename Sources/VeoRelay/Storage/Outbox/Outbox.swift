@@ -51,11 +51,12 @@ extension Outbox {
     }
 }
 
-/// What a claim took, and when the earliest delivery it put back for its endpoint's rate falls due (the
+/// What a claim took, and when the deliveries it put back for their endpoints' rate fall due (the
 /// dispatcher wakes then rather than after its idle interval).
 public struct DeliveryClaim: Sendable {
     public var deliveries: [PendingDelivery]
-    public var nextSlot: Date? = nil
+    /// Sorted.
+    public var heldUntil: [Date] = []
 }
 
 /// Where a delivery goes: the task's own `callback_url`, or one of the client's endpoints.
