@@ -319,6 +319,8 @@ struct Banner {
                       "!!! Videos are fake and nothing is billed. Set the key to talk to the real API. !!!",
                       "upstream: \(relay.upstreamDescription)", ""]
         }
+        let engine = configuration.engine
+        lines.append("upstream budget: \(engine.upstream.rate.formatted(.number.grouping(.never))) requests/s; up to \(engine.submitters) submissions and \(engine.pollers) polls in flight")
         if let directory = configuration.videos.directory {
             lines.append("stored videos: \(directory) (kept \(Int(configuration.videos.retention / 86_400)) days)")
             if configuration.streams.publicURL == nil {

@@ -87,8 +87,8 @@ extension EngineConfiguration {
         let longestRequest = max(upstreamTimeout, deliveryTimeout)
         check.require(leaseDuration > longestRequest, "--lease-duration / VEO_RELAY_LEASE_DURATION",
                       "(\(leaseDuration) s) must outlive the longest request it guards: the upstream timeout (\(upstreamTimeout) s) and the delivery timeout (\(deliveryTimeout) s)")
-        check.atLeastOne(submitConcurrency, "submit concurrency")
-        check.atLeastOne(pollConcurrency, "poll concurrency")
+        check.atLeastOne(submitters, "submit concurrency")
+        check.atLeastOne(pollers, "poll concurrency")
         check.atLeastOne(deliveryConcurrency, "--delivery-concurrency / VEO_RELAY_DELIVERY_CONCURRENCY")
         check.atLeastOne(destinations.maxConcurrent, "--destination-concurrency / VEO_RELAY_DESTINATION_CONCURRENCY")
         check.atLeastOne(destinations.failureThreshold, "--breaker-threshold / VEO_RELAY_BREAKER_THRESHOLD")

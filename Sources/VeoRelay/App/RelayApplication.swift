@@ -148,8 +148,8 @@ public func buildRelay(
                           leases: stages.leases(for: "dispatcher"), gate: destinations,
                           configuration: engine, logger: logger),
                concurrency: engine.deliveryConcurrency, wake: wakeups.dispatcher),
-        worker(Poller(context: stages), concurrency: engine.pollConcurrency, wake: wakeups.poller),
-        worker(Submitter(context: stages), concurrency: engine.submitConcurrency, wake: wakeups.submitter),
+        worker(Poller(context: stages), concurrency: engine.pollers, wake: wakeups.poller),
+        worker(Submitter(context: stages), concurrency: engine.submitters, wake: wakeups.submitter),
     ] + videoServices() + [
         RetentionService(store: store, clock: clock, attemptRetention: engine.attemptRetention,
                          idempotencyRetention: engine.idempotencyRetention, logger: logger),

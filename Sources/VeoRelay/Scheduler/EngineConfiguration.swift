@@ -12,8 +12,10 @@ public struct EngineConfiguration: Sendable {
     public var leaseDuration: TimeInterval = 60
     /// How long an idle worker sleeps before looking for due work again.
     public var idleInterval: Duration = .seconds(1)
-    public var submitConcurrency = 4
-    public var pollConcurrency = 16
+    /// Submissions in flight at once; nil: sized from the upstream budget (see `submitters`).
+    public var submitConcurrency: Int?
+    /// Polls in flight at once; nil: sized from the upstream budget (see `pollers`).
+    public var pollConcurrency: Int?
     /// Concurrent webhook attempts in all.
     public var deliveryConcurrency = 32
     /// Per-destination concurrency and circuit breaker.
@@ -39,6 +41,18 @@ public struct EngineConfiguration: Sendable {
     public var upstreamConnectTimeout: TimeInterval = 5
 
     public init() {}
+
+    /// As many submissions in flight as the upstream budget lets start in a second (a request takes
+    /// about that long upstream), at least 4 and at most 64: a fixed few would leave a burst queued
+    /// behind a budget that could take it.
+    public var submitters: Int { submitConcurrency ?? Self.sized(from: upstream.rate, minimum: 4) }
+    /// Polls likewise, at least 16.
+    public var pollers: Int { pollConcurrency ?? Self.sized(from: upstream.rate, minimum: 16) }
+
+    static func sized(from rate: Double, minimum: Int) -> Int {
+        guard rate.isFinite else { return minimum }
+        return min(64, max(minimum, Int(min(rate, 64).rounded(.up))))
+    }
 }
 
 /// Exponential backoff with full jitter in its upper half, capped.

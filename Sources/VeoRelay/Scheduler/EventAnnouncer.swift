@@ -3,29 +3,38 @@ import Metrics
 
 /// Saves a task transition together with the event it calls for in one transaction, then wakes
 /// the dispatcher (the task's callback or the client's endpoints may take it) and this instance's streams.
+///
+/// Every stage's transitions go through one group commit: transitions arriving while a transaction
+/// is being written share the next one (one commit, one sync), and each caller returns only once its
+/// own is durable, so a task never moves on (a request never leaves) before its state is on disk.
 public struct EventAnnouncer: Sendable {
     let store: any TaskQueue
     let clock: any WallClock
     let dispatcherWake: WakeSignal
     let streamWake: WakeSignal
+    let transitions: GroupCommit<TaskTransition, Bool>
 
     public init(store: any TaskQueue, clock: any WallClock, dispatcherWake: WakeSignal, streamWake: WakeSignal = WakeSignal()) {
         self.store = store
         self.clock = clock
         self.dispatcherWake = dispatcherWake
         self.streamWake = streamWake
+        transitions = GroupCommit { batch in try await store.save(batch) }
     }
 
     public func save(_ task: RelayTask, lease: Lease, announcing type: WebhookEventType?) async throws {
-        guard let type else {
-            try await store.save(task, lease: lease, keepLease: false, event: nil)
-            UsageMetrics.ended(task)
-            return
-        }
-        let event = try event(type, of: task)
-        try await store.save(task, lease: lease, keepLease: false, event: event)
+        let caused = try type.map { try self.event($0, of: task) }
+        try await record(task, lease: lease, keepLease: false, event: caused)
         UsageMetrics.ended(task)
-        announced(event)
+        if let caused { announced(caused) }
+    }
+
+    /// Writes a transition (with its event, if any) in the next group commit; throws
+    /// `StoreError.leaseLost` if its lease was lost.
+    public func record(_ task: RelayTask, lease: Lease, keepLease: Bool, event: NewEvent? = nil) async throws {
+        guard try await transitions.submit(TaskTransition(task, lease: lease, keepLease: keepLease, event: event)) else {
+            throw StoreError.leaseLost(task.id)
+        }
     }
 
     /// Cancels the task if it is still queued (see `TaskQueue.cancel`). A submission refused for now

@@ -100,6 +100,6 @@ public struct Poller: PipelineStage {
         let retryAfter: TimeInterval? = if case .transient(_, _, let value) = error { value } else { nil }
         let delay = context.configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)
         task.retry(at: now.addingTimeInterval(max(delay, context.configuration.polling.floor)))
-        try await context.store.save(task, lease: lease, keepLease: false, event: nil)
+        try await context.events.record(task, lease: lease, keepLease: false)
     }
 }

@@ -41,7 +41,7 @@ public struct Submitter: PipelineStage {
             if try await context.expireIfOverdue(&task, lease: lease) { return }
             task.beginSubmission()
             do {
-                try await context.store.save(task, lease: lease, keepLease: true, event: nil)
+                try await context.events.record(task, lease: lease, keepLease: true)
             } catch StoreError.leaseLost {
                 // Cancelled by its client since the claim (or taken over by another instance): not ours to send.
                 context.gate.refund(1)
@@ -91,7 +91,7 @@ public struct Submitter: PipelineStage {
         case .transient(_, _, let retryAfter):
             let delay = context.configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)
             task.retry(at: now.addingTimeInterval(delay))
-            try await context.store.save(task, lease: lease, keepLease: false, event: nil)
+            try await context.events.record(task, lease: lease, keepLease: false)
         case .rejected(let status, let message):
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP \(status)): \(message)", at: now)
             try await context.events.save(task, lease: lease, announcing: type)

@@ -75,7 +75,7 @@ public struct VideoStorer: PipelineStage {
                 let delay = downloader.policy.backoff.delay(failures: task.failures + 1)
                 task.retry(at: min(clock.now().addingTimeInterval(delay), storeDeadline(task)))
                 logger.debug("video store will retry", metadata: ["task_id": "\(task.id)", "reason": "\(retryable.reason)"])
-                try await store.save(task, lease: claimed.lease, keepLease: false, event: nil)
+                try await events.record(task, lease: claimed.lease, keepLease: false)
                 return
             }
             failures.succeeded()
@@ -97,7 +97,7 @@ public struct VideoStorer: PipelineStage {
                 guard !Task.isCancelled else { return }
                 let renewed = Lease(owner: lease.owner, expiresAt: clock.now().addingTimeInterval(duration))
                 do {
-                    try await store.save(task, lease: renewed, keepLease: true, event: nil)
+                    try await events.record(task, lease: renewed, keepLease: true)
                 } catch {
                     logger.warning("a video store lease could not be renewed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
                 }
