@@ -10,7 +10,7 @@ struct Benchmark: AsyncParsableCommand {
         abstract: "Measure the relay against baselines run beside it (use a release build: swift run -c release veo-relay benchmark).")
 
     enum Scenario: String, CaseIterable, ExpressibleByArgument {
-        case intake, delivery, pipeline, scale, scaleOut = "scale-out", lag, streams, soak
+        case intake, delivery, pipeline, burst, scale, scaleOut = "scale-out", lag, streams, soak
     }
 
     @Option(help: "Run only this scenario (repeatable): \(Scenario.allCases.map(\.rawValue).joined(separator: ", ")); all by default.")
@@ -31,7 +31,16 @@ struct Benchmark: AsyncParsableCommand {
     @Option(help: "Tasks the pipeline and scale-out scenarios run through.")
     var pipelineTasks = 2_000
 
-    @Option(help: "An empty PostgreSQL database for the scale-out scenario, which fills it (postgres://…); without one it is skipped. [env: VEO_RELAY_BENCH_POSTGRES_URL]")
+    @Option(help: "Burst scenario: tasks offered per second.")
+    var burstRate = 200.0
+
+    @Option(help: "Burst scenario: seconds the burst lasts.")
+    var burstSeconds = 15.0
+
+    @Option(help: "Burst scenario: how long each simulated job takes, seconds.")
+    var burstJobSeconds = 1.0
+
+    @Option(help: "An empty PostgreSQL database for the scale-out and burst scenarios, which fill it (postgres://…); without one they run without PostgreSQL. [env: VEO_RELAY_BENCH_POSTGRES_URL]")
     var postgres: String?
 
     @Option(help: "Running tasks (and as many delivered events) the scale scenario fills its databases with.")
@@ -68,6 +77,9 @@ struct Benchmark: AsyncParsableCommand {
             case .intake: new = try await IntakeScenario(round: .milliseconds(Int((smoke ? 0.3 : intakeSeconds) * 1_000))).run()
             case .delivery: new = try await DeliveryScenario(events: smoke ? 100 : events).run()
             case .pipeline: new = try await PipelineScenario(tasks: smoke ? 20 : pipelineTasks).runEmbedded()
+            case .burst:
+                let scenario = BurstScenario(rate: smoke ? 20 : burstRate, seconds: smoke ? 1 : burstSeconds, jobSeconds: smoke ? 0.2 : burstJobSeconds)
+                new = scenario.rows(try await scenario.run(postgres: postgres ?? Env.string("VEO_RELAY_BENCH_POSTGRES_URL")))
             case .scale:
                 let scenario = ScaleScenario(rows: smoke ? 200 : scaleRows, seconds: .seconds(smoke ? 1 : 5))
                 let file = NSTemporaryDirectory() + "veo-relay-bench-scale-\(UUID().uuidString).sqlite"

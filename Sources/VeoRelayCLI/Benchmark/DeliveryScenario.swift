@@ -33,11 +33,36 @@ struct DeliveryScenario {
             if bodies.isEmpty { bodies = sent }
             baselineRates.append(try await measureBaseline(bodies: bodies, secret: secret, sinkURL: sinkURL, received: received))
         }
+        let wrkRates = try await postedByWrk(bodies.first ?? Data(), secret: secret, sinkURL: sinkURL, seconds: events >= 1_000 ? 5 : 1)
         try await sinkServer.stop()
         let relayRate = median(relayRates), baselineRate = median(baselineRates)
         return [BenchmarkRow(scenario: "delivery", measure: "signed webhooks/s, \(events) pending, concurrency \(concurrency) (median of \(rounds))",
                              relay: format(relayRate, digits: 0), baseline: format(baselineRate, digits: 0),
                              ratio: format(relayRate / baselineRate), target: "≥ 0.70")]
+            + (wrkRates.map { rate in
+                [BenchmarkRow(scenario: "delivery", measure: "signed webhooks/s vs wrk (C load generator, \(concurrency) connections) posting one "
+                                 + "signed body to the same sink, which verifies each", relay: format(relayRate, digits: 0),
+                              baseline: format(rate, digits: 0), ratio: format(relayRate / rate), target: "≥ 0.50")]
+            } ?? [])
+    }
+
+    /// What wrk posts to the sink in `seconds` (median of `rounds`): one body, signed once (the sink
+    /// verifies each, as it does the relay's); nil without wrk.
+    func postedByWrk(_ body: Data, secret: WebhookSecret, sinkURL: String, seconds: Int) async throws -> Double? {
+        guard let wrk = Wrk.find(connections: concurrency, seconds: seconds) else {
+            Console.line("delivery: wrk not found (apt-get install wrk): its row is skipped")
+            return nil
+        }
+        var rates: [Double] = []
+        for _ in 0..<rounds {
+            let (id, timestamp) = (Identifier.message(), Date().unixSeconds)
+            let headers = [("Content-Type", "application/json"), ("webhook-id", id), ("webhook-timestamp", String(timestamp)),
+                           ("webhook-signature", WebhookSignature.header(id: id, timestamp: timestamp, body: body, secrets: [secret]))]
+            let result = try await wrk.post(sinkURL, body: body, headers: headers)
+            guard result.failed == 0 else { throw BenchmarkFailure("delivery under wrk: \(result.failed) failed requests") }
+            rates.append(result.rate)
+        }
+        return median(rates)
     }
 
     /// Webhooks per second from the moment the relay starts until the receiver has verified all of

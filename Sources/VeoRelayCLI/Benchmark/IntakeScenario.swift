@@ -33,7 +33,7 @@ struct IntakeScenario {
             "\(format(median(results.map { $0.latency(0.5) }) * 1_000, digits: 1)) / \(format(median(results.map { $0.latency(0.99) }) * 1_000, digits: 1))"
         }
         let failures = (relay + budgeted + baseline).map(\.failed).reduce(0, +)
-        return [
+        return try await underWrk(body: body) + [
             BenchmarkRow(scenario: "intake", measure: "requests/s, \(connections) connections (median of \(rounds))",
                          relay: format(relayRate, digits: 0), baseline: format(baselineRate, digits: 0),
                          ratio: format(relayRate / baselineRate), target: "≥ 0.60"),
@@ -44,6 +44,28 @@ struct IntakeScenario {
             BenchmarkRow(scenario: "intake", measure: "load generator alone (empty handler), requests/s; failed requests",
                          relay: "\(failures) failed", baseline: format(generator.rate, digits: 0)),
         ]
+    }
+
+    /// The relay and the validating handler under `wrk`, alternated, median of `rounds`; no rows without wrk.
+    func underWrk(body: ByteBuffer) async throws -> [BenchmarkRow] {
+        guard let wrk = Wrk.find(connections: connections, seconds: max(1, Int(round.seconds.rounded()))) else {
+            Console.line("intake: wrk not found (apt-get install wrk): its rows are skipped")
+            return []
+        }
+        let data = Data(buffer: body)
+        let headers = [("Content-Type", "application/json"), ("Authorization", "Bearer \(BenchmarkRelay.apiKey)")]
+        var relay: [Wrk.Result] = [], baseline: [Wrk.Result] = []
+        for _ in 0..<rounds {
+            relay.append(try await measureRelay { port in try await wrk.post("http://127.0.0.1:\(port)/v1/videos/generations", body: data, headers: headers) })
+            baseline.append(try await measure(handler: Self.validatingHandler) { port in
+                try await wrk.post("http://127.0.0.1:\(port)/v1/videos/generations", body: data, headers: headers)
+            })
+        }
+        guard (relay + baseline).allSatisfy({ $0.failed == 0 }) else { throw BenchmarkFailure("intake under wrk: failed requests") }
+        let relayRate = median(relay.map(\.rate)), baselineRate = median(baseline.map(\.rate))
+        return [BenchmarkRow(scenario: "intake", measure: "requests/s under wrk (C load generator, \(connections) connections, median of \(rounds)), "
+                                + "durable intake vs the validating in-memory handler", relay: format(relayRate, digits: 0),
+                             baseline: format(baselineRate, digits: 0), ratio: format(relayRate / baselineRate), target: "≥ 0.70")]
     }
 
     static let watchLinks = WatchLinks(signer: WatchTokenSigner(secret: SharedSecret.generate(), lifetime: 3_600), publicURL: nil,
@@ -64,22 +86,32 @@ struct IntakeScenario {
                                                .videoSecondsPerMonth: 1_000_000_000, .inFlight: 1_000_000_000])
 
     func measureRelay(body: ByteBuffer, budget: ClientBudget = .unlimited) async throws -> LoadResult {
+        try await measureRelay(budget: budget) { port in try await load(url: "http://127.0.0.1:\(port)/v1/videos/generations", body: body) }
+    }
+
+    /// A fresh relay on its own database, loaded by `load` (given its port).
+    func measureRelay<Result>(budget: ClientBudget = .unlimited, load: (Int) async throws -> Result) async throws -> Result {
         var relay = BenchmarkRelay(directory: NSTemporaryDirectory(), secret: WebhookSecret.generate(), upstreamURL: "http://127.0.0.1:9")
         relay.withoutUpstreamTraffic()
         relay.configuration.defaultBudget = budget
         defer { relay.removeDatabase() }
         let (port, running, _) = try await relay.start()
-        let result = try await load(url: "http://127.0.0.1:\(port)/v1/videos/generations", body: body)
+        let result = try await load(port)
         try await running.stop()
         return result
     }
 
     func measure(body: ByteBuffer, handler: @escaping @Sendable (Request) async throws -> Response) async throws -> LoadResult {
+        try await measure(handler: handler) { port in try await load(url: "http://127.0.0.1:\(port)/v1/videos/generations", body: body) }
+    }
+
+    /// `handler` alone behind Hummingbird, loaded by `load` (given its port).
+    func measure<Result>(handler: @escaping @Sendable (Request) async throws -> Response, load: (Int) async throws -> Result) async throws -> Result {
         let router = Router()
         router.post("/v1/videos/generations") { request, _ in try await handler(request) }
         let ports = PortBook()
         let running = Background([loopbackServer(router, name: "baseline", ports: ports)])
-        let result = try await load(url: "http://127.0.0.1:\(try await ports.wait("baseline"))/v1/videos/generations", body: body)
+        let result = try await load(try await ports.wait("baseline"))
         try await running.stop()
         return result
     }

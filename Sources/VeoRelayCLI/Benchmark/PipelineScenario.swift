@@ -73,21 +73,7 @@ struct PipelineScenario {
             relays.append(try await relay.start())
         }
         let store = try await StoreLocation.open(database, logger: .init(label: "bench"))
-        let lateness = Shared([String: [Double]]())
-        let sampler = Task {
-            while !Task.isCancelled {
-                let now = Date()
-                if let backlog = try? await store.backlog(now: now) {
-                    lateness.value.withLock { samples in
-                        for (stage, due) in [("submission", backlog.oldestDueSubmission), ("poll", backlog.oldestDuePoll),
-                                             ("delivery", backlog.oldestDueDelivery)] {
-                            samples[stage, default: []].append(due.map { max(0, now.timeIntervalSince($0)) } ?? 0)
-                        }
-                    }
-                }
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-        }
+        let sampler = LatenessSampler(store: store)
 
         let started = ContinuousClock.now
         let relayPorts = relays.map(\.port)
@@ -104,14 +90,13 @@ struct PipelineScenario {
         guard intake.completed == tasks else { throw BenchmarkFailure("intake accepted \(intake.completed) of \(tasks)") }
         try await waitUntil("all \(tasks) webhooks", within: .seconds(600)) { received.value.withLock { $0.ids.count } >= tasks }
         let seconds = (ContinuousClock.now - started).seconds
-        sampler.cancel()
+        let lateness = await sampler.stop()
         // Let anything sent twice arrive before counting.
         try await Task.sleep(for: .milliseconds(500))
         for relay in relays { try await relay.running.stop() }
         store.close()
         try await support.stop()
-        let means = lateness.value.withLock { $0 }.map { (stage: $0.key, seconds: $0.value.reduce(0, +) / Double(max(1, $0.value.count))) }
-            .sorted { $0.stage < $1.stage }
+        let means = lateness.map { (stage: $0.stage, seconds: $0.mean) }.sorted { $0.stage < $1.stage }
         return Result(instances: instances, rate: Double(tasks) / seconds, seconds: seconds,
                       paidTwice: simulator.totalSubmissions - tasks,
                       duplicateWebhooks: received.value.withLock { $0.duplicates }, lateness: means)
