@@ -259,6 +259,17 @@ def interrupted_downloads(logs):
     return removed
 
 
+def submissions_in_flight(logs):
+    """The relays' submission concurrency, as their start-up banner states it (sized from the upstream budget)."""
+    for name in sorted(os.listdir(logs)):
+        if name.startswith("relay-") and name.endswith(".log"):
+            for line in open(os.path.join(logs, name), errors="replace"):
+                match = re.search(r"up to (\d+) submissions", line)
+                if match:
+                    return int(match.group(1))
+    return "?"
+
+
 def audit_stored_videos(directory, videos_by_task, simulator_port):
     """With --store-videos: every succeeded task must have one complete file per stored video (the
     simulator's bytes, the SHA-256 its event announced), and no partial download may be left."""
@@ -536,6 +547,7 @@ def main():
             ("outcome-unknown: the upstream's answer lost or unreadable", len(outcome_unknown["outcome_unknown_upstream"])),
             ("outcome-unknown: the relay stopped mid-submission", stopped),
             ("  ... per kill", round(stopped / args.kills, 2) if args.kills else "-"),
+            ("  ... beside the submissions a relay keeps in flight at most", submissions_in_flight(work)),
             ("upstream submissions", upstream["total"]), ("webhooks received", len(deliveries)),
             ("same webhook-id received again (receivers dedupe)", redelivered),
             ("models whose usage does not reconcile with the upstream's bill", unreconciled),
@@ -548,6 +560,10 @@ def main():
         if lost:
             print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
         failed = len(lost) + paid_twice + duplicates + unverified + unreconciled + endpoint_failures
+        in_flight = report["  ... beside the submissions a relay keeps in flight at most"]
+        if isinstance(in_flight, int) and stopped > in_flight * args.kills:
+            print(f"chaos: {stopped} submissions stopped mid-way by {args.kills} kills: more than {in_flight} a kill, which cannot be")
+            failed += 1
         if args.store_videos:
             failed += len(broken) + len(partials) + sum(store_errors.values())
         return 1 if failed else 0
