@@ -11,7 +11,7 @@ struct BudgetTests {
 
     /// Sets a client's budget in the relay's database, as `veo-relay keys budget` does.
     static func setBudget(_ text: String, clientID: String = RelayHarness.clientID, in harness: RelayHarness) async throws {
-        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         defer { store.close() }
         #expect(try await store.setBudget(try ClientBudget(parsing: text), clientID: clientID))
     }
@@ -51,7 +51,7 @@ struct BudgetTests {
         let nextDay = try await api.post("/v1/videos/generations", json: harness.request(prompt: "third, the next day", extra: ["duration": .int(6)]))
         #expect(nextDay.status == 200 && nextDay.headers["budget-remaining-per-day"] == "1", "\(nextDay.status) \(nextDay.headers)")
 
-        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         let stored = try await store.tasks(TaskQuery(clientID: RelayHarness.clientID, limit: 10)).map(\.request.prompt)
         store.close()
         #expect(Set(stored) == ["first", "second", "third, the next day"], "the refused request stored nothing")

@@ -47,7 +47,7 @@ struct CancelTests {
             let store = harness.simulator
             return Set(store.submissionsByPrompt.keys).isSuperset(of: submitted)
         }
-        let log = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let log = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         try await eventually("no task left queued or on the wire", within: .seconds(120)) {
             let backlog = try await log.backlog(now: Date())
             return (backlog.tasksByState[.queued] ?? 0) + (backlog.tasksByState[.submitting] ?? 0) + (backlog.tasksByState[.running] ?? 0) == 0

@@ -16,7 +16,7 @@ struct DeliveryEngineTests {
         let harness = try await RelayHarness.start(receiverAnswer: { attempt in .init(status: attempt <= 2 ? .badGateway : .ok) },
                                                    clock: clock, tune: Self.standardSchedule)
         let taskID = try await harness.seedFinishedTask()
-        let store = try SQLiteStore(path: harness.databasePath)
+        let store = try SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline)
         @Sendable func delivery() async throws -> DeliveryRecord? { try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last }
 
         var relay = try await harness.startRelay(instance: "before-restart")
@@ -54,7 +54,7 @@ struct DeliveryEngineTests {
             receiverAnswer: { attempt in attempt == 1 ? .init(status: .tooManyRequests, headers: [.retryAfter: "120"]) : .init(status: .ok) },
             clock: clock, tune: Self.standardSchedule)
         let taskID = try await harness.seedFinishedTask()
-        let store = try SQLiteStore(path: harness.databasePath)
+        let store = try SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline)
         let relay = try await harness.startRelay()
         _ = try await harness.receiver.next()
         try await eventually("the 429 to be recorded") {
@@ -194,7 +194,7 @@ struct DeliveryEngineTests {
     }
 
     @Test func aRotationEndsWithItsGracePeriod() async throws {
-        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("rotation-\(UUID()).sqlite").path)
+        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("rotation-\(UUID()).sqlite").path, deadline: TestStores.deadline)
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         try await store.upsertClient(Client(id: "cl_1", name: "one", signingSecret: "whsec_old"), keyHash: "h1", now: now)
         #expect(try await store.rotateSecret(clientID: "cl_1", newSecret: "whsec_new", previousValidUntil: now.addingTimeInterval(60)))
@@ -208,7 +208,7 @@ struct DeliveryEngineTests {
         let clock = ManualClock.startingNow()
         let harness = try await RelayHarness.start(receiverAnswer: { _ in .init(status: .internalServerError) }, clock: clock)
         let taskID = try await harness.seedFinishedTask()
-        let store = try SQLiteStore(path: harness.databasePath)
+        let store = try SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline)
         let relay = try await harness.startRelay()
         _ = try await harness.receiver.next()
         try await eventually("an attempt to be logged") {

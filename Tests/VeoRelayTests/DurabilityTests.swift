@@ -8,7 +8,7 @@ struct DurabilityTests {
     /// except the repeatable ones (see `RelayStore`), and turns the sync back on after each of those.
     @Test func theSQLiteStoreSyncsEveryCommit() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-sync-\(UUID().uuidString).sqlite").path
-        let store = try SQLiteStore(path: path)
+        let store = try SQLiteStore(path: path, deadline: TestStores.deadline)
         defer { store.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         let full = 2
         #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == full)
@@ -24,7 +24,7 @@ struct DurabilityTests {
     /// automatic checkpoint, which would run inside a claim's or an intake's commit, is only a backstop.
     @Test func theWALIsCheckpointedOffTheWritersPath() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-wal-\(UUID().uuidString).sqlite").path
-        let store = try SQLiteStore(path: path)
+        let store = try SQLiteStore(path: path, deadline: TestStores.deadline)
         defer { store.close(); for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA wal_autocheckpoint") } == WALCheckpointer.writerBackstopPages)
         let client = Client(id: "client-wal", name: "wal", signingSecret: WebhookSecret.generate().encoded)
@@ -44,7 +44,7 @@ struct DurabilityTests {
     @Test func storesOpenBesideARunningOneThatWrites() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("veo-relay-reopen-\(UUID().uuidString).sqlite").path
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let running = try SQLiteStore(path: path)
+        let running = try SQLiteStore(path: path, deadline: TestStores.deadline)
         defer { running.close() }
         let client = Client(id: "client-reopen", name: "reopen", signingSecret: WebhookSecret.generate().encoded)
         try await running.upsertClient(client, keyHash: "hash-reopen", now: Date())
@@ -70,7 +70,7 @@ struct DurabilityTests {
                     // A whole store now and then; mostly the checkpointer's own connection, the one
                     // that once opened without a busy timeout and is the cheapest to open many times.
                     if round.isMultiple(of: 100) {
-                        let store = try await StoreLocation.open(path, logger: TestLog.logger)
+                        let store = try await StoreLocation.open(path, logger: TestLog.logger, deadline: TestStores.deadline)
                         try await insertOne(store)
                         store.close()
                     } else {
@@ -112,7 +112,7 @@ struct DurabilityTests {
         let clock = ManualClock.startingNow()
         let harness = try await RelayHarness.start(clock: clock)
         // A relay that died with the request on the wire: the task is `submitting` under its lease.
-        let store = try SQLiteStore(path: harness.databasePath)
+        let store = try SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline)
         _ = try await ClientBootstrap.run(store: store, apiKeys: [RelayHarness.apiKey], webhookSecret: RelayHarness.secret, now: clock.now())
         let clientID = RelayHarness.clientID
         let request = try RequestValidator().validate(harness.request())
@@ -145,7 +145,7 @@ struct DurabilityTests {
         }
         let api = APIClient(baseURL: relay.baseURL)
         let taskID = try await api.submit(harness.request())
-        let store = try SQLiteStore(path: harness.databasePath)
+        let store = try SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline)
         let clientID = RelayHarness.clientID
         try await eventually("a failed submission attempt") {
             (try await store.task(id: taskID, scope: .client(clientID))?.failures ?? 0) >= 2

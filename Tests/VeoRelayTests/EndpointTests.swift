@@ -212,7 +212,7 @@ struct EndpointTests {
         var seeded: [String] = []
         for _ in 0..<count { seeded.append(try await harness.seedFinishedTask()) }
         let tasks = seeded
-        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         defer { store.close() }
         let target = DeliveryTarget.endpoint(endpointID)
         /// The endpoint's deliveries not yet delivered (one query, so that waiting adds little load).

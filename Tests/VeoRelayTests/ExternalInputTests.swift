@@ -103,7 +103,7 @@ struct ExternalInputTests {
     func absurdStoredTimesReadBackWithoutTrapping(store kind: TestStores.Kind) async throws {
         let harness = try await RelayHarness.start(database: try await kind.freshLocation())
         let taskID = try await harness.seedFinishedTask()
-        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         let lease = Lease(owner: "test/dispatcher/1", expiresAt: harness.clock.now().addingTimeInterval(60))
         let delivery = try #require(try await store.claimDeliveries(now: harness.clock.now(), limit: 1, lease: lease, excluding: []).first)
         // What an older version stored from `Retry-After: 1e300`.

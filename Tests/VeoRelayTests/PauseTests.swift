@@ -16,7 +16,7 @@ struct PauseTests {
         let capture = LogCapture()
         let first = try await harness.startRelay(instance: "relay-a", logger: capture.logger)
         let second = try await harness.startRelay(instance: "relay-b")
-        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         var clientB = APIClient(baseURL: second.baseURL)
         clientB.key = RelayHarness.otherAPIKey
         let clientA = APIClient(baseURL: first.baseURL)

@@ -35,7 +35,7 @@ struct SchemaEquivalenceTests {
     static func sqliteSchema() async throws -> Schema {
         let path = try await TestStores.Kind.sqlite.freshLocation()
         // The store's WAL checkpointer may hold a lock for a moment: stop it, and wait out locks as the store does.
-        try SQLiteStore(path: path).close()
+        try SQLiteStore(path: path, deadline: TestStores.deadline).close()
         let queue = try DatabaseQueue(path: path, configuration: SQLiteStore.connectionConfiguration)
         let classes = ["TEXT": "text", "REAL": "real", "INTEGER": "integer", "BLOB": "blob"]
         return try await queue.read { db in

@@ -105,7 +105,7 @@ struct SSRFGuardTests {
         }
         let url = "http://localhost:\(harness.receiverServer.port)/hooks/veo"
         let taskID = try await APIClient(baseURL: relay.baseURL).submit(harness.request(extra: ["callback_url": .string(url)]))
-        let store = try SQLiteStore(path: harness.databasePath)
+        let store = try SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline)
         try await eventually("the refused attempt to be recorded") {
             try await store.deliveryLog(taskID: taskID, scope: .client(RelayHarness.clientID))?.last?.state == .failed
         }

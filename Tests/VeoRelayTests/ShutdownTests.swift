@@ -37,7 +37,7 @@ struct ShutdownTests {
 
         // What another instance would find now: nothing of X's, because the poller and the
         // dispatcher are still working on it.
-        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         let probe = Lease(owner: "relay-b/probe/1", expiresAt: harness.clock.now().addingTimeInterval(60))
         let claimable = try await store.claimTasks(.poll, now: harness.clock.now(), limit: 10, lease: probe).map(\.id)
         let deliverable = try await store.claimDeliveries(now: harness.clock.now(), limit: 10, lease: probe, excluding: [])

@@ -73,7 +73,8 @@ struct StartupTests {
             return .init(status: .noContent)
         }
         let receiverServer = try await receiver.start()
-        let relay = try RelayProcess(["serve", "--port", "0", "--drain-timeout", "1s"], environment: RelayProcess.testEnvironment)
+        // One signal: the drain is cut after 1 s. Two: the drain must outlast the moment the test takes to send the second.
+        let relay = try RelayProcess(["serve", "--port", "0", "--drain-timeout", signals == 1 ? "1s" : "120s"], environment: RelayProcess.testEnvironment)
         let port = try await relay.listeningPort()
         let callback = receiverServer.baseURL + "/hook"
         _ = try await APIClient(baseURL: "http://127.0.0.1:\(port)").submit(RelayHarness.generation(

@@ -114,7 +114,7 @@ struct StreamTests {
         #expect(try await holder.get("/v1/tasks/\(taskID)?watch_token=wt1.\(parts[1]).\(flipped)").status == 401)
 
         // Expired: signed with the relay's own key, but issued longer ago than its lifetime.
-        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         let signer = WatchTokenSigner(secret: try await store.sharedSecret(named: WatchTokenSigner.secretName, candidate: "unused"),
                                       lifetime: harness.configuration.streams.watchTokenLifetime)
         store.close()

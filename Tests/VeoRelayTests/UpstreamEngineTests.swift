@@ -49,7 +49,7 @@ struct UpstreamEngineTests {
         #expect(harness.simulator.totalSubmissions == 0, "and the relay did not resend it")
 
         // The operator decides to pay again.
-        #expect(try await SQLiteStore(path: harness.databasePath).resubmit(taskID: taskID, now: Date()))
+        #expect(try await SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline).resubmit(taskID: taskID, now: Date()))
         let succeeded = try await harness.receiver.next()[0]
         #expect(succeeded.json["type"] == .string("task.succeeded"))
         #expect(succeeded.json["data"]?["task_id"] == .string(taskID))
@@ -93,7 +93,7 @@ struct UpstreamEngineTests {
 
     @Test func expiredIdempotencyKeysAreForgotten() async throws {
         let clock = ManualClock.startingNow()
-        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("idem-\(UUID()).sqlite").path)
+        let store = try SQLiteStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("idem-\(UUID()).sqlite").path, deadline: TestStores.deadline)
         let request = try RequestValidator().validate(body: Scenarios.relayBody(Scenarios.all[0].json))
         let key = IdempotencyKey(key: "k", fingerprint: "f")
         #expect(try await store.insert(RelayTask(clientID: "c", request: request, now: clock.now()), idempotency: key) == .created)
@@ -123,7 +123,7 @@ struct UpstreamEngineTests {
 
     @Test func anUpstreamThatForgetsATaskIsAskedAFewTimesThenTheTaskEnds() async throws {
         let harness = try await RelayHarness.start()
-        let store = try SQLiteStore(path: harness.databasePath)
+        let store = try SQLiteStore(path: harness.databasePath, deadline: TestStores.deadline)
         let now = Date()
         let request = try RequestValidator().validate(harness.request())
         _ = try await store.insert(RelayTask(clientID: RelayHarness.clientID, request: request, now: now), idempotency: nil)

@@ -128,7 +128,7 @@ struct EndpointDirectoryConformanceTests {
     func anEndpointsRateSpacesItsSendsAcrossStores(store kind: TestStores.Kind) async throws {
         let location = try await kind.freshLocation()
         let fixture = try await StoreFixture(kind, at: location)
-        let other = try await StoreLocation.open(location, logger: TestLog.logger, deadline: .seconds(120))
+        let other = try await StoreLocation.open(location, logger: TestLog.logger, deadline: TestStores.deadline)
         defer { fixture.store.close(); other.close() }
         try await fixture.store.createEndpoint(endpoint(fixture, "slow.example.com", types: ["task.succeeded"], rate: 2), keys: .generate([.v1]))
         for index in 0..<4 { _ = try await fixture.finishedTask("rated \(index)") }
@@ -156,7 +156,7 @@ struct EndpointDirectoryConformanceTests {
     func aSlotIsTakenByOneRelayOnly(store kind: TestStores.Kind) async throws {
         let location = try await kind.freshLocation()
         let fixture = try await StoreFixture(kind, at: location)
-        let other = try await StoreLocation.open(location, logger: TestLog.logger, deadline: .seconds(120))
+        let other = try await StoreLocation.open(location, logger: TestLog.logger, deadline: TestStores.deadline)
         defer { fixture.store.close(); other.close() }
         try await fixture.store.createEndpoint(endpoint(fixture, "once.example.com", types: ["task.succeeded"], rate: 1), keys: .generate([.v1]))
         for index in 0..<8 { _ = try await fixture.finishedTask("contended \(index)") }

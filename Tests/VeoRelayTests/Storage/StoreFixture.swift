@@ -11,7 +11,7 @@ struct StoreFixture {
     /// On a new database, or on `location` (a new one: the fixture's client is written to it), each
     /// call bounded by `deadline`: by default far beyond what any call takes, as these tests check what the
     /// stores do, not how fast a loaded machine lets them.
-    init(_ kind: TestStores.Kind, at location: String? = nil, deadline: Duration = .seconds(120)) async throws {
+    init(_ kind: TestStores.Kind, at location: String? = nil, deadline: Duration = TestStores.deadline) async throws {
         let location = if let location { location } else { try await kind.freshLocation() }
         store = try await StoreLocation.open(location, logger: TestLog.logger, deadline: deadline)
         try await store.upsertClient(client, keyHash: "hash-1", now: t0)

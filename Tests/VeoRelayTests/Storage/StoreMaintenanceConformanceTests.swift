@@ -9,11 +9,11 @@ struct StoreMaintenanceConformanceTests {
     @Test(arguments: TestStores.all)
     func migrationsBuildAnEmptyDatabaseAndRunAgainAsANoOp(store kind: TestStores.Kind) async throws {
         let location = try await kind.freshLocation()
-        let first = try await StoreLocation.open(location, logger: TestLog.logger)
+        let first = try await StoreLocation.open(location, logger: TestLog.logger, deadline: TestStores.deadline)
         #expect(try await first.clientCount() == 0)
         #expect(try await first.clients().isEmpty)
         first.close()
-        let again = try await StoreLocation.open(location, logger: TestLog.logger)
+        let again = try await StoreLocation.open(location, logger: TestLog.logger, deadline: TestStores.deadline)
         #expect(try await again.clientCount() == 0)
         again.close()
     }

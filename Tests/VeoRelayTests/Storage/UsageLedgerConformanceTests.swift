@@ -21,8 +21,8 @@ struct UsageLedgerConformanceTests {
     ])
     func eachLimitAdmitsExactlyUpToItAcrossTwoRelays(store kind: TestStores.Kind, budget: (text: String, limit: BudgetLimit)) async throws {
         let location = try await kind.freshLocation()
-        let fixture = try await StoreFixture(kind, at: location, deadline: .seconds(120))
-        let second = try await StoreLocation.open(location, logger: TestLog.logger, deadline: .seconds(120))
+        let fixture = try await StoreFixture(kind, at: location, deadline: TestStores.deadline)
+        let second = try await StoreLocation.open(location, logger: TestLog.logger, deadline: TestStores.deadline)
         defer { fixture.store.close(); second.close() }
         #expect(try await fixture.store.setBudget(try ClientBudget(parsing: budget.text), clientID: fixture.client.id))
         let stores = [fixture.store, second]

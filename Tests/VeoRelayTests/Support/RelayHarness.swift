@@ -90,7 +90,7 @@ struct RelayHarness: Sendable {
     /// A task that has finished upstream and whose `task.succeeded` event waits for delivery,
     /// written straight to the store (for delivery tests that drive time by hand).
     func seedFinishedTask(callbackURL: String? = nil) async throws -> String {
-        let store = try await StoreLocation.open(databasePath, logger: TestLog.logger)
+        let store = try await StoreLocation.open(databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
         defer { store.close() }
         let now = clock.now()
         _ = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret, now: now)

@@ -18,4 +18,8 @@ enum TestStores {
     }
 
     static let all: [Kind] = TestPostgres.adminURL == nil ? [.sqlite] : [.sqlite, .postgres]
+
+    /// How long a test's own store calls may take: far beyond what any takes, as tests check what the
+    /// stores do, not how fast a loaded machine lets them.
+    static let deadline: Duration = .seconds(120)
 }
