@@ -15,6 +15,9 @@ struct CancelTests {
             configuration.rateLimit.burst = 100_000
             configuration.engine.upstream.rate = 100_000
             configuration.engine.upstream.burst = 100_000
+            // A few submissions at a time, so that the queue is not emptied before the cancels arrive: both
+            // outcomes must race.
+            configuration.engine.submitConcurrency = 4
         }
         let relay = try await harness.startRelay()
         let api = APIClient(baseURL: relay.baseURL)
