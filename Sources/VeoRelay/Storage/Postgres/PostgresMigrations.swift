@@ -117,6 +117,11 @@ enum PostgresMigrations {
             "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (event_id, endpoint_id, attempted_at)",
             "CREATE INDEX delivery_attempts_endpoint ON delivery_attempts (endpoint_id, attempted_at)",
         ]),
+        // See SQLite's 015-pending-deliveries-order: without it the planner walked every pending row for each
+        // candidate (the pending range of deliveries_due), quadratic in the backlog.
+        ("011-pending-deliveries-order", [
+            "CREATE INDEX deliveries_pending_order ON deliveries (task_id, endpoint_id, seq) WHERE state = 'pending'",
+        ]),
     ]
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {

@@ -242,6 +242,11 @@ enum SQLiteMigrations {
                 CREATE INDEX delivery_attempts_endpoint ON delivery_attempts (endpoint_id, attempted_at);
                 """)
         }
+        migrator.registerMigration("015-pending-deliveries-order") { db in
+            // The claim's "no earlier event of this task still pending for this destination" probe: only
+            // pending rows, so it reads a handful however many deliveries a task has had.
+            try db.execute(sql: "CREATE INDEX deliveries_pending_order ON deliveries (task_id, endpoint_id, seq) WHERE state = 'pending'")
+        }
         return migrator
     }
 }
