@@ -52,8 +52,12 @@ final class RelayProcess: @unchecked Sendable {
                 if total > Self.outputLimit { process.terminate() }
             }
         }
-        try process.run()
+        // One launch at a time: Foundation's `Process.run()` crashed once (a copy through a bad pointer) while
+        // parallel tests launched relays together.
+        try Self.launches.withLock { _ in try process.run() }
     }
+
+    private static let launches = Mutex(())
 
     var standardOutput: String { output.data.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
     var standardError: String { output.data.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
