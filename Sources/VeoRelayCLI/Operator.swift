@@ -34,7 +34,7 @@ struct Redeliver: AsyncParsableCommand {
     var destination: String?
 
     func run() async throws {
-        let target = destination.map { $0 == DeliveryTarget.callback.description ? DeliveryTarget.callback : .endpoint($0) }
+        let target = destination.map(DeliveryTarget.init(named:))
         let records = try await store.with { try await $0.redeliver(taskID: taskID, scope: .allClients, eventID: event, target: target, now: Date()) }
         guard !records.isEmpty else { throw ValidationError("no task '\(taskID)' with such an event to deliver") }
         for record in records { Console.line("queued \(record.eventID) (\(record.type)) for \(record.key.target) \(record.url)") }

@@ -44,7 +44,7 @@ public struct DeliveriesController: Sendable {
         let client = try context.requireClient()
         let id = try context.parameters.require("id")
         let query = request.uri.queryParameters
-        let target = query.get("destination").map { $0 == DeliveryTarget.callback.description ? DeliveryTarget.callback : .endpoint($0) }
+        let target = query.get("destination").map(DeliveryTarget.init(named:))
         let records = try await store.redeliver(taskID: id, scope: .client(client.id), eventID: query.get("event_id"), target: target,
                                                 now: clock.now())
         guard let first = records.first else {

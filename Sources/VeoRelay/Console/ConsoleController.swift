@@ -141,7 +141,7 @@ public struct ConsoleController: Sendable {
         let form = try await Self.form(ActionForm.self, request)
         guard sessions.checkCSRF(form.csrf, for: session) else { return forbidden() }
         let id = try context.parameters.require("id")
-        let target = form.destination.map { $0 == DeliveryTarget.callback.description ? DeliveryTarget.callback : .endpoint($0) }
+        let target = form.destination.map(DeliveryTarget.init(named:))
         guard let record = try await store.redeliver(taskID: id, scope: .allClients, eventID: form.event, target: target, now: clock.now()).first else {
             return page("No such delivery", nil, Empty(), session: session, status: .notFound)
         }

@@ -142,13 +142,16 @@ public struct Dispatcher: PipelineStage {
     }
 
     func attempt(_ delivery: PendingDelivery, at now: Date) async -> Outcome {
-        await Self.send(Self.request(to: delivery.url, eventID: delivery.eventID, payload: delivery.payload, timestamp: now.unixSeconds,
-                                     credentials: delivery.signingSecrets.compactMap { try? SigningCredential($0) }),
-                        http: http, timeout: configuration.deliveryTimeout, now: now)
+        await Self.post(delivery.payload, as: delivery.eventID, to: delivery.url, signedWith: delivery.signingSecrets, http: http,
+                        timeout: configuration.deliveryTimeout, at: now)
     }
 
-    /// One POST and what came of it; never throws (no answer is an outcome too).
-    static func send(_ request: HTTPClientRequest, http: HTTPClient, timeout: TimeInterval, now: Date) async -> Outcome {
+    /// One signed POST (stored credential texts; an unreadable one is skipped) and what came of it;
+    /// never throws (no answer is an outcome too).
+    static func post(_ payload: Data, as eventID: String, to url: String, signedWith secrets: [String], http: HTTPClient,
+                     timeout: TimeInterval, at now: Date) async -> Outcome {
+        let request = Self.request(to: url, eventID: eventID, payload: payload, timestamp: now.unixSeconds,
+                                   credentials: secrets.compactMap { try? SigningCredential($0) })
         let started = ContinuousClock.now
         func elapsed() -> TimeInterval { (ContinuousClock.now - started).seconds }
         do {

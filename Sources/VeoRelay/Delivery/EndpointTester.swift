@@ -28,10 +28,7 @@ public struct EndpointTester: Sendable {
         guard let secrets = try await store.endpointCredentials(id: endpoint.id, scope: scope, now: now) else { return nil }
         let eventID = Identifier.message()
         let payload = try JSONCoding.encode(ClientEventPayload(type: .endpointTest, at: now, data: EndpointEventData(endpoint)))
-        let outcome = await Dispatcher.send(
-            Dispatcher.request(to: endpoint.url, eventID: eventID, payload: payload, timestamp: now.unixSeconds,
-                               credentials: secrets.compactMap { try? SigningCredential($0) }),
-            http: http, timeout: timeout, now: now)
+        let outcome = await Dispatcher.post(payload, as: eventID, to: endpoint.url, signedWith: secrets, http: http, timeout: timeout, at: now)
         return Result(eventID: eventID, outcome: outcome)
     }
 }

@@ -22,11 +22,10 @@ extension StoredRow {
     }
 }
 
-/// The `callback_url` columns are NOT NULL from before stream-only tasks: those store an empty text.
+/// `tasks.callback_url` is NOT NULL from before stream-only tasks: those store an empty text.
 enum StoredCallback {
     static func text(_ url: String?) -> String { url ?? "" }
     static func url(_ text: String) -> String? { text.isEmpty ? nil : text }
-    static func destination(_ url: String?) -> String { url.map(CallbackDestination.key(for:)) ?? "" }
 }
 
 /// The task's structured fields as the JSON text both stores keep.

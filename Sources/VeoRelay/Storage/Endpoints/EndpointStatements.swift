@@ -1,5 +1,5 @@
 /// Statements both stores run for endpoints, with `parameter(n)` the store's n-th placeholder.
-enum EndpointUpdate {
+enum EndpointStatements {
     /// An endpoint's pending deliveries after a change (1 url, 2 destination, 3 enabled, 4 now, 5 id), run
     /// before the endpoint's row is written: they follow a new URL; disabled, they wait with no due time;
     /// enabled again, every one is due now (an attempt that was in flight when it was disabled may have

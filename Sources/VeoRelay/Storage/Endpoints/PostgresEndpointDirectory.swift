@@ -49,7 +49,7 @@ extension PostgresStore: EndpointDirectory {
         binds.append(endpoint.enabled)
         binds.append(now.timeIntervalSince1970)
         binds.append(endpoint.id)
-        try await rows(PostgresQuery(unsafeSQL: EndpointUpdate.deliveriesStatement { "$\($0)" }, binds: binds), on: connection)
+        try await rows(PostgresQuery(unsafeSQL: EndpointStatements.deliveriesStatement { "$\($0)" }, binds: binds), on: connection)
     }
 
     public func deleteEndpoint(id: String, scope: ClientScope) async throws -> Bool {
@@ -60,7 +60,7 @@ extension PostgresStore: EndpointDirectory {
                 """, on: connection).isEmpty else { return false }
             var binds = PostgresBindings()
             binds.append(id)
-            try await self.rows(PostgresQuery(unsafeSQL: EndpointUpdate.deletedStatement, binds: binds), on: connection)
+            try await self.rows(PostgresQuery(unsafeSQL: EndpointStatements.deletedStatement, binds: binds), on: connection)
             return true
         }
     }
@@ -87,7 +87,7 @@ extension PostgresStore: EndpointDirectory {
         var binds = PostgresBindings()
         binds.append(scope.clientID)
         binds.append(since.timeIntervalSince1970)
-        let rows = try await rows(PostgresQuery(unsafeSQL: EndpointUpdate.healthStatement { $0 == 1 ? "$1::text" : "$\($0)" }, binds: binds))
+        let rows = try await rows(PostgresQuery(unsafeSQL: EndpointStatements.healthStatement { $0 == 1 ? "$1::text" : "$\($0)" }, binds: binds))
         return try Dictionary(rows.map(RowMapping.endpointHealth), uniquingKeysWith: { first, _ in first })
     }
 
@@ -117,6 +117,6 @@ extension PostgresStore: EndpointDirectory {
         var binds = PostgresBindings()
         binds.append(clientID)
         binds.append(now.timeIntervalSince1970)
-        return try await rows(PostgresQuery(unsafeSQL: EndpointUpdate.keysStatement { "$\($0)" }, binds: binds)).flatMap(RowMapping.publishedKeys)
+        return try await rows(PostgresQuery(unsafeSQL: EndpointStatements.keysStatement { "$\($0)" }, binds: binds)).flatMap(RowMapping.publishedKeys)
     }
 }

@@ -34,9 +34,7 @@ extension SQLiteStore: EndpointDirectory {
     public func updateEndpoint(_ endpoint: Endpoint, now: Date) async throws -> Bool {
         let types = try TaskColumns.text(endpoint.eventTypes)
         return try await write { db in
-            try db.cachedStatement(sql: EndpointUpdate.deliveriesStatement(parameter: { [":url", ":destination", ":enabled", ":now", ":id"][$0 - 1] }))
-                .execute(arguments: ["url": endpoint.url, "destination": endpoint.destination, "enabled": endpoint.enabled,
-                                     "now": now.timeIntervalSince1970, "id": endpoint.id])
+            try Self.moveDeliveries(of: endpoint, now: now, db: db)
             try db.cachedStatement(sql: """
                 UPDATE endpoints SET url = :url, destination = :destination, description = :description, event_types = :types,
                     max_rate = :rate, updated_at = :now,
@@ -51,12 +49,19 @@ extension SQLiteStore: EndpointDirectory {
         }
     }
 
+    /// The endpoint's pending deliveries after a change (see `EndpointStatements.deliveriesStatement`), before its row is written.
+    private static func moveDeliveries(of endpoint: Endpoint, now: Date, db: Database) throws {
+        try db.cachedStatement(sql: EndpointStatements.deliveriesStatement { [":url", ":destination", ":enabled", ":now", ":id"][$0 - 1] })
+            .execute(arguments: ["url": endpoint.url, "destination": endpoint.destination, "enabled": endpoint.enabled,
+                                 "now": now.timeIntervalSince1970, "id": endpoint.id])
+    }
+
     public func deleteEndpoint(id: String, scope: ClientScope) async throws -> Bool {
         let clientID = scope.clientID
         return try await write { db in
             try db.cachedStatement(sql: "DELETE FROM endpoints WHERE id = ? AND (? IS NULL OR client_id = ?)").execute(arguments: [id, clientID, clientID])
             guard db.changesCount == 1 else { return false }
-            try db.cachedStatement(sql: EndpointUpdate.deletedStatement).execute(arguments: [id])
+            try db.cachedStatement(sql: EndpointStatements.deletedStatement).execute(arguments: [id])
             return true
         }
     }
@@ -85,7 +90,7 @@ extension SQLiteStore: EndpointDirectory {
     public func endpointHealth(scope: ClientScope, since: Date) async throws -> [String: EndpointHealth] {
         let clientID = scope.clientID
         return try await read { db in
-            try Dictionary(Row.fetchAll(db.cachedStatement(sql: EndpointUpdate.healthStatement(parameter: { ["?1", "?2"][$0 - 1] })),
+            try Dictionary(Row.fetchAll(db.cachedStatement(sql: EndpointStatements.healthStatement(parameter: { ["?1", "?2"][$0 - 1] })),
                                         arguments: [clientID, since.timeIntervalSince1970]).map(RowMapping.endpointHealth),
                            uniquingKeysWith: { first, _ in first })
         }
@@ -98,15 +103,13 @@ extension SQLiteStore: EndpointDirectory {
                 """), arguments: [cutoff.timeIntervalSince1970]).map(RowMapping.endpoint)
             return try failing.map { endpoint in
                 let reason = EndpointEvents.disabledReason(since: endpoint.failingSince ?? cutoff)
-                try db.cachedStatement(sql: EndpointUpdate.deliveriesStatement(parameter: { [":url", ":destination", ":enabled", ":now", ":id"][$0 - 1] }))
-                    .execute(arguments: ["url": endpoint.url, "destination": endpoint.destination, "enabled": false,
-                                         "now": now.timeIntervalSince1970, "id": endpoint.id])
-                try db.cachedStatement(sql: "UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?")
-                    .execute(arguments: [reason, now.timeIntervalSince1970, endpoint.id])
-                try Self.writeClientEvent(EndpointEvents.disabled(endpoint, reason: reason, at: now), clientID: endpoint.clientID, db: db)
                 var disabled = endpoint
                 disabled.enabled = false
                 disabled.disabledReason = reason
+                try Self.moveDeliveries(of: disabled, now: now, db: db)
+                try db.cachedStatement(sql: "UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?")
+                    .execute(arguments: [reason, now.timeIntervalSince1970, endpoint.id])
+                try Self.writeClientEvent(EndpointEvents.disabled(disabled, reason: reason, at: now), clientID: endpoint.clientID, db: db)
                 return disabled
             }
         }
@@ -114,7 +117,7 @@ extension SQLiteStore: EndpointDirectory {
 
     public func publishedKeys(clientID: String, now: Date) async throws -> [PublishedKey] {
         try await read { db in
-            try Row.fetchAll(db.cachedStatement(sql: EndpointUpdate.keysStatement(parameter: { ["?1", "?2"][$0 - 1] })),
+            try Row.fetchAll(db.cachedStatement(sql: EndpointStatements.keysStatement(parameter: { ["?1", "?2"][$0 - 1] })),
                              arguments: [clientID, now.timeIntervalSince1970]).flatMap(RowMapping.publishedKeys)
         }
     }

@@ -64,6 +64,11 @@ public enum DeliveryTarget: Sendable, Hashable, CustomStringConvertible {
     case callback
     case endpoint(String)
 
+    /// As the API, the console and the shell name it: `callback`, or else an endpoint's id.
+    public init(named name: String) {
+        self = name == Self.callback.description ? .callback : .endpoint(name)
+    }
+
     /// The `endpoint_id` column: '' for the callback.
     public init(stored: String) {
         self = stored.isEmpty ? .callback : .endpoint(stored)
