@@ -5,6 +5,8 @@
   scripts/chaos --mode postgres --tasks 300 --kills 5     two relays sharing one PostgreSQL database
   scripts/chaos --mode postgres --partitions 3            ... reaching it through a proxy that, now and
                                                           then, stops forwarding for --partition-seconds
+  scripts/chaos --stop-signal term                        graceful stops (SIGTERM) instead of kills: the
+                                                          relay drains, no submission's outcome is unknown
 
 The upstream simulator runs with faults (429/500/503 before work; malformed, dropped, 502 and 504
 after the job was created). A webhook receiver verifies every delivery with the unmodified PyPI
@@ -203,10 +205,11 @@ class Relays:
             self.processes[index] = process
         wait_http(f"http://127.0.0.1:{self.ports[index]}/healthz")
 
-    def kill(self, index):
+    def stop(self, index, how):
+        """SIGKILL, or SIGTERM and the relay's own drain (under the 25 s default, nothing cuts it short)."""
         with self.lock:
             process = self.processes[index]
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
         process.wait()
 
     def urls(self):
@@ -365,6 +368,8 @@ def main():
     parser.add_argument("--mode", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--stop-signal", choices=["kill", "term"], default="kill",
+                        help="kill: SIGKILL; term: SIGTERM, a graceful stop, which must leave no submission outcome-unknown")
     parser.add_argument("--fault-rate", type=float, default=0.1)
     parser.add_argument("--rate", type=float, default=40, help="tasks submitted per second")
     parser.add_argument("--seed", type=int, default=int(time.time()))
@@ -433,14 +438,16 @@ def main():
         window = args.tasks / args.rate
         moments = sorted(rng.uniform(0.2, window + 5) for _ in range(args.kills))
 
+        stopped_how = "kill" if args.stop_signal == "kill" else "graceful stop"
+
         def killer():
             for kill, moment in enumerate(moments):
                 time.sleep(max(0, started + moment - time.monotonic()))
                 index = rng.randrange(count)
-                relays.kill(index)
+                relays.stop(index, args.stop_signal)
                 time.sleep(rng.uniform(0.1, 0.6))  # down for a moment: clients keep retrying
                 relays.start(index)
-                print(f"chaos: kill {kill + 1}/{args.kills}: relay {index} killed and restarted", flush=True)
+                print(f"chaos: {stopped_how} {kill + 1}/{args.kills}: relay {index} stopped and restarted", flush=True)
 
         def partitioner():
             for partition, moment in enumerate(sorted(rng.uniform(0.2, window + 5) for _ in range(args.partitions))):
@@ -538,7 +545,8 @@ def main():
             endpoint_audit[name] = (f"{received} received, {lost_} lost, {duplicates_} duplicate events, {unverified_} unverified, "
                                     f"{disordered} out of order, {mismatched} terminal webhook-ids unlike the callback's")
         report = collections.OrderedDict([
-            ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks), ("kills", args.kills),
+            ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks),
+            ("kills" if args.stop_signal == "kill" else "graceful stops (SIGTERM)", args.kills),
             ("partitions", f"{args.partitions} of {args.partition_seconds} s" if args.partitions else "none"),
             ("accepted", len(ids)), ("submission attempts by clients", attempts),
             ("lost (no terminal webhook)", len(lost)), ("paid twice (upstream submissions of one request > 1)", paid_twice),
@@ -563,6 +571,9 @@ def main():
         in_flight = report["  ... beside the submissions a relay keeps in flight at most"]
         if isinstance(in_flight, int) and stopped > in_flight * args.kills:
             print(f"chaos: {stopped} submissions stopped mid-way by {args.kills} kills: more than {in_flight} a kill, which cannot be")
+            failed += 1
+        if args.stop_signal == "term" and stopped:
+            print(f"chaos: {stopped} submissions stopped mid-way by graceful stops, which drain every submission in flight")
             failed += 1
         if args.store_videos:
             failed += len(broken) + len(partials) + sum(store_errors.values())

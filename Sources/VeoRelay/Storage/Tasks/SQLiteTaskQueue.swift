@@ -78,13 +78,16 @@ extension SQLiteStore: TaskQueue {
         switch work {
         case .submission:
             // Two index ranges on (state, next_run_at), each cut to the limit in due order before they are
-            // merged: a single ORDER BY over the union would sort the whole backlog of queued tasks.
+            // merged: a single ORDER BY over the union would sort the whole backlog of queued tasks. The
+            // global pause is a condition on no row, tested once: within the row filter it let a paused
+            // relay walk its whole backlog at every claim.
             """
             SELECT id, next_run_at FROM (
                 SELECT * FROM (
                     SELECT id, next_run_at FROM tasks
                     WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
-                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope IN ('*', tasks.client_id))
+                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*')
+                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = tasks.client_id)
                     ORDER BY next_run_at LIMIT :limit)
                 UNION ALL
                 SELECT * FROM (
