@@ -55,6 +55,11 @@ struct WorkerLoopTests {
         func releaseLeases() async throws {}
 
         func untilNextDue() async -> Duration? {
+            untilNextScheduled()
+        }
+
+        /// Every due time here was scheduled by this stage's own items or the test, all in memory.
+        func untilNextScheduled() -> Duration? {
             state.withLock { state in state.due.map(\.at).min().map { $0 - .now } }
         }
     }

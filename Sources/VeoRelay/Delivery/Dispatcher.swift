@@ -43,21 +43,21 @@ public struct Dispatcher: PipelineStage {
         public var lease: Lease
     }
 
-    /// Claims due events for destinations that can take them; an event beyond its destination's
-    /// free slots goes straight back.
+    /// Claims due events for destinations that can take them; the events beyond their destinations'
+    /// free slots go straight back, together.
     public func claim(limit: Int) async throws -> [Claim] {
         let lease = leases.next()
         let now = clock.now()
-        var admitted: [Claim] = []
         let batch = try await store.claimDeliveryBatch(now: now, limit: limit, lease: lease, excluding: gate.blocked(at: now))
         heldUntil.add(batch.heldUntil, after: now)
-        for delivery in batch.deliveries {
+        let (admitted, refused) = batch.deliveries.reduce(into: ([Claim](), [DeliveryKey]())) { sorted, delivery in
             if gate.admit(delivery.destination, at: now) {
-                admitted.append(Claim(delivery: delivery, lease: lease))
+                sorted.0.append(Claim(delivery: delivery, lease: lease))
             } else {
-                try await store.releaseDelivery(delivery.key, lease: lease)
+                sorted.1.append(delivery.key)
             }
         }
+        try await store.releaseDeliveries(refused, lease: lease)
         return admitted
     }
 
@@ -107,6 +107,10 @@ public struct Dispatcher: PipelineStage {
 
     /// A rate-limited endpoint's next slot may come sooner than the idle interval: the loop wakes for it.
     public func untilNextDue() async -> Duration? {
+        untilNextScheduled()
+    }
+
+    public func untilNextScheduled() -> Duration? {
         let now = clock.now()
         guard let slot = heldUntil.first(after: now) else { return nil }
         return .seconds(min(slot.timeIntervalSince(now), 86_400))

@@ -7,6 +7,8 @@ import Tracing
 public struct Poller: PipelineStage {
     let context: UpstreamStageContext
     public let leases: LeaseIssuer
+    /// The soonest next poll this instance's polls scheduled: after each poll the loop reads it, not the store.
+    let scheduled = SoonestDue()
 
     public init(context: UpstreamStageContext) {
         self.context = context
@@ -27,6 +29,11 @@ public struct Poller: PipelineStage {
         let now = context.clock.now()
         guard let due = try? await context.store.nextPollDue(now: now) else { return nil }
         return .seconds(due.timeIntervalSince(now))
+    }
+
+    public func untilNextScheduled() -> Duration? {
+        let now = context.clock.now()
+        return scheduled.first(after: now).map { .seconds($0.timeIntervalSince(now)) }
     }
 
     public func process(_ claimed: Claimed) async {
@@ -66,6 +73,7 @@ public struct Poller: PipelineStage {
                 if task.state == .storing { context.storerWake?.signal() }
             } else {
                 try await context.events.save(task, lease: lease, announcing: event)
+                if let next = task.nextRunAt { scheduled.add(next, after: now) }
             }
         } catch {
             context.logger.error("poll step failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])

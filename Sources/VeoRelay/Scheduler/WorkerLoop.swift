@@ -16,13 +16,18 @@ public protocol PipelineStage: Sendable {
     func settle() async
     /// Gives back every lease this stage of this instance still holds (after it stopped).
     func releaseLeases() async throws
-    /// How long until this stage's next item falls due, where it can tell (nil: it cannot).
+    /// How long until this stage's next item falls due, where it can tell (nil: it cannot); may ask
+    /// the store. Read when the loop sets its timer.
     func untilNextDue() async -> Duration?
+    /// How long until the soonest item that this instance's own items scheduled falls due, from
+    /// memory (nil: none). Read after every item, so it must not ask the store.
+    func untilNextScheduled() -> Duration?
 }
 
 extension PipelineStage {
     public func settle() async {}
     public func untilNextDue() async -> Duration? { nil }
+    public func untilNextScheduled() -> Duration? { nil }
 }
 
 /// Runs a stage as a service: keeps up to `concurrency` items in flight, claims more once half the
@@ -112,7 +117,7 @@ public struct WorkerLoop<Stage: PipelineStage>: Service, CustomStringConvertible
                     inFlight -= 1
                     // The item may have scheduled its next step (a poll) before the running timer ends:
                     // end that timer, so that the next one is set for it.
-                    if let deadline = timerDeadline, let next = await stage.untilNextDue(), next > .zero, .now + next < deadline {
+                    if let deadline = timerDeadline, let next = stage.untilNextScheduled(), next > .zero, .now + next < deadline {
                         wake.signal()
                     }
                 case .timer?: timerDeadline = nil

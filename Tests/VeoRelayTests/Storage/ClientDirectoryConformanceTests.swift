@@ -18,7 +18,7 @@ struct ClientDirectoryConformanceTests {
         let lease = fixture.lease("a/dispatcher/1", until: 60)
         let during = try #require(try await store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
         #expect(during.signingSecrets == [newSecret, fixture.client.signingSecret])
-        try await store.releaseDelivery(during.key, lease: lease)
+        try await store.releaseDeliveries([during.key], lease: lease)
         let after = try #require(try await store.claimDeliveries(now: fixture.t0.addingTimeInterval(61), limit: 1, lease: lease, excluding: []).first)
         #expect(after.signingSecrets == [newSecret], "the old secret ends with its grace period")
         #expect(after.taskID == taskID)

@@ -113,7 +113,7 @@ struct EndpointDirectoryConformanceTests {
         let resumed = try await claim(fixture, at: 7_200)
         #expect(resumed.map(\.key.target) == [.endpoint(hook.id)])
         #expect(resumed.first?.url == "https://moved.example.com/in" && resumed.first?.destination == "moved.example.com:443")
-        try await fixture.store.releaseDelivery(try #require(resumed.first).key, lease: fixture.lease("a/dispatcher/1", until: 7_260))
+        try await fixture.store.releaseDeliveries([try #require(resumed.first).key], lease: fixture.lease("a/dispatcher/1", until: 7_260))
 
         #expect(try await fixture.store.deleteEndpoint(id: hook.id, scope: .client(fixture.client.id)))
         let log = try #require(try await fixture.store.deliveryLog(taskID: taskID, scope: .allClients))

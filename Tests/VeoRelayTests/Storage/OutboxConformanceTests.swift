@@ -36,6 +36,23 @@ struct OutboxConformanceTests {
     }
 
     @Test(arguments: TestStores.all)
+    func releasedDeliveriesGoBackTogetherAndOnlyUnderTheirOwnLease(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        for name in ["one", "two", "three"] { _ = try await fixture.finishedTask(name) }
+        let lease = fixture.lease("a/dispatcher/1", until: 60), other = fixture.lease("c/dispatcher/1", until: 60)
+        let claimed = try await fixture.store.claimDeliveries(now: fixture.t0, limit: 3, lease: lease, excluding: [])
+        try #require(claimed.count == 3)
+        let givenBack = claimed.prefix(2).map(\.key.description)
+        try await fixture.store.releaseDeliveries(claimed.prefix(2).map(\.key), lease: fixture.lease("b/dispatcher/1", until: 60))
+        #expect(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 3, lease: other, excluding: []).isEmpty,
+                "a release under another lease gives nothing back")
+        try await fixture.store.releaseDeliveries(claimed.prefix(2).map(\.key), lease: lease)
+        let again = try await fixture.store.claimDeliveries(now: fixture.t0, limit: 3, lease: other, excluding: [])
+        #expect(Set(again.map(\.key.description)) == Set(givenBack))
+        fixture.store.close()
+    }
+
+    @Test(arguments: TestStores.all)
     func attemptsRetriesDeadLettersAndReplay(store kind: TestStores.Kind) async throws {
         let fixture = try await StoreFixture(kind)
         let taskID = try await fixture.finishedTask("dead letter")
@@ -45,7 +62,7 @@ struct OutboxConformanceTests {
             try await fixture.store.recordAttempt(fixture.attempt(event.eventID, status: 500), resolution: .exhausted,
                                                   lease: fixture.lease("b/dispatcher/1", until: 60))
         }
-        try await fixture.store.releaseDelivery(event.key, lease: lease)
+        try await fixture.store.releaseDeliveries([event.key], lease: lease)
         let again = try #require(try await fixture.store.claimDeliveries(now: fixture.t0, limit: 1, lease: lease, excluding: []).first)
         try await fixture.store.recordAttempt(fixture.attempt(again.eventID, status: 503), resolution: .retry(at: fixture.t0.addingTimeInterval(5)),
                                               lease: lease)

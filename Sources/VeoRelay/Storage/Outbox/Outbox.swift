@@ -9,8 +9,8 @@ public protocol Outbox: Sendable {
     /// to a disabled endpoint is parked until it is enabled; one past its endpoint's `max_rate` is put
     /// back until the endpoint's next free slot.
     func claimDeliveryBatch(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> DeliveryClaim
-    /// Gives a claimed delivery back untouched.
-    func releaseDelivery(_ key: DeliveryKey, lease: Lease) async throws
+    /// Gives claimed deliveries back untouched, in one write.
+    func releaseDeliveries(_ keys: [DeliveryKey], lease: Lease) async throws
     /// Gives back every delivery lease whose owner starts with `ownerPrefix` (one stage of one
     /// instance), once that stage has stopped.
     func releaseDeliveryLeases(ownerPrefix: String) async throws

@@ -56,17 +56,24 @@ extension PostgresStore: Outbox {
         return plan.claim
     }
 
-    public func releaseDelivery(_ key: DeliveryKey, lease: Lease) async throws {
+    public func releaseDeliveries(_ keys: [DeliveryKey], lease: Lease) async throws {
+        guard !keys.isEmpty else { return }
         try await rows("""
             UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL
-            WHERE event_id = \(key.eventID) AND endpoint_id = \(key.target.stored) AND lease_owner = \(lease.owner)
-              AND \(unescaped: Self.commitsWithoutFlush)
+            WHERE (event_id, endpoint_id) IN (SELECT * FROM unnest(\(keys.map(\.eventID))::text[], \(keys.map(\.target.stored))::text[]))
+              AND lease_owner = \(lease.owner) AND \(unescaped: Self.commitsWithoutFlush)
             """)
     }
 
     public func recordAttempts(_ records: [AttemptRecord]) async throws -> [Bool] {
-        try await transaction(repeatable: true) { connection in
-            let written = try await Self.writtenInWaves(records.map(\.attempt.key.description)) { wave in
+        let keys = records.map(\.attempt.key.description)
+        if records.allSatisfy({ $0.attempt.key.target.endpointID == nil }), Set(keys).count == keys.count {
+            // Callback deliveries, each once: no endpoint streak to keep, one statement is the transaction.
+            let written = try await recordAttemptRows(records.map(AttemptRow.init), on: nil)
+            return keys.map(written.contains)
+        }
+        return try await transaction(repeatable: true) { connection in
+            let written = try await Self.writtenInWaves(keys) { wave in
                 try await self.recordAttemptRows(wave.map { AttemptRow(records[$0]) }, on: connection)
             }
             for streak in EndpointStreak.of(zip(records, written).filter(\.1).map(\.0)) {

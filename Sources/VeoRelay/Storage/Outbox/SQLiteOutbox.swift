@@ -71,11 +71,13 @@ extension SQLiteStore: Outbox {
         }
     }
 
-    public func releaseDelivery(_ key: DeliveryKey, lease: Lease) async throws {
+    public func releaseDeliveries(_ keys: [DeliveryKey], lease: Lease) async throws {
+        guard !keys.isEmpty else { return }
         try await repeatableWrite { db in
-            try db.cachedStatement(sql: """
+            let statement = try db.cachedStatement(sql: """
                 UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE event_id = ? AND endpoint_id = ? AND lease_owner = ?
-                """).execute(arguments: [key.eventID, key.target.stored, lease.owner])
+                """)
+            for key in keys { try statement.execute(arguments: [key.eventID, key.target.stored, lease.owner]) }
         }
     }
 

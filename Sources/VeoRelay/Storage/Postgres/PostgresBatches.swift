@@ -171,26 +171,27 @@ extension PostgresStore {
     }
 
     /// Writes attempts (whose deliveries are distinct); the keys of the deliveries written.
-    func recordAttemptRows(_ batch: [AttemptRow], on connection: PostgresConnection) async throws -> Set<String> {
+    func recordAttemptRows(_ batch: [AttemptRow], on connection: PostgresConnection?) async throws -> Set<String> {
         let columns = """
             r(event_id text, endpoint_id text, lease_check text, state text, next_attempt_at double precision, delivered_at double precision,
               attempted_at double precision, latency double precision, status_code bigint, error text, response_excerpt text)
             """
+        // One statement: the deliveries whose lease still holds are updated, and only their attempts logged.
         let updated = try await rows(PostgresQuery(unsafeSQL: """
-            UPDATE deliveries d SET state = r.state, attempts = d.attempts + 1, next_attempt_at = r.next_attempt_at,
-                last_status_code = r.status_code, last_error = r.error, delivered_at = r.delivered_at, lease_owner = NULL, lease_expires_at = NULL
-            FROM json_to_recordset($1::json) AS \(columns)
-            WHERE d.event_id = r.event_id AND d.endpoint_id = r.endpoint_id AND d.lease_owner = r.lease_check
-            RETURNING d.event_id, d.endpoint_id
+            WITH r AS (SELECT * FROM json_to_recordset($1::json) AS \(columns)),
+            updated AS (
+                UPDATE deliveries d SET state = r.state, attempts = d.attempts + 1, next_attempt_at = r.next_attempt_at,
+                    last_status_code = r.status_code, last_error = r.error, delivered_at = r.delivered_at, lease_owner = NULL, lease_expires_at = NULL
+                FROM r
+                WHERE d.event_id = r.event_id AND d.endpoint_id = r.endpoint_id AND d.lease_owner = r.lease_check AND \(Self.commitsWithoutFlush)
+                RETURNING d.event_id, d.endpoint_id),
+            logged AS (
+                INSERT INTO delivery_attempts (event_id, endpoint_id, attempted_at, status_code, latency, error, response_excerpt)
+                SELECT r.event_id, r.endpoint_id, r.attempted_at, r.status_code, r.latency, r.error, r.response_excerpt
+                FROM r JOIN updated USING (event_id, endpoint_id))
+            SELECT event_id, endpoint_id FROM updated
             """, binds: try Self.recordset(batch)), on: connection)
-        let written = Set(try updated.map { try RowMapping.deliveryKey($0).description })
-        let attempts = batch.filter { written.contains($0.key) }
-        guard !attempts.isEmpty else { return written }
-        try await rows(PostgresQuery(unsafeSQL: """
-            INSERT INTO delivery_attempts (event_id, endpoint_id, attempted_at, status_code, latency, error, response_excerpt)
-            SELECT event_id, endpoint_id, attempted_at, status_code, latency, error, response_excerpt FROM json_to_recordset($1::json) AS \(columns)
-            """, binds: try Self.recordset(attempts)), on: connection)
-        return written
+        return Set(try updated.map { try RowMapping.deliveryKey($0).description })
     }
 
     static func recordset(_ rows: [some Encodable]) throws -> PostgresBindings {
