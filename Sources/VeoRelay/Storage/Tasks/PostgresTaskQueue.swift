@@ -106,13 +106,15 @@ extension PostgresStore: TaskQueue {
             // Two index ranges on (state, next_run_at), each locked and cut to the limit in due order
             // before they are merged: one OR'd condition would be a bitmap scan and a sort of the whole
             // backlog. (Row locks are not allowed in a UNION's branches; they are in a CTE.) The global
-            // pause is its own condition on no row, a one-time filter, so a paused relay walks no backlog.
+            // pause is its own condition on no row, a one-time filter, so a paused relay walks no backlog;
+            // a client's pause is NOT IN (a hashed filter on the ordered index scan): as NOT EXISTS it is
+            // planned as an anti-join, which reads and sorts every due task before the limit.
             """
             WITH queued AS (
                 SELECT id, next_run_at FROM tasks
                 WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
                   AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*')
-                  AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = tasks.client_id)
+                  AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
                 ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
             abandoned AS (
                 SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < $1

@@ -87,7 +87,7 @@ extension SQLiteStore: TaskQueue {
                     SELECT id, next_run_at FROM tasks
                     WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
                       AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*')
-                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = tasks.client_id)
+                      AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
                     ORDER BY next_run_at LIMIT :limit)
                 UNION ALL
                 SELECT * FROM (
