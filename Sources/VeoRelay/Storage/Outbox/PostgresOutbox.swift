@@ -24,9 +24,8 @@ extension PostgresStore: Outbox {
         """
 
     public func claimDeliveryBatch(now: Date, limit: Int, lease: Lease, excluding destinations: Set<String>) async throws -> DeliveryClaim {
-        let query = PostgresQuery(unsafeSQL: Self.deliveryClaimStatement,
-                                  binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, excluded: destinations.sorted(), lease: lease))
-        let claimed = try await rows(query)
+        let claimed = try await rows(PreparedClaim<DeliveryClaimText>(
+            bindings: Self.bindings(now: now.timeIntervalSince1970, limit: limit, excluded: destinations.sorted(), lease: lease)))
             .sorted { try ($0.optionalReal("next_attempt_at") ?? 0) < ($1.optionalReal("next_attempt_at") ?? 0) }
             .map { try RowMapping.pendingDelivery($0, event: $0, secrets: RowMapping.secrets($0)) }
         let endpointIDs = Set(claimed.compactMap(\.key.target.endpointID)).sorted()

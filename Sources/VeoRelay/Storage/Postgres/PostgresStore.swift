@@ -73,6 +73,13 @@ public final class PostgresStore: Sendable {
     /// One statement: on `connection` inside a transaction (whose deadline bounds it), else on its own,
     /// bounded by the deadline.
     @discardableResult
+    func rows<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> [PostgresRandomAccessRow]
+    where Statement.Row == PostgresRandomAccessRow {
+        try await bounded { [client, logger] in
+            try await client.execute(statement, logger: logger).reduce(into: []) { $0.append($1) }
+        }
+    }
+
     func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
         if let connection {
             return try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }

@@ -137,8 +137,13 @@ extension PostgresStore: TaskQueue {
     }
 
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
-        let query = PostgresQuery(unsafeSQL: Self.claimStatement(work), binds: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease))
-        return try await rows(query)
+        let bindings = Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease)
+        let claimed = switch work {
+        case .submission: try await rows(PreparedClaim<SubmissionClaimText>(bindings: bindings))
+        case .poll: try await rows(PreparedClaim<PollClaimText>(bindings: bindings))
+        case .store: try await rows(PreparedClaim<StoreClaimText>(bindings: bindings))
+        }
+        return try claimed
             .map(RowMapping.task)
             .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
     }

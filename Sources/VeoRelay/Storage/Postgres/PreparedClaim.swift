@@ -1,0 +1,25 @@
+import PostgresNIO
+
+/// A claim's text, as a type, so that each claim is its own named prepared statement.
+protocol ClaimText: Sendable {
+    static var sql: String { get }
+}
+
+/// A claim run as a named prepared statement: each connection parses it once and reuses its plan,
+/// where an unnamed statement is parsed and planned at every claim (about a third of PostgreSQL's
+/// time per claim, measured under the pipeline benchmark). Claims are the most frequent statements
+/// the relay runs. (Behind a pooler in transaction mode, the pooler must keep prepared statements:
+/// PgBouncer 1.21 or later with `max_prepared_statements`.)
+struct PreparedClaim<Text: ClaimText>: PostgresPreparedStatement {
+    typealias Row = PostgresRandomAccessRow
+    static var sql: String { Text.sql }
+    let bindings: PostgresBindings
+
+    func makeBindings() -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) -> PostgresRandomAccessRow { row.makeRandomAccess() }
+}
+
+enum SubmissionClaimText: ClaimText { static var sql: String { PostgresStore.claimStatement(.submission) } }
+enum PollClaimText: ClaimText { static var sql: String { PostgresStore.claimStatement(.poll) } }
+enum StoreClaimText: ClaimText { static var sql: String { PostgresStore.claimStatement(.store) } }
+enum DeliveryClaimText: ClaimText { static var sql: String { PostgresStore.deliveryClaimStatement } }
