@@ -112,6 +112,7 @@ struct PipelineScenario {
         engine.idleInterval = .milliseconds(20)
         engine.upstream.rate = 100_000
         engine.upstream.burst = 100_000
+        engine.destinations.maxConcurrent = 32
         return engine
     }
 }
