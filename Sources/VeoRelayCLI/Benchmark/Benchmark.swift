@@ -40,6 +40,9 @@ struct Benchmark: AsyncParsableCommand {
     @Option(help: "Burst scenario: how long each simulated job takes, seconds.")
     var burstJobSeconds = 1.0
 
+    @Option(help: "Burst scenario: the simulator's estimated_time is off by up to this fraction either way (0.5: ±50 %); 0 reports it exactly.")
+    var burstEstimateError = 0.0
+
     @Option(help: "An empty PostgreSQL database for the scale-out and burst scenarios, which fill it (postgres://…); without one they run without PostgreSQL. [env: VEO_RELAY_BENCH_POSTGRES_URL]")
     var postgres: String?
 
@@ -78,7 +81,8 @@ struct Benchmark: AsyncParsableCommand {
             case .delivery: new = try await DeliveryScenario(events: smoke ? 100 : events).run()
             case .pipeline: new = try await PipelineScenario(tasks: smoke ? 20 : pipelineTasks).runEmbedded()
             case .burst:
-                let scenario = BurstScenario(rate: smoke ? 20 : burstRate, seconds: smoke ? 1 : burstSeconds, jobSeconds: smoke ? 0.2 : burstJobSeconds)
+                let scenario = BurstScenario(rate: smoke ? 20 : burstRate, seconds: smoke ? 1 : burstSeconds, jobSeconds: smoke ? 0.2 : burstJobSeconds,
+                                             estimateError: burstEstimateError)
                 new = scenario.rows(try await scenario.run(postgres: postgres ?? Env.string("VEO_RELAY_BENCH_POSTGRES_URL")))
             case .scale:
                 let scenario = ScaleScenario(rows: smoke ? 200 : scaleRows, seconds: .seconds(smoke ? 1 : 5))

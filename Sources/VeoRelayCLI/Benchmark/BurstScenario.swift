@@ -14,6 +14,9 @@ struct BurstScenario {
     var rate: Double
     var seconds: Double
     var jobSeconds: Double
+    /// How far off the simulator's `estimated_time` may be, either way: an honest estimate lets the
+    /// adaptive poll land on the job's end, a wrong one costs up to a poll interval.
+    var estimateError: Double
 
     var tasks: Int { max(1, Int((rate * seconds).rounded())) }
 
@@ -30,6 +33,7 @@ struct BurstScenario {
         results.flatMap { result in
             let lateness = result.lateness.map { "\($0.stage) \(format($0.mean))/\(format($0.max))" }.joined(separator: ", ")
             let offered = "\(tasks) tasks at \(format(rate, digits: 0))/s for \(format(seconds, digits: 0)) s, \(format(jobSeconds, digits: 1)) s jobs"
+                + (estimateError > 0 ? ", estimated_time off by up to ±\(format(estimateError * 100, digits: 0)) %" : "")
             func quantiles(_ values: [Double], scale: Double = 1, digits: Int = 2) -> String {
                 [0.5, 0.95, 0.99].map { format(quantile(values, $0) * scale, digits: digits) }.joined(separator: " / ")
             }
@@ -49,6 +53,7 @@ struct BurstScenario {
     func measure(database: String, store: String) async throws -> BurstResult {
         var simulatorConfiguration = SimulatorConfiguration(apiKey: "bench-upstream", timeScale: 1)
         simulatorConfiguration.durations = [.fast: jobSeconds...jobSeconds, .quality: jobSeconds...jobSeconds]
+        simulatorConfiguration.estimateAccuracy = (1 - estimateError)...(1 + estimateError)
         let simulator = UpstreamSimulator(configuration: simulatorConfiguration)
         let arrivals = Shared([String: ContinuousClock.Instant]())
         let wallArrivals = Shared([String: Date]())

@@ -96,7 +96,7 @@ extension PostgresStore {
 
     /// Writes transitions (whose tasks are distinct), their events and the usage of the tasks that
     /// ended; the ids of the tasks written.
-    func saveTransitions(_ batch: [(TaskTransition, TaskColumns)], on connection: PostgresConnection) async throws -> Set<String> {
+    func saveTransitions(_ batch: [(TaskTransition, TaskColumns)], on connection: PostgresConnection?) async throws -> Set<String> {
         let updated = try await rows(PostgresQuery(unsafeSQL: """
             UPDATE tasks t SET state = r.state, upstream_task_id = r.upstream_task_id, submission_answer = r.submission_answer,
                 upstream_json = r.upstream_json, error_code = r.error_code, error_message = r.error_message, submitted_at = r.submitted_at,
@@ -122,7 +122,7 @@ extension PostgresStore {
 
     /// Writes events and their deliveries in one statement: to the task's callback where the row names
     /// one, and to each enabled endpoint of the client whose filter names the event's type.
-    func insertEvents(_ events: [NewEventRow], on connection: PostgresConnection) async throws {
+    func insertEvents(_ events: [NewEventRow], on connection: PostgresConnection?) async throws {
         try await rows(PostgresQuery(unsafeSQL: """
             WITH r AS (
                 SELECT * FROM json_to_recordset($1::json) AS r(id text, type text, payload text, client_id text, task_id text,

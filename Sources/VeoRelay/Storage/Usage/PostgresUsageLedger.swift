@@ -63,7 +63,7 @@ extension PostgresStore: UsageLedger {
 
     /// Adds the changes to the aggregate in one statement; run last in its transaction, so that the
     /// rows it locks are held only until the commit.
-    func record(_ changes: [UsageChange], on connection: PostgresConnection) async throws {
+    func record(_ changes: [UsageChange], on connection: PostgresConnection?) async throws {
         let rows = UsageChange.merged(changes).map(UsageRow.init)
         guard !rows.isEmpty else { return }
         try await self.rows(PostgresQuery(unsafeSQL: """
