@@ -2,6 +2,8 @@ import PostgresNIO
 
 /// A claim's text, as a type, so that each claim is its own named prepared statement.
 protocol ClaimText: Sendable {
+    /// The prepared statement's name (PostgreSQL keeps 63 bytes of it).
+    static var name: String { get }
     static var sql: String { get }
 }
 
@@ -12,6 +14,7 @@ protocol ClaimText: Sendable {
 /// PgBouncer 1.21 or later with `max_prepared_statements`.)
 struct PreparedClaim<Text: ClaimText>: PostgresPreparedStatement {
     typealias Row = PostgresRandomAccessRow
+    static var name: String { "veo_relay_" + Text.name }
     static var sql: String { Text.sql }
     let bindings: PostgresBindings
 
@@ -19,7 +22,22 @@ struct PreparedClaim<Text: ClaimText>: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) -> PostgresRandomAccessRow { row.makeRandomAccess() }
 }
 
-enum SubmissionClaimText: ClaimText { static var sql: String { PostgresStore.claimStatement(.submission) } }
-enum PollClaimText: ClaimText { static var sql: String { PostgresStore.claimStatement(.poll) } }
-enum StoreClaimText: ClaimText { static var sql: String { PostgresStore.claimStatement(.store) } }
-enum DeliveryClaimText: ClaimText { static var sql: String { PostgresStore.deliveryClaimStatement } }
+enum SubmissionClaimText: ClaimText {
+    static let name = "submission_claim"
+    static var sql: String { PostgresStore.claimStatement(.submission) }
+}
+
+enum PollClaimText: ClaimText {
+    static let name = "poll_claim"
+    static var sql: String { PostgresStore.claimStatement(.poll) }
+}
+
+enum StoreClaimText: ClaimText {
+    static let name = "store_claim"
+    static var sql: String { PostgresStore.claimStatement(.store) }
+}
+
+enum DeliveryClaimText: ClaimText {
+    static let name = "delivery_claim"
+    static var sql: String { PostgresStore.deliveryClaimStatement }
+}
