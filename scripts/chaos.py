@@ -544,6 +544,7 @@ def main():
             name = f"endpoint {endpoint_id} ({'every task event, v1' if all_events else 'terminal events, v1+v1a'})"
             endpoint_audit[name] = (f"{received} received, {lost_} lost, {duplicates_} duplicate events, {unverified_} unverified, "
                                     f"{disordered} out of order, {mismatched} terminal webhook-ids unlike the callback's")
+        in_flight = submissions_in_flight(work)
         report = collections.OrderedDict([
             ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks),
             ("kills" if args.stop_signal == "kill" else "graceful stops (SIGTERM)", args.kills),
@@ -555,7 +556,7 @@ def main():
             ("outcome-unknown: the upstream's answer lost or unreadable", len(outcome_unknown["outcome_unknown_upstream"])),
             ("outcome-unknown: the relay stopped mid-submission", stopped),
             ("  ... per kill", round(stopped / args.kills, 2) if args.kills else "-"),
-            ("  ... beside the submissions a relay keeps in flight at most", submissions_in_flight(work)),
+            ("  ... beside the submissions a relay keeps in flight at most", in_flight),
             ("upstream submissions", upstream["total"]), ("webhooks received", len(deliveries)),
             ("same webhook-id received again (receivers dedupe)", redelivered),
             ("models whose usage does not reconcile with the upstream's bill", unreconciled),
@@ -568,7 +569,6 @@ def main():
         if lost:
             print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
         failed = len(lost) + paid_twice + duplicates + unverified + unreconciled + endpoint_failures
-        in_flight = report["  ... beside the submissions a relay keeps in flight at most"]
         if isinstance(in_flight, int) and stopped > in_flight * args.kills:
             print(f"chaos: {stopped} submissions stopped mid-way by {args.kills} kills: more than {in_flight} a kill, which cannot be")
             failed += 1

@@ -50,11 +50,12 @@ public struct Dispatcher: PipelineStage {
         let now = clock.now()
         let batch = try await store.claimDeliveryBatch(now: now, limit: limit, lease: lease, excluding: gate.blocked(at: now))
         heldUntil.add(batch.heldUntil, after: now)
-        let (admitted, refused) = batch.deliveries.reduce(into: ([Claim](), [DeliveryKey]())) { sorted, delivery in
+        var admitted: [Claim] = [], refused: [DeliveryKey] = []
+        for delivery in batch.deliveries {
             if gate.admit(delivery.destination, at: now) {
-                sorted.0.append(Claim(delivery: delivery, lease: lease))
+                admitted.append(Claim(delivery: delivery, lease: lease))
             } else {
-                sorted.1.append(delivery.key)
+                refused.append(delivery.key)
             }
         }
         try await store.releaseDeliveries(refused, lease: lease)

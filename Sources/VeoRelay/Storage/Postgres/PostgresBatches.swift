@@ -166,8 +166,6 @@ extension PostgresStore {
             error = attempt.error
             response_excerpt = attempt.responseExcerpt
         }
-
-        var key: String { DeliveryKey(eventID: event_id, target: DeliveryTarget(stored: endpoint_id)).description }
     }
 
     /// Writes attempts (whose deliveries are distinct); the keys of the deliveries written.

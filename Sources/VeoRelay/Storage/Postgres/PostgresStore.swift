@@ -70,9 +70,7 @@ public final class PostgresStore: Sendable {
         runner.cancel()
     }
 
-    /// One statement: on `connection` inside a transaction (whose deadline bounds it), else on its own,
-    /// bounded by the deadline.
-    @discardableResult
+    /// One prepared statement on its own, bounded by the deadline (see `PreparedClaim`).
     func rows<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> [PostgresRandomAccessRow]
     where Statement.Row == PostgresRandomAccessRow {
         try await bounded { [client, logger] in
@@ -80,6 +78,9 @@ public final class PostgresStore: Sendable {
         }
     }
 
+    /// One statement: on `connection` inside a transaction (whose deadline bounds it), else on its own,
+    /// bounded by the deadline.
+    @discardableResult
     func rows(_ query: PostgresQuery, on connection: PostgresConnection? = nil) async throws -> [PostgresRandomAccessRow] {
         if let connection {
             return try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }

@@ -165,7 +165,7 @@ extension PostgresStore: TaskQueue {
             return ids.map(written.contains)
         }
         return try await transaction { connection in
-            try await Self.writtenInWaves(batch.map(\.task.id)) { wave in
+            try await Self.writtenInWaves(ids) { wave in
                 try await self.saveTransitions(wave.map { (batch[$0], columns[$0]) }, on: connection)
             }
         }
