@@ -52,7 +52,7 @@ struct BudgetTests {
         #expect(nextDay.status == 200 && nextDay.headers["budget-remaining-per-day"] == "1", "\(nextDay.status) \(nextDay.headers)")
 
         let store = try await StoreLocation.open(harness.databasePath, logger: TestLog.logger, deadline: TestStores.deadline)
-        let stored = try await store.tasks(TaskQuery(clientID: RelayHarness.clientID, limit: 10)).map(\.request.prompt)
+        let stored = try await store.tasks(TaskQuery(scope: .client(RelayHarness.clientID), limit: 10)).map(\.request.prompt)
         store.close()
         #expect(Set(stored) == ["first", "second", "third, the next day"], "the refused request stored nothing")
 

@@ -32,6 +32,38 @@ struct SchemaEquivalenceTests {
         }
     }
 
+    @Test func bothBackEndsNumberTheirMigrationsAlike() {
+        #expect(SQLiteMigrations.migrator.migrations == PostgresMigrations.steps.map(\.name))
+    }
+
+    /// A database migrated under PostgreSQL's earlier numbering (its first step the whole initial schema,
+    /// the rest four behind SQLite's) is renamed in place: no step runs again, none is skipped.
+    @Test func aPostgresDatabaseNumberedTheEarlierWayKeepsItsSteps() async throws {
+        let url = try await TestPostgres.freshDatabase()
+        try await PostgresStore(url: url, logger: TestLog.logger).close()
+        let client = try Self.client(url)
+        let runner = Task { await client.run() }
+        defer { runner.cancel() }
+        try await client.query("DELETE FROM schema_migrations")
+        for (old, _) in PostgresMigrations.renamed {
+            try await client.query("INSERT INTO schema_migrations (name, applied_at) VALUES (\(old), 0)")
+        }
+        // A step run again would fail: its tables and indexes exist.
+        try await PostgresStore(url: url, logger: TestLog.logger).close()
+        var names: [String] = []
+        for try await name in try await client.query("SELECT name FROM schema_migrations ORDER BY name").decode(String.self) { names.append(name) }
+        #expect(names == PostgresMigrations.steps.map(\.name))
+        #expect(PostgresMigrations.renamed.count == 11)
+    }
+
+    static func client(_ url: String) throws -> PostgresClient {
+        let components = try #require(URLComponents(string: url))
+        return PostgresClient(configuration: .init(host: components.host ?? "127.0.0.1", port: components.port ?? 5432,
+                                                   username: components.user ?? "postgres", password: components.password,
+                                                   database: String(components.path.dropFirst()), tls: .disable),
+                              backgroundLogger: TestLog.logger)
+    }
+
     static func sqliteSchema() async throws -> Schema {
         let path = try await TestStores.Kind.sqlite.freshLocation()
         // The store's WAL checkpointer may hold a lock for a moment: stop it, and wait out locks as the store does.
@@ -62,11 +94,7 @@ struct SchemaEquivalenceTests {
     static func postgresSchema() async throws -> Schema {
         let url = try await TestPostgres.freshDatabase()
         try await PostgresStore(url: url, logger: TestLog.logger).close()
-        let components = try #require(URLComponents(string: url))
-        let client = PostgresClient(configuration: .init(host: components.host ?? "127.0.0.1", port: components.port ?? 5432,
-                                                         username: components.user ?? "postgres", password: components.password,
-                                                         database: String(components.path.dropFirst()), tls: .disable),
-                                    backgroundLogger: TestLog.logger)
+        let client = try Self.client(url)
         let runner = Task { await client.run() }
         defer { runner.cancel() }
         let classes = ["text": "text", "double precision": "real", "bigint": "integer", "bytea": "blob"]

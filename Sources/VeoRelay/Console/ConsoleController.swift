@@ -100,7 +100,7 @@ public struct ConsoleController: Sendable {
         let client = parameters.get("client").flatMap { $0.isEmpty ? nil : $0 }
         let search = parameters.get("q").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
         let before = parameters.get("before").flatMap(Self.cursor(parsing:))
-        let tasks = try await store.tasks(TaskQuery(state: state, clientID: client, search: search, before: before, limit: Self.pageSize))
+        let tasks = try await store.tasks(TaskQuery(state: state, scope: client.map(ClientScope.client) ?? .allClients, search: search, before: before, limit: Self.pageSize))
         let deliveries = try await store.deliveryStates(taskIDs: tasks.map(\.id))
         var older: String?
         if tasks.count == Self.pageSize, let last = tasks.last {

@@ -22,7 +22,7 @@ extension ConsoleController {
             NamedValue(name: "delivery", value: late(backlog.oldestDueDelivery)),
         ]
         let pauses = try await store.submissionPauses().map { pause in
-            NamedValue(name: pause.scope.clientID.map { "client \($0)" } ?? "all clients", value: Self.time(pause.since))
+            NamedValue(name: pause.scope.label, value: Self.time(pause.since))
         }
         let disabled = try await store.endpoints(scope: .allClients).count { !$0.enabled && $0.disabledReason != nil }
         let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: sessions.csrfToken(for: session),
@@ -79,7 +79,7 @@ extension ConsoleController {
         guard sessions.checkCSRF(form.csrf, for: session) else { return forbidden() }
         let client = form.client?.trimmingCharacters(in: .whitespaces)
         let scope: ClientScope = (client?.isEmpty ?? true) ? .allClients : .client(client!)
-        let said = try await change(scope) + " " + (scope.clientID.map { "client \($0)" } ?? "all clients") + "."
+        let said = try await change(scope) + " " + scope.label + "."
         context.logger.notice("stop switch from the console", metadata: ["change": "\(said)"])
         return Self.redirect("/console?notice=" + said.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
     }

@@ -129,6 +129,24 @@ public struct BudgetUse: Sendable, Equatable {
     }
 }
 
+/// What intake makes of a budgeted client's task, beside what the client has used: refused naming the
+/// limit, or admitted with what is left of each limit and the alerts it sets off. Both stores decide
+/// with it inside intake's transaction, after counting the tasks before it.
+enum BudgetAdmission: Equatable {
+    case refused(BudgetRefusal)
+    case admitted(remaining: [BudgetLimit: Int], alerts: [BudgetAlert])
+
+    init(_ task: RelayTask, budget: ClientBudget, beside use: BudgetUse) {
+        let seconds = task.request.requestedSeconds
+        switch budget.admit(seconds: seconds, beside: use, at: task.createdAt) {
+        case .refused(let refusal): self = .refused(refusal)
+        case .admitted(let remaining):
+            self = .admitted(remaining: remaining, alerts: BudgetAlert.crossings(of: budget, clientID: task.clientID, seconds: seconds,
+                                                                                 beside: use, at: task.createdAt))
+        }
+    }
+}
+
 public enum BudgetDecision: Sendable, Equatable {
     /// Counted; what is left of each limit the client has.
     case admitted([BudgetLimit: Int])

@@ -21,18 +21,17 @@ public struct PauseWatch: Service, CustomStringConvertible {
     public func run() async throws {
         var shown: Set<String> = []
         await FailureBackoff(component: "pause-watch", logger: logger).repeatEvery(interval, failure: "could not read the stop switch") {
-            let now = Set(try await store.submissionPauses().map { SubmissionPause.key($0.scope) })
+            let now = Set(try await store.submissionPauses().map(\.scope.stored))
             for scope in now.subtracting(shown) {
-                logger.warning("submissions paused", metadata: ["scope": "\(Self.label(scope))"])
+                logger.warning("submissions paused", metadata: ["scope": "\(ClientScope(stored: scope).label)"])
                 Gauge(label: "veo_relay_submissions_paused", dimensions: [("scope", scope)]).record(1)
             }
             for scope in shown.subtracting(now) {
-                logger.notice("submissions resumed", metadata: ["scope": "\(Self.label(scope))"])
+                logger.notice("submissions resumed", metadata: ["scope": "\(ClientScope(stored: scope).label)"])
                 Gauge(label: "veo_relay_submissions_paused", dimensions: [("scope", scope)]).record(0)
             }
             shown = now
         }
     }
 
-    private static func label(_ scope: String) -> String { scope == "*" ? "all clients" : "client \(scope)" }
 }

@@ -7,7 +7,10 @@ import Logging
 /// `PostgresStore` implement every part; each part's two implementations sit side by side in its folder.
 ///
 /// Every method is one transaction, so a crash between two calls leaves the database consistent and
-/// the next claim resumes the work. Claims are exclusive across processes that share the database.
+/// the next claim resumes the work; the one exception is PostgreSQL's delivery claim, which claims in
+/// one statement and then settles endpoint rate slots and puts back what it cannot send in statements
+/// of their own (a crash between them leaves rows leased, which their lease expiry gives back). Claims
+/// are exclusive across processes that share the database.
 ///
 /// Durability: a commit waits until it is on disk (through power loss), except the *repeatable*
 /// writes (claims, lease releases and delivery-attempt records), whose loss to a power cut only
@@ -15,16 +18,32 @@ import Logging
 /// `webhook-id`, which receivers deduplicate. The next durable commit carries them to disk too.
 public typealias RelayStore = TaskQueue & Outbox & EventLog & ClientDirectory & EndpointDirectory & UsageLedger & StoreMaintenance
 
-/// Whose rows a read may see: one client's (its API key), or every client's (an operator).
+/// Whose rows a read may see: one client's (its API key), or every client's (an operator). Stored and
+/// bound as the client's id, or `*` for every client (no client id is `*`); statements filter by it
+/// with `scoped(_:_:)`.
 public enum ClientScope: Sendable, Equatable {
     case client(String)
     case allClients
 
-    /// The client to filter by in SQL (NULL: no filter).
-    var clientID: String? {
+    static let allClientsKey = "*"
+
+    /// The scope as the database holds it (a pause's key, a filter's argument).
+    var stored: String {
         switch self {
         case .client(let id): id
-        case .allClients: nil
+        case .allClients: Self.allClientsKey
+        }
+    }
+
+    init(stored: String) {
+        self = stored == Self.allClientsKey ? .allClients : .client(stored)
+    }
+
+    /// For operators: "all clients" or "client ID".
+    public var label: String {
+        switch self {
+        case .client(let id): "client \(id)"
+        case .allClients: "all clients"
         }
     }
 }

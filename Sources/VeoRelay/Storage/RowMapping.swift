@@ -2,7 +2,7 @@ import Foundation
 
 /// Read access to a result row, whichever database it came from, so that both stores share one
 /// mapping between rows and domain values.
-protocol StoredRow {
+public protocol StoredRow {
     func optionalText(_ column: String) throws -> String?
     func optionalReal(_ column: String) throws -> Double?
     func optionalInteger(_ column: String) throws -> Int?
@@ -176,35 +176,6 @@ extension RowMapping {
     }
 
     static func submissionPause(_ row: some StoredRow) throws -> SubmissionPause {
-        SubmissionPause(scope: SubmissionPause.scope(try row.text("scope")), since: try row.date("paused_at"))
-    }
-}
-
-/// One query for `StoreMaintenance.backlog`, shared by both stores: a row per task state with its count, then
-/// one row per stage with its oldest due time (each an index range on `(state, due time)`).
-enum BacklogQuery {
-    /// The SQL with `parameter` standing for "now" (`?` for SQLite, `$1` for PostgreSQL).
-    static func sql(now parameter: String) -> String {
-        """
-        SELECT state AS kind, count(*) AS count, CAST(NULL AS REAL) AS oldest FROM tasks GROUP BY state
-        UNION ALL SELECT 'submission', 0, min(next_run_at) FROM tasks WHERE state = 'queued' AND next_run_at <= \(parameter)
-        UNION ALL SELECT 'poll', 0, min(next_run_at) FROM tasks WHERE state = 'running' AND next_run_at <= \(parameter)
-        UNION ALL SELECT 'delivery', 0, min(next_attempt_at) FROM deliveries WHERE state = 'pending' AND next_attempt_at <= \(parameter)
-        """
-    }
-
-    static func statistics(from rows: [some StoredRow]) throws -> BacklogStatistics {
-        var statistics = BacklogStatistics()
-        for row in rows {
-            let kind = try row.text("kind")
-            switch kind {
-            case "submission": statistics.oldestDueSubmission = try row.optionalDate("oldest")
-            case "poll": statistics.oldestDuePoll = try row.optionalDate("oldest")
-            case "delivery": statistics.oldestDueDelivery = try row.optionalDate("oldest")
-            default:
-                if let state = TaskState(rawValue: kind) { statistics.tasksByState[state] = try row.integer("count") }
-            }
-        }
-        return statistics
+        SubmissionPause(scope: ClientScope(stored: try row.text("scope")), since: try row.date("paused_at"))
     }
 }

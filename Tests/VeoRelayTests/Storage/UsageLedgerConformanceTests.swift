@@ -39,7 +39,7 @@ struct UsageLedgerConformanceTests {
         let refusals = outcomes.compactMap { if case .overBudget(let refusal) = $0 { refusal } else { nil } }
         #expect(refusals.count == 59)
         #expect(refusals.allSatisfy { $0.limit == budget.limit && $0.maximum == 5 * cost })
-        let stored = try await fixture.store.tasks(TaskQuery(clientID: fixture.client.id, limit: 100))
+        let stored = try await fixture.store.tasks(TaskQuery(scope: .client(fixture.client.id), limit: 100))
         #expect(stored.count == 5, "refused intakes wrote nothing")
         let usage = try await fixture.store.usage(.client(fixture.client.id), from: "2000-01-01", through: "2100-01-01")
         #expect(usage.totals == UsageCounts(generations: 5, videoSeconds: 40))

@@ -63,24 +63,23 @@ struct EndpointStreak: Sendable, Equatable {
         }.sorted { $0.endpointID < $1.endpointID }
     }
 
-    /// `failing_since` after the streak, with `parameter(n)` the n-th of (reset, failing_from, id).
-    static func statement(parameter: (Int) -> String) -> String {
-        """
-        UPDATE endpoints SET failing_since = CASE WHEN \(parameter(1)) THEN \(parameter(2)) ELSE COALESCE(failing_since, \(parameter(2))) END
-        WHERE id = \(parameter(3))
-        """
-    }
+    var arguments: [any SQLBindable] { [reset, failingFrom, endpointID] }
 }
 
-/// `endpoint.disabled`'s event, the same on both stores.
+/// Auto-disable's decision and `endpoint.disabled`'s event, the same on both stores.
 enum EndpointEvents {
-    static func disabled(_ endpoint: Endpoint, reason: String, at now: Date) throws -> NewEvent {
-        NewEvent(clientEvent: .endpointDisabled,
-                 payload: try JSONCoding.encode(ClientEventPayload(type: .endpointDisabled, at: now, data: EndpointEventData(endpoint, reason: reason))),
-                 createdAt: now)
+    /// The endpoint as auto-disable leaves it: disabled, saying since when every attempt failed.
+    static func disabling(_ endpoint: Endpoint, cutoff: Date) -> Endpoint {
+        var disabled = endpoint
+        disabled.enabled = false
+        disabled.disabledReason = "every attempt failed since \((endpoint.failingSince ?? cutoff).formatted(.iso8601))"
+        return disabled
     }
 
-    static func disabledReason(since: Date) -> String {
-        "every attempt failed since \(since.formatted(.iso8601))"
+    static func disabled(_ endpoint: Endpoint, at now: Date) throws -> NewEvent {
+        NewEvent(clientEvent: .endpointDisabled,
+                 payload: try JSONCoding.encode(ClientEventPayload(type: .endpointDisabled, at: now,
+                                                                   data: EndpointEventData(endpoint, reason: endpoint.disabledReason ?? ""))),
+                 createdAt: now)
     }
 }

@@ -28,31 +28,29 @@ public struct ActivityReport: Sendable, Equatable {
     }
 }
 
-/// One statement for `StoreMaintenance.activity`, the same text on both stores but for how a number
-/// becomes its slot: SQLite's CAST truncates, PostgreSQL's rounds (so it floors first). Every branch
-/// is an index range on its time column.
+/// One statement for `StoreMaintenance.activity` (1 start, 2 slot width, 3 end): every branch is an
+/// index range on its time column.
 enum ActivityQuery {
-    static func sql(parameter: (Int) -> String, slotOf: (String) -> String) -> String {
-        let (start, width, end) = (parameter(1), parameter(2), parameter(3))
-        func slot(_ column: String) -> String { slotOf("(\(column) - \(start)) / \(width)") }
+    static let statement: Statement = {
+        func slot(_ column: String) -> String { "CAST(floor((\(column) - $1) / $2) AS BIGINT)" }
         let upstreamCodes = TaskError.Code.upstreamCodes.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-        return """
+        return Statement("""
             SELECT 'accepted' AS kind, \(slot("created_at")) AS slot, count(*) AS n, CAST(NULL AS DOUBLE PRECISION) AS lag
-              FROM tasks WHERE created_at >= \(start) AND created_at < \(end) GROUP BY 2
+              FROM tasks WHERE created_at >= $1 AND created_at < $3 GROUP BY 2
             UNION ALL SELECT state, \(slot("completed_at")), count(*), NULL
-              FROM tasks WHERE completed_at >= \(start) AND completed_at < \(end) GROUP BY 1, 2
+              FROM tasks WHERE completed_at >= $1 AND completed_at < $3 GROUP BY 1, 2
             UNION ALL SELECT 'upstream_error', \(slot("completed_at")), count(*), NULL
-              FROM tasks WHERE completed_at >= \(start) AND completed_at < \(end) AND error_code IN (\(upstreamCodes)) GROUP BY 2
+              FROM tasks WHERE completed_at >= $1 AND completed_at < $3 AND error_code IN (\(upstreamCodes)) GROUP BY 2
             UNION ALL SELECT CASE WHEN status_code BETWEEN 200 AND 299 THEN 'webhook_accepted' ELSE 'webhook_refused' END,
                    \(slot("attempted_at")), count(*), NULL
-              FROM delivery_attempts WHERE attempted_at >= \(start) AND attempted_at < \(end) GROUP BY 1, 2
+              FROM delivery_attempts WHERE attempted_at >= $1 AND attempted_at < $3 GROUP BY 1, 2
             UNION ALL SELECT 'lag', \(slot("d.delivered_at")), 0, d.delivered_at - t.completed_at
               FROM deliveries d JOIN tasks t ON t.id = d.task_id
-              WHERE d.delivered_at >= \(start) AND d.delivered_at < \(end) AND d.endpoint_id = '' AND d.type IN ('task.succeeded', 'task.failed')
-            """
-    }
+              WHERE d.delivered_at >= $1 AND d.delivered_at < $3 AND d.endpoint_id = '' AND d.type IN ('task.succeeded', 'task.failed')
+            """)
+    }()
 
-    static func report(from rows: [some StoredRow], start: Date, slot: TimeInterval, count: Int) throws -> ActivityReport {
+    static func report(from rows: [any StoredRow], start: Date, slot: TimeInterval, count: Int) throws -> ActivityReport {
         var report = ActivityReport(start: start, slot: slot, count: count)
         var lags = [[Double]](repeating: [], count: count)
         for row in rows {

@@ -2,21 +2,6 @@ import Foundation
 import PostgresNIO
 
 extension PostgresStore: StoreMaintenance {
-    public func backlog(now: Date) async throws -> BacklogStatistics {
-        var bindings = PostgresBindings()
-        bindings.append(now.timeIntervalSince1970)
-        return try BacklogQuery.statistics(from: try await rows(PostgresQuery(unsafeSQL: BacklogQuery.sql(now: "$1"), binds: bindings)))
-    }
-
-    public func activity(from start: Date, slot: TimeInterval, count: Int) async throws -> ActivityReport {
-        var bindings = PostgresBindings()
-        bindings.append(start.timeIntervalSince1970)
-        bindings.append(slot)
-        bindings.append(start.addingTimeInterval(slot * Double(count)).timeIntervalSince1970)
-        let sql = ActivityQuery.sql(parameter: { "$\($0)::double precision" }, slotOf: { "floor(\($0))::bigint" })
-        return try ActivityQuery.report(from: try await rows(PostgresQuery(unsafeSQL: sql, binds: bindings)), start: start, slot: slot, count: count)
-    }
-
     public func checkReady() async throws {
         // Reads still work on a full disk: only a recent write failure tells.
         if storageFull.isRecent { throw StorageFault.full(database: deadline.database) }
@@ -42,13 +27,5 @@ extension PostgresStore: StoreMaintenance {
             plans.append(ClaimPlan(claim: name, plan: lines.joined(separator: "; ")))
         }
         return plans
-    }
-
-    public func pruneAttempts(before cutoff: Date) async throws -> Int {
-        try await rows("DELETE FROM delivery_attempts WHERE attempted_at < \(cutoff.timeIntervalSince1970) RETURNING id").count
-    }
-
-    public func pruneIdempotencyKeys(before cutoff: Date) async throws -> Int {
-        try await rows("DELETE FROM idempotency_keys WHERE created_at < \(cutoff.timeIntervalSince1970) RETURNING key").count
     }
 }

@@ -29,9 +29,8 @@ extension SQLiteStore: Outbox {
                 SELECT id, payload, trace_parent FROM events WHERE id IN (SELECT value FROM json_each(?))
                 """), arguments: [TaskColumns.text(rows.map { $0["event_id"] as String })]).map { ($0["id"] as String, $0) },
                 uniquingKeysWith: { first, _ in first })
-            // A batch's deliveries mostly belong to few clients and endpoints: look each one's secrets up once.
+            // A batch's deliveries mostly belong to few clients: look each one's secrets up once.
             var clientSecrets: [String: [String]] = [:]
-            var endpoints: [String: ClaimedEndpoint] = [:]
             var claimed: [PendingDelivery] = []
             for row in rows.sorted(by: { ($0["next_attempt_at"] as Double? ?? 0) < ($1["next_attempt_at"] as Double? ?? 0) }) {
                 let clientID: String = row["client_id"]
@@ -41,33 +40,25 @@ extension SQLiteStore: Outbox {
                         FROM clients WHERE id = ?
                         """), arguments: [at, clientID]).map(RowMapping.secrets) ?? []
                 }
-                let endpointID: String = row["endpoint_id"]
-                if !endpointID.isEmpty, endpoints[endpointID] == nil,
-                   let endpoint = try Row.fetchOne(db.cachedStatement(sql: """
-                        SELECT enabled, max_rate, next_send_at, signing_secret,
-                               CASE WHEN previous_secret_expires_at > ? THEN previous_secret END AS previous
-                        FROM endpoints WHERE id = ?
-                        """), arguments: [at, endpointID]) {
-                    endpoints[endpointID] = try RowMapping.claimedEndpoint(endpoint)
-                }
                 claimed.append(try RowMapping.pendingDelivery(row, event: events[row["event_id"] as String], secrets: clientSecrets[clientID] ?? []))
             }
+            let endpointIDs = Set(claimed.compactMap(\.key.target.endpointID)).sorted()
+            let endpoints = endpointIDs.isEmpty ? [:] : try Dictionary(
+                db.rows(OutboxStatements.claimedEndpoints, [now, endpointIDs]).map { (try $0.text("id"), try RowMapping.claimedEndpoint($0)) },
+                uniquingKeysWith: { first, _ in first })
             var plan = DeliveryClaimPlan(claimed, endpoints: endpoints, now: now)
-            try Self.settle(&plan, db: db)
+            try Self.settle(&plan, lease: lease, db: db)
             return plan.claim
         }
     }
 
     /// Parks, defers and moves endpoint slots as the plan says; SQLite's one writer always wins the slot.
-    private static func settle(_ plan: inout DeliveryClaimPlan, db: Database) throws {
+    private static func settle(_ plan: inout DeliveryClaimPlan, lease: Lease, db: Database) throws {
         for (endpointID, slot) in plan.slots {
-            try db.cachedStatement(sql: "UPDATE endpoints SET next_send_at = ? WHERE id = ?")
-                .execute(arguments: [slot.next.timeIntervalSince1970, endpointID])
+            try db.rows(OutboxStatements.moveSlot, [slot.next, endpointID, slot.previous])
         }
         for (key, due) in plan.putBack {
-            try db.cachedStatement(sql: """
-                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ? WHERE event_id = ? AND endpoint_id = ?
-                """).execute(arguments: [due?.timeIntervalSince1970, key.eventID, key.target.stored])
+            try db.rows(OutboxStatements.putBack, [due, key.eventID, key.target.stored, lease.owner])
         }
     }
 
@@ -101,85 +92,9 @@ extension SQLiteStore: Outbox {
                 return true
             }
             for streak in EndpointStreak.of(zip(records, written).filter(\.1).map(\.0)) {
-                try db.cachedStatement(sql: EndpointStreak.statement { [":reset", ":from", ":id"][$0 - 1] })
-                    .execute(arguments: ["reset": streak.reset, "from": streak.failingFrom?.timeIntervalSince1970, "id": streak.endpointID])
+                try db.rows(EndpointStatements.streak, streak.arguments)
             }
             return written
-        }
-    }
-
-    public func callbackSummary(taskID: String) async throws -> CallbackSummary? {
-        try await read { db in
-            try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT state, attempts, last_status_code, last_error, next_attempt_at FROM deliveries
-                WHERE task_id = ? AND endpoint_id = '' ORDER BY seq DESC LIMIT 1
-                """), arguments: [taskID]).map(RowMapping.callbackSummary)
-        }
-    }
-
-    public func deliveryLog(taskID: String, scope: ClientScope) async throws -> [DeliveryRecord]? {
-        let clientID = scope.clientID
-        return try await read { db in
-            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)"),
-                                    arguments: [taskID, clientID, clientID]) != nil else {
-                return nil
-            }
-            return try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM deliveries WHERE task_id = ? ORDER BY seq, endpoint_id"),
-                                    arguments: [taskID]).map { row in
-                var record = try RowMapping.delivery(row)
-                record.attemptLog = try Row.fetchAll(db.cachedStatement(sql: """
-                    SELECT * FROM delivery_attempts WHERE event_id = ? AND endpoint_id = ? ORDER BY attempted_at, id
-                    """), arguments: [record.eventID, record.key.target.stored]).map(RowMapping.attempt)
-                return record
-            }
-        }
-    }
-
-    public func deliveries(scope: ClientScope, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord] {
-        let clientID = scope.clientID
-        return try await read { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT * FROM deliveries WHERE state = ? AND (? IS NULL OR client_id = ?)
-                ORDER BY created_at DESC, event_id DESC, endpoint_id LIMIT ?
-                """), arguments: [state.rawValue, clientID, clientID, limit]).map(RowMapping.delivery)
-        }
-    }
-
-    public func redeliver(taskID: String, scope: ClientScope, eventID: String?, target: DeliveryTarget?, now: Date) async throws -> [DeliveryRecord] {
-        let (clientID, endpointID) = (scope.clientID, target?.stored)
-        return try await write { db in
-            guard let id = try String.fetchOne(db.cachedStatement(sql: """
-                SELECT d.event_id FROM deliveries d JOIN tasks t ON t.id = d.task_id
-                WHERE d.task_id = ? AND (? IS NULL OR t.client_id = ?) AND (? IS NULL OR d.event_id = ?) AND (? IS NULL OR d.endpoint_id = ?)
-                ORDER BY d.seq DESC LIMIT 1
-                """), arguments: [taskID, clientID, clientID, eventID, eventID, endpointID, endpointID])
-            else { return [] }
-            return try Row.fetchAll(db.cachedStatement(sql: """
-                UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, delivered_at = NULL,
-                    lease_owner = NULL, lease_expires_at = NULL
-                WHERE event_id = ? AND (? IS NULL OR endpoint_id = ?)
-                RETURNING *
-                """), arguments: [now.timeIntervalSince1970, id, endpointID, endpointID]).map(RowMapping.delivery)
-                .sorted { $0.key.target.stored < $1.key.target.stored }
-        }
-    }
-
-    public func releaseDeliveryLeases(ownerPrefix prefix: String) async throws {
-        try await repeatableWrite { db in
-            try db.cachedStatement(sql: """
-                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL WHERE substr(lease_owner, 1, length(:prefix)) = :prefix
-                """).execute(arguments: ["prefix": prefix])
-        }
-    }
-
-    public func deliveryStates(taskIDs: [String]) async throws -> [String: DeliveryState] {
-        let ids = try TaskColumns.text(taskIDs)
-        return try await read { db in
-            try Dictionary(Row.fetchAll(db.cachedStatement(sql: """
-                SELECT task_id, state FROM deliveries d
-                WHERE task_id IN (SELECT value FROM json_each(?)) AND endpoint_id = ''
-                  AND seq = (SELECT MAX(seq) FROM deliveries l WHERE l.task_id = d.task_id AND l.endpoint_id = '')
-                """), arguments: [ids]).map(RowMapping.deliveryState), uniquingKeysWith: { $1 })
         }
     }
 }

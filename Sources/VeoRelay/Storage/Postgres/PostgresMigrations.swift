@@ -3,14 +3,19 @@ import Logging
 import PostgresNIO
 
 /// The PostgreSQL schema as numbered steps, applied once each under an advisory lock so that
-/// relays starting together do not race.
+/// relays starting together do not race. The steps are SQLite's, by number and name (a test holds
+/// them to it), each doing on PostgreSQL what its namesake does on SQLite.
 enum PostgresMigrations {
     static let steps: [(name: String, statements: [String])] = [
-        ("001-initial-schema", [
+        // PostgreSQL came after SQLite's first five steps: its tables were created whole in the first
+        // five, which is why 004 has nothing to add here.
+        ("001-clients", [
             """
             CREATE TABLE clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, signing_secret TEXT NOT NULL,
                 created_at DOUBLE PRECISION NOT NULL, previous_secret TEXT, previous_secret_expires_at DOUBLE PRECISION, revoked_at DOUBLE PRECISION)
             """,
+        ]),
+        ("002-tasks", [
             """
             CREATE TABLE tasks (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, request_json TEXT NOT NULL, callback_url TEXT NOT NULL,
                 metadata_json TEXT, callback_events TEXT, state TEXT NOT NULL, upstream_task_id TEXT, upstream_json TEXT, error_code TEXT,
@@ -19,6 +24,8 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX tasks_due ON tasks (state, next_run_at)",
             "CREATE INDEX tasks_client ON tasks (client_id, created_at)",
+        ]),
+        ("003-events", [
             """
             CREATE TABLE events (id TEXT PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id), seq BIGINT NOT NULL, type TEXT NOT NULL,
                 payload BYTEA NOT NULL, callback_url TEXT NOT NULL, destination TEXT NOT NULL, client_id TEXT NOT NULL,
@@ -32,30 +39,33 @@ enum PostgresMigrations {
                 attempted_at DOUBLE PRECISION NOT NULL, status_code BIGINT, latency DOUBLE PRECISION NOT NULL, error TEXT, response_excerpt TEXT)
             """,
             "CREATE INDEX delivery_attempts_event ON delivery_attempts (event_id, attempted_at)",
+        ]),
+        ("004-delivery-engine", []),
+        ("005-idempotency-keys", [
             """
             CREATE TABLE idempotency_keys (client_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, task_id TEXT NOT NULL,
                 created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (client_id, key))
             """,
             "CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at)",
         ]),
-        ("002-submission-answer", ["ALTER TABLE tasks ADD COLUMN submission_answer TEXT"]),
-        ("003-trace-parent", ["ALTER TABLE tasks ADD COLUMN trace_parent TEXT", "ALTER TABLE events ADD COLUMN trace_parent TEXT"]),
+        ("006-submission-answer", ["ALTER TABLE tasks ADD COLUMN submission_answer TEXT"]),
+        ("007-trace-parent", ["ALTER TABLE tasks ADD COLUMN trace_parent TEXT", "ALTER TABLE events ADD COLUMN trace_parent TEXT"]),
         // Events are kept for the stream whether or not a webhook delivers them ('unsubscribed');
         // a stream-only task stores an empty callback_url.
-        ("004-streams", [
+        ("008-streams", [
             "CREATE TABLE shared_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
             "CREATE INDEX tasks_newest ON tasks (created_at, id)",
             "CREATE INDEX tasks_state_newest ON tasks (state, created_at, id)",
         ]),
         // The stop switch: a row per paused scope, a client id or '*' for every client.
-        ("005-submission-pauses", ["CREATE TABLE submission_pauses (scope TEXT PRIMARY KEY, paused_at DOUBLE PRECISION NOT NULL)"]),
+        ("009-submission-pauses", ["CREATE TABLE submission_pauses (scope TEXT PRIMARY KEY, paused_at DOUBLE PRECISION NOT NULL)"]),
         // The console's activity charts read windows of these times; retention deletes by attempt time.
-        ("006-activity-indexes", ["CREATE INDEX tasks_completed ON tasks (completed_at)", "CREATE INDEX events_delivered ON events (delivered_at)",
+        ("010-activity-indexes", ["CREATE INDEX tasks_completed ON tasks (completed_at)", "CREATE INDEX events_delivered ON events (delivered_at)",
                                   "CREATE INDEX delivery_attempts_time ON delivery_attempts (attempted_at)"]),
         // A client's limits in their configuration form (NULL: unlimited); the usage aggregate, one row per
         // client, accepted day and model, counted from the tasks already stored; in-flight tasks per
         // client counted on an index, so the cap reads at most as many rows as it allows.
-        ("007-budgets-usage", [
+        ("011-budgets-usage", [
             "ALTER TABLE clients ADD COLUMN budget TEXT",
             """
             CREATE TABLE usage_daily (client_id TEXT NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL, generations BIGINT NOT NULL,
@@ -74,12 +84,9 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX tasks_client_state ON tasks (client_id, state)",
         ]),
-        // See SQLite's 012-in-flight-from-usage.
-        ("008-in-flight-from-usage", ["DROP INDEX tasks_client_state", UsageWindow.inFlightIndex]),
-        // See SQLite's 013-video-copies.
-        ("009-video-copies", ["ALTER TABLE tasks ADD COLUMN video_copies_json TEXT"]),
-        // See SQLite's 014-endpoints-deliveries.
-        ("010-endpoints-deliveries", [
+        ("012-in-flight-from-usage", ["DROP INDEX tasks_client_state", UsageStatements.inFlightIndex]),
+        ("013-video-copies", ["ALTER TABLE tasks ADD COLUMN video_copies_json TEXT"]),
+        ("014-endpoints-deliveries", [
             """
             CREATE TABLE endpoints (id TEXT PRIMARY KEY, client_id TEXT NOT NULL, url TEXT NOT NULL, destination TEXT NOT NULL,
                 description TEXT NOT NULL, event_types TEXT NOT NULL, enabled BIGINT NOT NULL, disabled_reason TEXT, max_rate BIGINT,
@@ -117,18 +124,34 @@ enum PostgresMigrations {
             "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (event_id, endpoint_id, attempted_at)",
             "CREATE INDEX delivery_attempts_endpoint ON delivery_attempts (endpoint_id, attempted_at)",
         ]),
-        // See SQLite's 015-pending-deliveries-order: without it the planner walked every pending row for each
+        // Without it the planner walked every pending row for each
         // candidate (the pending range of deliveries_due), quadratic in the backlog.
-        ("011-pending-deliveries-order", [
+        ("015-pending-deliveries-order", [
             "CREATE INDEX deliveries_pending_order ON deliveries (task_id, endpoint_id, seq) WHERE state = 'pending'",
         ]),
     ]
+
+    /// Names an earlier numbering recorded (before PostgreSQL's steps took SQLite's numbers), and the
+    /// steps each stands for.
+    static let renamed: [(old: String, new: [String])] = [
+        ("001-initial-schema", ["001-clients", "002-tasks", "003-events", "004-delivery-engine", "005-idempotency-keys"]),
+    ] + zip(["002-submission-answer", "003-trace-parent", "004-streams", "005-submission-pauses", "006-activity-indexes", "007-budgets-usage",
+             "008-in-flight-from-usage", "009-video-copies", "010-endpoints-deliveries", "011-pending-deliveries-order"],
+            steps.dropFirst(5).map(\.name)).map { ($0, [$1]) }
 
     static func run(on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.withTransaction(logger: logger) { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(7318201)", logger: logger)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)", logger: logger)
+            for (old, new) in renamed {
+                for try await appliedAt in try await connection.query(
+                    "DELETE FROM schema_migrations WHERE name = \(old) RETURNING applied_at", logger: logger).decode(Double.self) {
+                    for name in new {
+                        try await connection.query("INSERT INTO schema_migrations (name, applied_at) VALUES (\(name), \(appliedAt))", logger: logger)
+                    }
+                }
+            }
             var applied: Set<String> = []
             for try await name in try await connection.query("SELECT name FROM schema_migrations", logger: logger).decode(String.self) {
                 applied.insert(name)

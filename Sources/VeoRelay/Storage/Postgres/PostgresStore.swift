@@ -146,8 +146,8 @@ public final class PostgresStore: Sendable {
 }
 
 extension PostgresRandomAccessRow: StoredRow {
-    func optionalText(_ column: String) throws -> String? { try self[column].decode(String?.self) }
-    func optionalReal(_ column: String) throws -> Double? { try self[column].decode(Double?.self) }
-    func optionalInteger(_ column: String) throws -> Int? { try self[column].decode(Int?.self) }
-    func optionalBlob(_ column: String) throws -> Data? { try self[column].decode(Data?.self) }
+    public func optionalText(_ column: String) throws -> String? { try self[column].decode(String?.self) }
+    public func optionalReal(_ column: String) throws -> Double? { try self[column].decode(Double?.self) }
+    public func optionalInteger(_ column: String) throws -> Int? { try self[column].decode(Int?.self) }
+    public func optionalBlob(_ column: String) throws -> Data? { try self[column].decode(Data?.self) }
 }

@@ -160,7 +160,7 @@ enum SQLiteMigrations {
             // tasks read as many rows as were in flight.
             try db.execute(sql: """
                 DROP INDEX tasks_client_state;
-                \(UsageWindow.inFlightIndex);
+                \(UsageStatements.inFlightIndex);
                 """)
         }
         migrator.registerMigration("013-video-copies") { db in

@@ -82,8 +82,8 @@ public final class SQLiteStore: Sendable {
 }
 
 extension Row: StoredRow {
-    func optionalText(_ column: String) -> String? { self[column] }
-    func optionalReal(_ column: String) -> Double? { self[column] }
-    func optionalInteger(_ column: String) -> Int? { self[column] }
-    func optionalBlob(_ column: String) -> Data? { self[column] }
+    public func optionalText(_ column: String) -> String? { self[column] }
+    public func optionalReal(_ column: String) -> Double? { self[column] }
+    public func optionalInteger(_ column: String) -> Int? { self[column] }
+    public func optionalBlob(_ column: String) -> Data? { self[column] }
 }

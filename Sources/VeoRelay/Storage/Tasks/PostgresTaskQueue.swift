@@ -40,15 +40,10 @@ extension PostgresStore: TaskQueue {
                         on connection: PostgresConnection) async throws -> InsertOutcome {
         let task = insertion.task
         if let idempotency = insertion.idempotency {
-            let inserted = try await rows("""
-                INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at)
-                VALUES (\(task.clientID), \(idempotency.key), \(idempotency.fingerprint), \(task.id), \(task.createdAt.timeIntervalSince1970))
-                ON CONFLICT (client_id, key) DO NOTHING RETURNING task_id
-                """, on: connection)
+            let inserted = try await rows(TaskStatements.insertIdempotencyKey,
+                                          [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt], on: connection)
             if inserted.isEmpty {
-                guard let existing = try await rows("""
-                    SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = \(task.clientID) AND key = \(idempotency.key)
-                    """, on: connection).first
+                guard let existing = try await rows(TaskStatements.idempotencyKey, [task.clientID, idempotency.key], on: connection).first
                 else { throw StoreError.missingValue("idempotency_keys") }
                 return try existing.text("fingerprint") == idempotency.fingerprint ? .replayed(taskID: try existing.text("task_id")) : .conflict
             }
@@ -56,17 +51,13 @@ extension PostgresStore: TaskQueue {
         var remaining: [BudgetLimit: Int] = [:]
         var alerts: [BudgetAlert] = []
         if let budget {
-            let use = try await self.use(of: task.clientID, at: task.createdAt, on: connection)
-            switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
+            switch BudgetAdmission(task, budget: budget, beside: try await use(of: task.clientID, at: task.createdAt, on: connection)) {
             case .refused(let refusal):
                 if let idempotency = insertion.idempotency {
-                    try await rows("DELETE FROM idempotency_keys WHERE client_id = \(task.clientID) AND key = \(idempotency.key)", on: connection)
+                    try await rows(TaskStatements.forgetIdempotencyKey, [task.clientID, idempotency.key], on: connection)
                 }
                 return .overBudget(refusal)
-            case .admitted(let left):
-                remaining = left
-                alerts = BudgetAlert.crossings(of: budget, clientID: task.clientID, seconds: task.request.requestedSeconds, beside: use,
-                                               at: task.createdAt)
+            case .admitted(let left, let crossed): (remaining, alerts) = (left, crossed)
             }
         }
         do {
@@ -79,24 +70,6 @@ extension PostgresStore: TaskQueue {
             try await insertEvents(try alerts.map { NewEventRow(try $0.event(at: task.createdAt), clientID: task.clientID) }, on: connection)
         }
         return .created(remaining: remaining)
-    }
-
-    public func task(id: String, scope: ClientScope) async throws -> RelayTask? {
-        let clientID = scope.clientID
-        return try await rows("SELECT * FROM tasks WHERE id = \(id) AND (\(clientID)::text IS NULL OR client_id = \(clientID))").first.map(RowMapping.task)
-    }
-
-    public func tasks(_ query: TaskQuery) async throws -> [RelayTask] {
-        let before = query.before?.createdAt.timeIntervalSince1970
-        return try await rows("""
-            SELECT * FROM tasks
-            WHERE (\(query.state?.rawValue)::text IS NULL OR state = \(query.state?.rawValue))
-              AND (\(query.clientID)::text IS NULL OR client_id = \(query.clientID))
-              AND (\(query.search)::text IS NULL OR id = \(query.search) OR upstream_task_id = \(query.search)
-                   OR metadata_json LIKE \(query.metadataPattern) ESCAPE '\\')
-              AND (\(before)::double precision IS NULL OR (created_at, id) < (\(before), \(query.before?.id ?? "")))
-            ORDER BY created_at DESC, id DESC LIMIT \(query.limit)
-            """).map(RowMapping.task)
     }
 
     /// What each claim selects, with `$1` now and `$2` the limit (and `$3` the excluded destinations).
@@ -148,13 +121,6 @@ extension PostgresStore: TaskQueue {
             .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
     }
 
-    public func nextPollDue(now: Date) async throws -> Date? {
-        try await rows("""
-            SELECT next_run_at FROM tasks WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < \(now.timeIntervalSince1970))
-            ORDER BY next_run_at LIMIT 1
-            """).first.flatMap { try $0.optionalReal("next_run_at") }.map(Date.init(timeIntervalSince1970:))
-    }
-
     public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
         let columns = try batch.map { try TaskColumns($0.task) }
         let ids = batch.map(\.task.id)
@@ -173,53 +139,17 @@ extension PostgresStore: TaskQueue {
 
     public func resubmit(taskID: String, now: Date) async throws -> Bool {
         try await transaction { connection in
-            guard let failed = try await self.rows("""
-                UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
-                    submitted_at = NULL, completed_at = NULL, next_run_at = \(now.timeIntervalSince1970), failures = 0,
-                    lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = \(taskID) AND state = 'failed' RETURNING *
-                """, on: connection).first else { return false }
+            guard let failed = try await self.rows(TaskStatements.resubmit, [now, taskID], on: connection).first else { return false }
             try await self.record([.resubmitted(try RowMapping.task(failed))], on: connection)
             return true
         }
     }
 
-    public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {
-        try await !rows("""
-            UPDATE tasks SET upstream_task_id = \(submission.taskID), submission_answer = \(submission.answer)
-            WHERE id = \(taskID) AND upstream_task_id IS NULL RETURNING id
-            """).isEmpty
-    }
-
-    public func releaseTaskLeases(ownerPrefix prefix: String) async throws {
-        try await rows("""
-            UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL
-            WHERE left(lease_owner, length(\(prefix))) = \(prefix) AND state <> 'submitting' AND \(unescaped: Self.commitsWithoutFlush)
-            """)
-    }
-
     public func cancel(_ task: RelayTask, event: NewEvent) async throws -> Bool {
         let transition = (TaskTransition(task, lease: cancellationLease, keepLease: false, event: event), try TaskColumns(task))
         return try await transaction { connection in
-            guard try await !self.rows("""
-                UPDATE tasks SET lease_owner = \(cancellationLease.owner) WHERE id = \(task.id) AND state = 'queued' RETURNING id
-                """, on: connection).isEmpty else { return false }
+            guard try await !self.rows(TaskStatements.takeQueued, [cancellationLease.owner, task.id], on: connection).isEmpty else { return false }
             return try await self.saveTransitions([transition], on: connection).contains(task.id)
         }
-    }
-
-    public func pauseSubmissions(_ scope: ClientScope, at date: Date) async throws {
-        try await rows("""
-            INSERT INTO submission_pauses (scope, paused_at) VALUES (\(SubmissionPause.key(scope)), \(date.timeIntervalSince1970))
-            ON CONFLICT (scope) DO NOTHING
-            """)
-    }
-
-    public func resumeSubmissions(_ scope: ClientScope) async throws -> Bool {
-        try await !rows("DELETE FROM submission_pauses WHERE scope = \(SubmissionPause.key(scope)) RETURNING scope").isEmpty
-    }
-
-    public func submissionPauses() async throws -> [SubmissionPause] {
-        try await rows("SELECT scope, paused_at FROM submission_pauses ORDER BY paused_at, scope").map(RowMapping.submissionPause)
     }
 }

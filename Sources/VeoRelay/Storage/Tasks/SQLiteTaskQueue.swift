@@ -12,26 +12,19 @@ extension SQLiteStore: TaskQueue {
     /// SQLite runs one write transaction at a time, so the budget read here is the budget counted.
     private static func insert(_ insertion: TaskInsertion, columns: TaskColumns, db: Database) throws -> InsertOutcome {
         let task = insertion.task
-        if let idempotency = insertion.idempotency,
-           let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT fingerprint, task_id FROM idempotency_keys WHERE client_id = ? AND key = ?"),
-                                      arguments: [task.clientID, idempotency.key]) {
+        if let idempotency = insertion.idempotency, let row = try db.rows(TaskStatements.idempotencyKey, [task.clientID, idempotency.key]).first {
             return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
         }
         var remaining: [BudgetLimit: Int] = [:]
         var alerts: [BudgetAlert] = []
         if let budget = try budget(of: task.clientID, db: db) {
-            let use = try use(of: task.clientID, at: task.createdAt, db: db)
-            switch budget.admit(seconds: task.request.requestedSeconds, beside: use, at: task.createdAt) {
+            switch BudgetAdmission(task, budget: budget, beside: try use(of: task.clientID, at: task.createdAt, db: db)) {
             case .refused(let refusal): return .overBudget(refusal)
-            case .admitted(let left):
-                remaining = left
-                alerts = BudgetAlert.crossings(of: budget, clientID: task.clientID, seconds: task.request.requestedSeconds, beside: use,
-                                               at: task.createdAt)
+            case .admitted(let left, let crossed): (remaining, alerts) = (left, crossed)
             }
         }
         if let idempotency = insertion.idempotency {
-            try db.cachedStatement(sql: "INSERT INTO idempotency_keys (client_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)")
-                .execute(arguments: [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt.timeIntervalSince1970])
+            try db.rows(TaskStatements.insertIdempotencyKey, [task.clientID, idempotency.key, idempotency.fingerprint, task.id, task.createdAt])
         }
         do {
             try db.cachedStatement(sql: """
@@ -47,29 +40,6 @@ extension SQLiteStore: TaskQueue {
         try record([.accepted(task)], db: db)
         for alert in alerts { try writeClientEvent(alert.event(at: task.createdAt), clientID: task.clientID, db: db) }
         return .created(remaining: remaining)
-    }
-
-    public func task(id: String, scope: ClientScope) async throws -> RelayTask? {
-        let clientID = scope.clientID
-        return try await read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tasks WHERE id = ? AND (? IS NULL OR client_id = ?)"),
-                arguments: [id, clientID, clientID])
-                .map(RowMapping.task)
-        }
-    }
-
-    public func tasks(_ query: TaskQuery) async throws -> [RelayTask] {
-        try await read { db in
-            try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT * FROM tasks
-                WHERE (:state IS NULL OR state = :state) AND (:client IS NULL OR client_id = :client)
-                  AND (:search IS NULL OR id = :search OR upstream_task_id = :search OR metadata_json LIKE :pattern ESCAPE '\\')
-                  AND (:before IS NULL OR created_at < :before OR (created_at = :before AND id < :beforeID))
-                ORDER BY created_at DESC, id DESC LIMIT :limit
-                """), arguments: ["state": query.state?.rawValue, "client": query.clientID, "search": query.search, "pattern": query.metadataPattern,
-                                 "before": query.before?.createdAt.timeIntervalSince1970, "beforeID": query.before?.id,
-                                 "limit": query.limit]).map(RowMapping.task)
-        }
     }
 
     /// What each claim selects (`:now`, `:limit`, and for deliveries `:excluded`): one text for the
@@ -122,15 +92,6 @@ extension SQLiteStore: TaskQueue {
         }
     }
 
-    public func nextPollDue(now: Date) async throws -> Date? {
-        try await read { db in
-            try Double.fetchOne(db.cachedStatement(sql: """
-                SELECT next_run_at FROM tasks WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)
-                ORDER BY next_run_at LIMIT 1
-                """), arguments: [now.timeIntervalSince1970]).map(Date.init(timeIntervalSince1970:))
-        }
-    }
-
     public func save(_ batch: [TaskTransition]) async throws -> [Bool] {
         let columns = try batch.map { try TaskColumns($0.task) }
         return try await write { db in
@@ -160,62 +121,17 @@ extension SQLiteStore: TaskQueue {
 
     public func resubmit(taskID: String, now: Date) async throws -> Bool {
         try await write { db in
-            guard let failed = try Row.fetchOne(db.cachedStatement(sql: """
-                UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
-                    submitted_at = NULL, completed_at = NULL, next_run_at = ?, failures = 0, lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = ? AND state = 'failed' RETURNING *
-                """), arguments: [now.timeIntervalSince1970, taskID]) else { return false }
+            guard let failed = try db.rows(TaskStatements.resubmit, [now, taskID]).first else { return false }
             try Self.record([.resubmitted(try RowMapping.task(failed))], db: db)
             return true
-        }
-    }
-
-    public func recordLateSubmission(taskID: String, _ submission: UpstreamSubmission) async throws -> Bool {
-        try await write { db in
-            try db.cachedStatement(sql: """
-                UPDATE tasks SET upstream_task_id = ?, submission_answer = ? WHERE id = ? AND upstream_task_id IS NULL
-                """).execute(arguments: [submission.taskID, submission.answer, taskID])
-            return db.changesCount == 1
-        }
-    }
-
-    public func releaseTaskLeases(ownerPrefix prefix: String) async throws {
-        try await repeatableWrite { db in
-            try db.cachedStatement(sql: """
-                UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL
-                WHERE substr(lease_owner, 1, length(:prefix)) = :prefix AND state <> 'submitting'
-                """).execute(arguments: ["prefix": prefix])
         }
     }
 
     public func cancel(_ task: RelayTask, event: NewEvent) async throws -> Bool {
         let columns = try TaskColumns(task)
         return try await write { db in
-            try db.cachedStatement(sql: "UPDATE tasks SET lease_owner = ? WHERE id = ? AND state = 'queued'")
-                .execute(arguments: [cancellationLease.owner, task.id])
-            guard db.changesCount == 1 else { return false }
+            guard try !db.rows(TaskStatements.takeQueued, [cancellationLease.owner, task.id]).isEmpty else { return false }
             return try Self.save(TaskTransition(task, lease: cancellationLease, keepLease: false, event: event), columns: columns, db: db)
-        }
-    }
-
-    public func pauseSubmissions(_ scope: ClientScope, at date: Date) async throws {
-        try await write { db in
-            try db.cachedStatement(sql: "INSERT INTO submission_pauses (scope, paused_at) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING")
-                .execute(arguments: [SubmissionPause.key(scope), date.timeIntervalSince1970])
-        }
-    }
-
-    public func resumeSubmissions(_ scope: ClientScope) async throws -> Bool {
-        try await write { db in
-            try db.cachedStatement(sql: "DELETE FROM submission_pauses WHERE scope = ?").execute(arguments: [SubmissionPause.key(scope)])
-            return db.changesCount == 1
-        }
-    }
-
-    public func submissionPauses() async throws -> [SubmissionPause] {
-        try await read { db in
-            try Row.fetchAll(db.cachedStatement(sql: "SELECT scope, paused_at FROM submission_pauses ORDER BY paused_at, scope"))
-                .map(RowMapping.submissionPause)
         }
     }
 }

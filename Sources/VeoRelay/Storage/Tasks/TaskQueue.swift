@@ -58,10 +58,6 @@ public struct SubmissionPause: Sendable, Equatable {
         self.scope = scope
         self.since = since
     }
-
-    /// How a scope is stored: the client id, or `*` for every client.
-    static func key(_ scope: ClientScope) -> String { scope.clientID ?? "*" }
-    static func scope(_ key: String) -> ClientScope { key == "*" ? .allClients : .client(key) }
 }
 
 extension TaskQueue {
@@ -169,17 +165,17 @@ public struct TaskTransition: Sendable {
 /// Which tasks the console lists, newest first.
 public struct TaskQuery: Sendable, Equatable {
     public var state: TaskState?
-    /// Only this client's tasks (a filter the operator chose; nil lists every client's).
-    public var clientID: String?
+    /// Whose tasks (an operator lists every client's, or filters by one).
+    public var scope: ClientScope
     /// Only the task with this id or upstream id, or tasks whose `metadata` contains this text.
     public var search: String?
     /// Continue after this task (the last one of the previous page).
     public var before: TaskCursor?
     public var limit: Int
 
-    public init(state: TaskState? = nil, clientID: String? = nil, search: String? = nil, before: TaskCursor? = nil, limit: Int = 50) {
+    public init(state: TaskState? = nil, scope: ClientScope = .allClients, search: String? = nil, before: TaskCursor? = nil, limit: Int = 50) {
         self.state = state
-        self.clientID = clientID
+        self.scope = scope
         self.search = search
         self.before = before
         self.limit = limit

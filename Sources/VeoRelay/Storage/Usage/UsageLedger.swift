@@ -24,7 +24,7 @@ public struct BudgetStanding: Sendable, Equatable {
     }
 }
 
-/// The statements both stores run for usage, with their day arguments worked out once.
+/// The days a moment's usage is counted in: its UTC day, and its month's first and last day.
 struct UsageWindow {
     var today: String
     var monthFirst: String
@@ -35,45 +35,6 @@ struct UsageWindow {
         (monthFirst, monthLast) = UsagePeriod.monthDays(of: date)
     }
 
-    /// Today's and this month's sums of one client, and its tasks in flight (`$1` client, today, month's
-    /// first and last day; PostgreSQL's sums of BIGINT are NUMERIC, hence the casts). Tasks are
-    /// counted by their accepted day and an end or cancel counts on that day's row, so a client's
-    /// tasks in flight are its rows' generations not yet succeeded or failed.
-    static let sumsStatement = """
-        SELECT CAST(COALESCE(SUM(CASE WHEN day = $2 THEN generations ELSE 0 END), 0) AS BIGINT) AS generations_today,
-               CAST(COALESCE(SUM(CASE WHEN day = $2 THEN video_seconds ELSE 0 END), 0) AS BIGINT) AS video_seconds_today,
-               CAST(COALESCE(SUM(generations), 0) AS BIGINT) AS generations_month,
-               CAST(COALESCE(SUM(video_seconds), 0) AS BIGINT) AS video_seconds_month,
-               (SELECT CAST(COALESCE(SUM(generations - succeeded - failed), 0) AS BIGINT) FROM usage_daily
-                WHERE client_id = $1 AND \(inFlightRows)) AS in_flight
-        FROM usage_daily WHERE client_id = $1 AND day BETWEEN $3 AND $4
-        """
-
-    /// The usage rows with tasks in flight, and their index: the sum reads those few rows only.
-    static let inFlightRows = "generations > succeeded + failed"
-    static let inFlightIndex = "CREATE INDEX usage_daily_in_flight ON usage_daily (client_id) WHERE \(inFlightRows)"
-
-    static func use(sums: some StoredRow) throws -> BudgetUse {
-        var use = BudgetUse()
-        use.generationsToday = try sums.integer("generations_today")
-        use.videoSecondsToday = try sums.integer("video_seconds_today")
-        use.generationsThisMonth = try sums.integer("generations_month")
-        use.videoSecondsThisMonth = try sums.integer("video_seconds_month")
-        use.inFlight = try sums.integer("in_flight")
-        return use
-    }
-
-    static func record(_ row: some StoredRow) throws -> UsageRecord {
-        UsageRecord(clientID: try row.text("client_id"), day: try row.text("day"), model: try row.text("model"),
-                    counts: UsageCounts(generations: try row.integer("generations"), videoSeconds: try row.integer("video_seconds"),
-                                        succeeded: try row.integer("succeeded"), failed: try row.integer("failed"),
-                                        cancelled: try row.integer("cancelled")))
-    }
-
-    /// Adds each change to its row (creating it), one statement for the whole batch.
-    static let upsertSuffix = """
-        ON CONFLICT (client_id, day, model) DO UPDATE SET generations = usage_daily.generations + excluded.generations,
-            video_seconds = usage_daily.video_seconds + excluded.video_seconds, succeeded = usage_daily.succeeded + excluded.succeeded,
-            failed = usage_daily.failed + excluded.failed, cancelled = usage_daily.cancelled + excluded.cancelled
-        """
+    /// The arguments of `UsageStatements.sums` for one client.
+    func arguments(clientID: String) -> [any SQLBindable] { [clientID, today, monthFirst, monthLast] }
 }

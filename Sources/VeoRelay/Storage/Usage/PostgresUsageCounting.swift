@@ -1,28 +1,8 @@
 import Foundation
 import PostgresNIO
 
-extension PostgresStore: UsageLedger {
-    public func setBudget(_ budget: ClientBudget, clientID: String) async throws -> Bool {
-        let text = budget.isUnlimited ? nil : budget.text
-        return try await !rows("UPDATE clients SET budget = \(text) WHERE id = \(clientID) RETURNING id").isEmpty
-    }
-
-    public func usage(_ scope: ClientScope, from: String, through: String) async throws -> [UsageRecord] {
-        let clientID = scope.clientID
-        return try await rows("""
-            SELECT * FROM usage_daily WHERE (\(clientID)::text IS NULL OR client_id = \(clientID)) AND day BETWEEN \(from) AND \(through)
-            ORDER BY day, client_id, model
-            """).map(UsageWindow.record)
-    }
-
-    public func budgetStanding(clientID: String, at now: Date) async throws -> BudgetStanding? {
-        try await transaction { connection in
-            guard let row = try await self.rows("SELECT budget FROM clients WHERE id = \(clientID)", on: connection).first else { return nil }
-            let budget = try row.optionalText("budget").map(ClientBudget.init(parsing:)) ?? .unlimited
-            return BudgetStanding(budget: budget, use: try await self.use(of: clientID, at: now, on: connection))
-        }
-    }
-
+/// Intake's budget check and the usage aggregate's writes, inside PostgreSQL's transactions.
+extension PostgresStore {
     /// The limits of those of `clientIDs` that have any, each client's row locked until the transaction
     /// ends: intakes of one budgeted client take turns, and each sees the tasks the one before it
     /// committed, so two relays never admit past a limit. Locked in id order, so they never deadlock.
@@ -37,15 +17,12 @@ extension PostgresStore: UsageLedger {
         return budgets
     }
 
-    /// See `SQLiteStore.use(of:at:db:)`.
+    /// What the client has used of the periods that hold `now`, and its tasks in flight.
     func use(of clientID: String, at now: Date, on connection: PostgresConnection) async throws -> BudgetUse {
-        let window = UsageWindow(at: now)
-        var binds = PostgresBindings()
-        for value in [clientID, window.today, window.monthFirst, window.monthLast] { binds.append(value) }
-        guard let sums = try await rows(PostgresQuery(unsafeSQL: UsageWindow.sumsStatement, binds: binds), on: connection).first else {
+        guard let sums = try await rows(UsageStatements.sums, UsageWindow(at: now).arguments(clientID: clientID), on: connection).first else {
             throw StoreError.missingValue("usage_daily sums")
         }
-        return try UsageWindow.use(sums: sums)
+        return try UsageStatements.use(sums: sums)
     }
 
     /// A change to one usage row, as `record` sends it.
@@ -71,7 +48,7 @@ extension PostgresStore: UsageLedger {
             SELECT client_id, day, model, generations, video_seconds, succeeded, failed, cancelled
             FROM json_to_recordset($1::json) AS r(client_id text, day text, model text, generations bigint, video_seconds bigint,
                                                   succeeded bigint, failed bigint, cancelled bigint)
-            \(UsageWindow.upsertSuffix)
+            \(UsageStatements.upsertSuffix)
             """, binds: try Self.recordset(rows)), on: connection)
     }
 }
