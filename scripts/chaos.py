@@ -7,6 +7,9 @@
                                                           then, stops forwarding for --partition-seconds
   scripts/chaos --stop-signal term                        graceful stops (SIGTERM) instead of kills: the
                                                           relay drains, no submission's outcome is unknown
+  scripts/chaos --mode postgres --relays 3 --skew 10      three relays whose hosts' clocks are 0, +10 and -10 s
+                --kills 0 --fault-rate 0 --require-no-failures    off (libfaketime): no task may fail
+  scripts/chaos --clock-step 60 ...                       every relay's wall clock steps +60 s and back mid-run
 
 The upstream simulator runs with faults (429/500/503 before work; malformed, dropped, 502 and 504
 after the job was created). A webhook receiver verifies every delivery with the unmodified PyPI
@@ -185,12 +188,51 @@ class PartitionProxy:
         self.flowing.set()
 
 
+class Clocks:
+    """Each relay's wall clock, through libfaketime (Debian's faketime; the monotonic clock untouched):
+    relay i is `skew` seconds off in turn (0, +skew, -skew, ...), and all of them read a step from a file
+    that `step` rewrites while they run. None: every relay on the host's clock."""
+
+    def __init__(self, skew, directory):
+        self.skew = skew
+        self.file = os.path.join(directory, "clock-step")
+        self.write(0)
+
+    def write(self, seconds):
+        with open(self.file + ".new", "w") as f:
+            f.write(f"{seconds:+d}s\n")
+        os.replace(self.file + ".new", self.file)
+
+    def offset(self, index):
+        return [0, self.skew, -self.skew][index % 3]
+
+    def command(self, index, argv):
+        # The offset goes in the file libfaketime reads (re-read every second); `faketime` sets up the
+        # preload, and FAKETIME is taken away so that the file decides (a bare LD_PRELOAD loses a Swift
+        # program's arguments).
+        own = self.file + f".{index}"
+        with open(own + ".new", "w") as f:
+            f.write(f"{self.offset(index):+d}s\n")
+        os.replace(own + ".new", own)
+        return ["faketime", "-f", "+0s", "env", "-u", "FAKETIME", f"FAKETIME_TIMESTAMP_FILE={own}", *argv]
+
+    def step(self, seconds):
+        """Every relay's wall clock moves by `seconds` from its offset, at once."""
+        for index in range(3):
+            own = self.file + f".{index}"
+            if os.path.exists(own):
+                with open(own + ".new", "w") as f:
+                    f.write(f"{self.offset(index) + seconds:+d}s\n")
+                os.replace(own + ".new", own)
+
+
 class Relays:
     """The relay processes of one run, each restartable on its own port and database."""
 
-    def __init__(self, binary, count, database, environment, logs):
+    def __init__(self, binary, count, database, environment, logs, clocks=None):
         self.binary, self.database, self.logs = binary, database, logs
         self.environment = environment
+        self.clocks = clocks
         self.ports = [free_port() for _ in range(count)]
         self.processes = [None] * count
         self.starts = [0] * count
@@ -200,16 +242,28 @@ class Relays:
         self.starts[index] += 1
         log = open(os.path.join(self.logs, f"relay-{index}-{self.starts[index]}.log"), "w")
         env = dict(self.environment, VEO_RELAY_PORT=str(self.ports[index]), VEO_RELAY_DATABASE=self.database)
-        process = subprocess.Popen([self.binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        argv = [self.binary, "serve"]
+        if self.clocks:
+            argv = self.clocks.command(index, argv)
+            env.update(FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_CACHE_DURATION="1")
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         with self.lock:
             self.processes[index] = process
         wait_http(f"http://127.0.0.1:{self.ports[index]}/healthz")
+
+    @staticmethod
+    def relay_pid(process):
+        """The relay's own process: under faketime, the one child of the faketime process."""
+        if os.path.basename(process.args[0]) != "faketime":
+            return process.pid
+        with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
+            return int(f.read().split()[0])
 
     def stop(self, index, how):
         """SIGKILL, or SIGTERM and the relay's own drain (under the 25 s default, nothing cuts it short)."""
         with self.lock:
             process = self.processes[index]
-        process.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
+        os.kill(self.relay_pid(process), signal.SIGKILL if how == "kill" else signal.SIGTERM)
         process.wait()
 
     def urls(self):
@@ -218,7 +272,10 @@ class Relays:
     def stop_all(self):
         for process in self.processes:
             if process and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                try:
+                    os.kill(self.relay_pid(process), signal.SIGTERM)
+                except (OSError, IndexError, ValueError):
+                    process.send_signal(signal.SIGTERM)
         for process in self.processes:
             if process:
                 try:
@@ -380,6 +437,12 @@ def main():
     parser.add_argument("--partition-seconds", type=float, default=2, help="how long each partition lasts (under the 4 s lease)")
     parser.add_argument("--store-videos", action="store_true", help="relays store every video (one directory, shared); audit the files")
     parser.add_argument("--endpoints", type=int, default=0, help="endpoints the client registers besides each task's callback")
+    parser.add_argument("--relays", type=int, default=2, help="postgres mode: relays sharing the database")
+    parser.add_argument("--skew", type=int, default=0, help="seconds each relay's wall clock is off in turn: 0, +skew, -skew")
+    parser.add_argument("--clock-step", type=int, default=0,
+                        help="every relay's wall clock steps this many seconds forward a third into the run, and back two thirds in")
+    parser.add_argument("--require-no-failures", action="store_true",
+                        help="fail on any task that ended failed (with --fault-rate 0 the upstream fails none on purpose)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="veo-relay-chaos-")
@@ -412,7 +475,7 @@ def main():
         video_directory = os.path.join(work, "videos")
         if args.store_videos:
             environment["VEO_RELAY_STORE_VIDEOS"] = video_directory
-        count = 2 if args.mode == "postgres" else 1
+        count = args.relays if args.mode == "postgres" else 1
         database = args.postgres_url if args.mode == "postgres" else os.path.join(work, "relay.sqlite")
         if not database:
             raise SystemExit("chaos: --postgres-url is required in postgres mode")
@@ -425,7 +488,8 @@ def main():
             database = target._replace(netloc=target.netloc.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}")).geturl()
             # Calls give up within the partition, so requests answer 503 instead of hanging.
             environment["VEO_RELAY_DATABASE_TIMEOUT"] = "1s"
-        relays = Relays(args.binary, count, database, environment, work)
+        clocks = Clocks(args.skew, work) if args.skew or args.clock_step else None
+        relays = Relays(args.binary, count, database, environment, work, clocks)
         for index in range(count):
             relays.start(index)
         endpoints = register_endpoints(relays.urls()[0], args.endpoints)
@@ -456,11 +520,20 @@ def main():
                 print(f"chaos: partition {partition + 1}/{args.partitions}: the database answered nothing for {args.partition_seconds} s",
                       flush=True)
 
+        def stepper():
+            for moment, seconds in ((window / 3, args.clock_step), (2 * window / 3, 0)):
+                time.sleep(max(0, started + moment - time.monotonic()))
+                clocks.step(seconds)
+                print(f"chaos: every relay's wall clock now {seconds:+d} s from where it was", flush=True)
+
         kill_thread = threading.Thread(target=killer)
         kill_thread.start()
         partition_thread = threading.Thread(target=partitioner) if proxy else None
         if partition_thread:
             partition_thread.start()
+        step_thread = threading.Thread(target=stepper) if args.clock_step else None
+        if step_thread:
+            step_thread.start()
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [pool.submit(submit, relays.urls(), index, args.seed * 100_003 + index, started + index / args.rate, started + 600)
                        for index in range(args.tasks)]
@@ -470,6 +543,8 @@ def main():
         kill_thread.join()
         if partition_thread:
             partition_thread.join()
+        if step_thread:
+            step_thread.join()
         submitted_at = time.monotonic()
 
         # Wait until every accepted task has a terminal webhook, or nothing new arrives for a while.
@@ -505,6 +580,7 @@ def main():
         stopped_mid_submission = outcome_unknown["outcome_unknown_relay"]
         stopped = len(stopped_mid_submission)
         terminal = {task for (task, kind) in events if kind in TERMINAL}
+        failed_tasks = {task for (task, kind) in events if kind == "task.failed"}
         lost = ids - terminal
         two_terminals = {task for task in ids if sum(1 for kind in TERMINAL if (task, kind) in events) > 1}
         duplicates = sum(1 for ids_ in events.values() if len(ids_) > 1) + len(two_terminals)
@@ -549,8 +625,10 @@ def main():
             ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks),
             ("kills" if args.stop_signal == "kill" else "graceful stops (SIGTERM)", args.kills),
             ("partitions", f"{args.partitions} of {args.partition_seconds} s" if args.partitions else "none"),
+            ("clocks", (f"relays {', '.join(f'{clocks.offset(i):+d} s' for i in range(count))}" if args.skew else "the host's")
+                       + (f"; all stepped {args.clock_step:+d} s and back" if args.clock_step else "") if clocks else "the host's"),
             ("accepted", len(ids)), ("submission attempts by clients", attempts),
-            ("lost (no terminal webhook)", len(lost)), ("paid twice (upstream submissions of one request > 1)", paid_twice),
+            ("lost (no terminal webhook)", len(lost)), ("tasks that ended failed", len(failed_tasks)), ("paid twice (upstream submissions of one request > 1)", paid_twice),
             ("duplicate events (one task and type under two webhook-ids)", duplicates),
             ("unverified signatures", unverified),
             ("outcome-unknown: the upstream's answer lost or unreadable", len(outcome_unknown["outcome_unknown_upstream"])),
@@ -577,6 +655,9 @@ def main():
             failed += 1
         if args.store_videos:
             failed += len(broken) + len(partials) + sum(store_errors.values())
+        if args.require_no_failures and failed_tasks:
+            print(f"chaos: {len(failed_tasks)} tasks ended failed, none should: {sorted(failed_tasks)[:10]} (logs in {work})")
+            failed += len(failed_tasks)
         return 1 if failed else 0
     finally:
         if relays:

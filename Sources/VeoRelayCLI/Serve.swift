@@ -135,6 +135,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long a claimed task or event stays owned by this instance before another may take it over. [env: VEO_RELAY_LEASE_DURATION] (default: 60s)")
     var leaseDuration: String?
 
+    @Option(help: "How long an instance's heartbeat may be silent before its submissions in flight are judged lost (outcome unknown); longer than a database partition or failover lasts. [env: VEO_RELAY_OWNER_SILENCE_LIMIT] (default: 5m)")
+    var ownerSilenceLimit: String?
+
+    @Option(help: "On PostgreSQL, warn while this host's clock is further than this from the database's (the relay runs on the database's). [env: VEO_RELAY_CLOCK_OFFSET_WARNING] (default: 1s)")
+    var clockOffsetWarning: String?
+
     @Option(help: "Total timeout of one upstream request. [env: VEO_RELAY_UPSTREAM_TIMEOUT] (default: 30s)")
     var upstreamTimeout: String?
 
@@ -228,6 +234,8 @@ struct Serve: AsyncParsableCommand {
         engine.deliveryTimeout = try Env.duration(deliveryTimeout, "VEO_RELAY_DELIVERY_TIMEOUT") ?? engine.deliveryTimeout
         engine.upstreamTimeout = try Env.duration(upstreamTimeout, "VEO_RELAY_UPSTREAM_TIMEOUT") ?? engine.upstreamTimeout
         engine.leaseDuration = try Env.duration(leaseDuration, "VEO_RELAY_LEASE_DURATION") ?? engine.leaseDuration
+        engine.ownerSilenceLimit = try Env.duration(ownerSilenceLimit, "VEO_RELAY_OWNER_SILENCE_LIMIT") ?? engine.ownerSilenceLimit
+        engine.clockOffsetWarning = try Env.duration(clockOffsetWarning, "VEO_RELAY_CLOCK_OFFSET_WARNING") ?? engine.clockOffsetWarning
         engine.deliveryConnectTimeout = try Env.duration(deliveryConnectTimeout, "VEO_RELAY_DELIVERY_CONNECT_TIMEOUT") ?? engine.deliveryConnectTimeout
         engine.deliveryConcurrency = try deliveryConcurrency ?? Env.value("VEO_RELAY_DELIVERY_CONCURRENCY") ?? engine.deliveryConcurrency
         engine.destinations.maxConcurrent = try destinationConcurrency ?? Env.value("VEO_RELAY_DESTINATION_CONCURRENCY") ?? engine.destinations.maxConcurrent

@@ -37,6 +37,7 @@ struct ExternalInputTests {
                     #expect(view.estimatedTime.map { (0...UpstreamAnswer.maximumDuration).contains($0) } ?? true)
                     // What the poller does with it: schedule, deadline, transition, payload, read view.
                     var task = RelayTask(clientID: "c", request: request, now: now)
+                    task.beginSubmission()
                     task.submitted(UpstreamSubmission(taskID: "u", answer: ""), at: now, firstPollAt: now)
                     let next = schedule.nextPoll(for: task, observed: view, now: now)
                     #expect(next.timeIntervalSince(now) >= 0 && next.timeIntervalSince(now) <= PollPolicy().ceiling)

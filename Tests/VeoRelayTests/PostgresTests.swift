@@ -47,7 +47,8 @@ struct PostgresTests {
             }
             let before = try await setting()
             let claim = PostgresQuery(unsafeSQL: PostgresStore.claimStatement(.submission),
-                                      binds: PostgresStore.bindings(now: now.timeIntervalSince1970, limit: 16, lease: lease))
+                                      binds: PostgresStore.bindings(now: now.timeIntervalSince1970, limit: 16, lease: lease,
+                                                                    silentSince: now.timeIntervalSince1970))
             let claimed = try await connection.query(claim, logger: TestLog.logger).collect().count
             return (claimed, before, try await setting())
         }

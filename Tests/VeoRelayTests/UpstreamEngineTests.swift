@@ -129,6 +129,7 @@ struct UpstreamEngineTests {
         _ = try await store.insert(RelayTask(clientID: RelayHarness.clientID, request: request, now: now), idempotency: nil)
         let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(60))
         var task = try await store.claimTasks(.submission, now: now, limit: 1, lease: lease)[0]
+        task.beginSubmission()
         task.submitted(UpstreamSubmission(taskID: "task_the_upstream_never_heard_of", answer: ""), at: now, firstPollAt: now)
         try await store.save(task, lease: lease, keepLease: false, event: nil)
 
@@ -190,6 +191,7 @@ struct UpstreamGateTests {
         let schedule = PollSchedule(policy: policy, estimates: estimates)
         let start = Date(timeIntervalSince1970: 1_000)
         var task = RelayTask(clientID: "c", request: try RequestValidator().validate(body: Scenarios.relayBody(Scenarios.all[0].json)), now: start)
+        task.beginSubmission()
         task.submitted(UpstreamSubmission(taskID: "u", answer: ""), at: start, firstPollAt: start)
 
         // First poll: 80 % of the model's early estimate.

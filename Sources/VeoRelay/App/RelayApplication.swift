@@ -31,7 +31,8 @@ struct Wakeups {
 public func buildRelay(
     _ configuration: RelayConfiguration,
     store: (any RelayStore)? = nil,
-    clock: any WallClock = SystemClock(),
+    /// Tests set the time; a relay runs on an `AnchoredClock` (on PostgreSQL, the database's clock).
+    clock givenClock: (any WallClock)? = nil,
     logger: Logger = Logger(label: "veo-relay"),
     /// Where `/metrics` reads from; `serve` bootstraps swift-metrics with the same registry.
     metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
@@ -45,9 +46,14 @@ public func buildRelay(
     try videoDirectory?.prepare(logger: logger)
     let ownedStore: (any RelayStore)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
+    var engine = configuration.engine
+    let clockSync = givenClock == nil ? try await ClockSync.start(store: store, interval: engine.clockSyncInterval,
+                                                                  warnAbove: engine.clockOffsetWarning, logger: logger) : nil
+    let clock: any WallClock = givenClock ?? clockSync?.clock ?? AnchoredClock()
+    let heartbeat = try await InstanceHeartbeat.register(store: store, id: configuration.instanceID, clock: clock,
+                                                         interval: engine.heartbeatInterval, logger: logger)
     let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret,
                                                 budget: configuration.defaultBudget, now: clock.now())
-    var engine = configuration.engine
     let wakeups = Wakeups()
     // The port actually bound, which differs from the configured one with `--port 0`.
     let boundPort = BoundPort(configuration.port)
@@ -163,13 +169,18 @@ public func buildRelay(
     ]
 
     // Services stop in reverse order: the server stops accepting first, then the submitter, poller
-    // and dispatcher finish what they hold, and the HTTP client they share closes last.
+    // and dispatcher finish what they hold, the HTTP clients they share close, and the heartbeat and
+    // the clock stop last (the instance is declared stopped only once its stages have).
+    var services: [any Service] = ownedStore.map { [StoreService(store: $0)] } ?? []
+    services.append(heartbeat)
+    if let clockSync { services.append(clockSync) }
+    services += [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)]
+    if let videoHTTP { services.append(HTTPClientService(client: videoHTTP)) }
+    services += [feed] + workers
     let application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "veo-relay"),
-        services: (ownedStore.map { [StoreService(store: $0)] } ?? [])
-            + [HTTPClientService(client: upstreamHTTP), HTTPClientService(client: webhookHTTP)]
-            + (videoHTTP.map { [HTTPClientService(client: $0)] } ?? []) + [feed] + workers,
+        services: services,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             boundPort.value = port

@@ -163,13 +163,19 @@ public struct RelayTask: Sendable, Equatable {
 
     // MARK: Transitions
 
+    /// Every change of state goes through here: one of `TaskTransitions` (checked in debug builds).
+    private mutating func move(to next: TaskState) {
+        assert(state == next || TaskTransitions.allows(state, next), "no transition \(state) → \(next) in TaskTransitions")
+        state = next
+    }
+
     public mutating func beginSubmission() {
         precondition(state == .queued, "only a queued task can be submitted")
-        state = .submitting
+        move(to: .submitting)
     }
 
     public mutating func submitted(_ submission: UpstreamSubmission, at now: Date, firstPollAt: Date) {
-        state = .running
+        move(to: .running)
         upstreamTaskID = submission.taskID
         submissionAnswer = submission.answer
         submittedAt = now
@@ -179,14 +185,14 @@ public struct RelayTask: Sendable, Equatable {
 
     /// A step failed in a way worth retrying: count it and come back later.
     public mutating func retry(at date: Date) {
-        if state == .submitting { state = .queued }
+        if state == .submitting { move(to: .queued) }
         failures += 1
         nextRunAt = date
     }
 
     /// Ends the task as failed, returning the event to announce.
     public mutating func fail(_ code: TaskError.Code, message: String, at now: Date) -> WebhookEventType {
-        state = .failed
+        move(to: .failed)
         error = TaskError(code: code, message: message)
         finish(at: now)
         return .taskFailed
@@ -194,7 +200,7 @@ public struct RelayTask: Sendable, Equatable {
 
     /// Ends a task its client took back before it was submitted: nothing was paid.
     public mutating func cancel(at now: Date) -> WebhookEventType {
-        state = .cancelled
+        move(to: .cancelled)
         error = TaskError(code: .cancelled, message: "Cancelled by its client before it was submitted upstream; nothing was paid.")
         finish(at: now)
         return .taskFailed
@@ -204,7 +210,7 @@ public struct RelayTask: Sendable, Equatable {
     /// announced by `stored(_:)`, with the copies.
     public mutating func beginStoring(at now: Date) {
         precondition(state == .succeeded, "only a succeeded task has videos to store")
-        state = .storing
+        move(to: .storing)
         nextRunAt = now
         failures = 0
     }
@@ -212,7 +218,7 @@ public struct RelayTask: Sendable, Equatable {
     /// Ends storing with one copy (or reason for none) per video, returning the event to announce.
     public mutating func stored(_ copies: [VideoCopy]) -> WebhookEventType {
         precondition(state == .storing, "only a task being stored can end storing")
-        state = .succeeded
+        move(to: .succeeded)
         videoCopies = copies
         nextRunAt = nil
         failures = 0
@@ -230,7 +236,7 @@ public struct RelayTask: Sendable, Equatable {
             let moved = previous?.status != view.status || (previous?.progress ?? 0) != (view.progress ?? 0)
             return moved ? .taskProgress : nil
         }
-        state = terminal
+        move(to: terminal)
         switch terminal {
         case .failed:
             error = TaskError(code: .upstreamFailed, message: view.errorMessage ?? "The upstream reported the generation as failed.")

@@ -10,6 +10,14 @@ public struct EngineConfiguration: Sendable {
     public var upstream = UpstreamGate.Policy()
     /// How long a claimed row stays owned; must exceed the longest HTTP call.
     public var leaseDuration: TimeInterval = 60
+    /// How long an owner's heartbeat may be silent before its `submitting` tasks are judged abandoned.
+    public var ownerSilenceLimit: TimeInterval = OwnerSilence.defaultLimit
+    /// A PostgreSQL relay warns while its host's clock is further than this from the database's.
+    public var clockOffsetWarning: TimeInterval = 1
+    /// How often the heartbeat is written: often enough that a tenth of the silence limit covers it.
+    public var heartbeatInterval: Duration { .seconds(min(10, ownerSilenceLimit / 10)) }
+    /// How often a PostgreSQL relay samples the database's clock.
+    public var clockSyncInterval: Duration = .seconds(10)
     /// How long an idle worker sleeps before looking for due work again.
     public var idleInterval: Duration = .seconds(1)
     /// Submissions in flight at once; nil: sized from the upstream budget (see `submitters`).

@@ -4,9 +4,10 @@ import Metrics
 import Tracing
 
 /// Sends queued tasks upstream, exactly once. The task is marked `submitting` in its own transaction
-/// before the request leaves, so a relay that dies mid-request leaves a trace: the next claim finds
-/// the task `submitting` with an expired lease and fails it as `submission_outcome_unknown`
-/// instead of paying for it twice.
+/// before the request leaves, so a relay that dies mid-request leaves a trace: once its owner is known
+/// to be gone (`InstanceRegistry`), a claim finds the task `submitting` and fails it as
+/// `submission_outcome_unknown` instead of paying for it twice. A live owner's answer, however late
+/// (a partition, a failover), is never judged unknown.
 public struct Submitter: PipelineStage {
     let context: UpstreamStageContext
     public let leases: LeaseIssuer
@@ -39,6 +40,7 @@ public struct Submitter: PipelineStage {
                 return
             }
             if try await context.expireIfOverdue(&task, lease: lease) { return }
+            let queued = task
             task.beginSubmission()
             do {
                 try await context.events.record(task, lease: lease, keepLease: true)
@@ -46,6 +48,14 @@ public struct Submitter: PipelineStage {
                 // Cancelled by its client since the claim (or taken over by another instance): not ours to send.
                 context.gate.refund(1)
                 context.logger.info("task taken back before submission", metadata: ["task_id": "\(task.id)"])
+                return
+            } catch {
+                // The mark may have committed with its answer lost: nothing was sent, so the task goes back
+                // to the queue, not to an unknown outcome (its live owner would hold it `submitting` forever).
+                context.gate.refund(1)
+                try await context.persist { try await context.events.record(queued, lease: lease, keepLease: false) }
+                context.logger.warning("task put back: its submission mark was not confirmed, and nothing was sent",
+                                       metadata: ["task_id": "\(task.id)", "error": "\(error)"])
                 return
             }
             let submission: UpstreamSubmission

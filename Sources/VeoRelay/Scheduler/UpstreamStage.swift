@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// What the submitter and the poller share: the store, the upstream and its request budget, time,
 /// the poll schedule and the event announcer.
@@ -18,6 +19,8 @@ public struct UpstreamStageContext: Sendable {
     let answerWrites: FailureBackoff
     /// With `--store-videos`: a task that succeeded upstream goes to the storer, woken by this.
     let storerWake: WakeSignal?
+    /// Upstream answers held in memory that the database has not taken yet.
+    let heldAnswers = HeldAnswers()
 
     public init(store: any TaskQueue, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
                 schedule: PollSchedule, configuration: EngineConfiguration, events: EventAnnouncer, logger: Logger,
@@ -39,7 +42,10 @@ public struct UpstreamStageContext: Sendable {
     /// written, or its lease is truly lost to another worker (`StoreError`), or the stage is
     /// cancelled: a database fault shorter than the lease must not turn a known answer into an
     /// unknown one. Graceful shutdown does not stop it; the drain timeout's cancellation does.
+    /// While any answer waits, no new submission is claimed (see `claim`).
     func persist<T>(_ write: () async throws -> T) async throws -> T {
+        var holding = false
+        defer { if holding { heldAnswers.release() } }
         while true {
             do {
                 let value = try await write()
@@ -49,6 +55,10 @@ public struct UpstreamStageContext: Sendable {
                 throw error
             } catch {
                 try Task.checkCancellation()
+                if !holding {
+                    holding = true
+                    heldAnswers.hold()
+                }
                 try await Task.sleep(for: answerWrites.failed("an upstream answer could not be written yet; retrying", error: error))
             }
         }
@@ -58,14 +68,19 @@ public struct UpstreamStageContext: Sendable {
         LeaseIssuer(instance: instance, stage: stage, duration: configuration.leaseDuration, clock: clock)
     }
 
-    /// Claims as many due tasks as the upstream budget allows right now, most overdue first.
+    /// Claims as many due tasks as the upstream budget allows right now, most overdue first. No new
+    /// submission while an answer this relay holds is not written: one back from a partition writes
+    /// what it knows before it pays for anything more.
     func claim(_ work: TaskWork, limit: Int, leases: LeaseIssuer) async throws -> [Claimed] {
+        if case .submission = work, heldAnswers.any { return [] }
         let granted = gate.take(upTo: limit)
         guard granted > 0 else { return [] }
         let lease = leases.next()
         let tasks: [RelayTask]
         do {
-            tasks = try await store.claimTasks(work, now: clock.now(), limit: granted, lease: lease)
+            let now = clock.now()
+            tasks = try await store.claimTasks(work, now: now, limit: granted, lease: lease,
+                                               ownersSilentSince: now.addingTimeInterval(-configuration.ownerSilenceLimit))
         } catch {
             gate.refund(granted) // nothing was claimed, so no request will use the budget
             throw error
@@ -86,4 +101,13 @@ public struct UpstreamStageContext: Sendable {
         try await events.save(task, lease: lease, announcing: type)
         return true
     }
+}
+
+/// How many upstream answers this relay holds that the database has not taken yet.
+final class HeldAnswers: Sendable {
+    private let count = Mutex(0)
+
+    func hold() { count.withLock { $0 += 1 } }
+    func release() { count.withLock { $0 -= 1 } }
+    var any: Bool { count.withLock { $0 > 0 } }
 }

@@ -130,6 +130,7 @@ struct ScaleScenario {
     static func submitted(_ claimed: [RelayTask], lease: Lease, now: Date, announcing: Bool) throws -> [TaskTransition] {
         try claimed.map { claimed in
             var task = claimed
+            task.beginSubmission()
             task.submitted(UpstreamSubmission(taskID: "upstream-\(task.id)", answer: "{}"), at: now, firstPollAt: now.addingTimeInterval(86_400))
             let event = announcing
                 ? NewEvent(type: .taskSubmitted, payload: try JSONCoding.encode(WebhookPayload(type: .taskSubmitted, task: task, at: now)), createdAt: now)

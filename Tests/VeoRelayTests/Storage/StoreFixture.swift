@@ -41,6 +41,7 @@ struct StoreFixture {
         _ = try await store.insert(try task(prompt, due: 0), idempotency: nil)
         let submitter = self.lease("setup/submitter/\(prompt)", until: 60)
         var claimed = try #require(try await store.claimTasks(.submission, now: t0, limit: 1, lease: submitter).first)
+        claimed.beginSubmission()
         claimed.submitted(UpstreamSubmission(taskID: "upstream-\(claimed.id)", answer: "{}"), at: t0, firstPollAt: t0)
         try await store.save(claimed, lease: submitter, keepLease: false, event: nil)
         return try #require(try await store.claimTasks(.poll, now: t0, limit: 1, lease: lease).first)

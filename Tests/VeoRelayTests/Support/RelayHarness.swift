@@ -103,6 +103,7 @@ struct RelayHarness: Sendable {
         let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(86_460))
         guard var task = try await store.claimTasks(.submission, now: now.addingTimeInterval(86_400), limit: 1, lease: lease)
             .first(where: { $0.id == fresh.id }) else { throw TestFailure("could not claim the seeded task") }
+        task.beginSubmission()
         task.submitted(UpstreamSubmission(taskID: "task_seeded", answer: ""), at: now, firstPollAt: now)
         let completed = UpstreamTaskView(status: "completed", progress: 100, result: .object(["videos": .array([.object([
             "url": .string("https://videos.example/seeded.mp4"), "expires_at": .int(Int(now.timeIntervalSince1970) + 86_400)])])]))

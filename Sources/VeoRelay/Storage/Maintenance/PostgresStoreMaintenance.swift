@@ -12,11 +12,16 @@ extension PostgresStore: StoreMaintenance {
         }
     }
 
+    public func databaseTime() async throws -> Date? {
+        // clock_timestamp(): the time of reading, not of the transaction's start.
+        try await rows("SELECT CAST(extract(epoch FROM clock_timestamp()) AS DOUBLE PRECISION) AS now").first.map { try $0.date("now") }
+    }
+
     public func explainClaims(now: Date) async throws -> [ClaimPlan] {
         let at = now.timeIntervalSince1970
         let lease = Lease(owner: "explain", expiresAt: now)
         var plans: [ClaimPlan] = []
-        for (name, sql, bindings) in [("submission", Self.claimStatement(.submission), Self.bindings(now: at, limit: 32, lease: lease)),
+        for (name, sql, bindings) in [("submission", Self.claimStatement(.submission), Self.bindings(now: at, limit: 32, lease: lease, silentSince: at)),
                                       ("poll", Self.claimStatement(.poll), Self.bindings(now: at, limit: 32, lease: lease)),
                                       ("delivery", Self.deliveryClaimStatement, Self.bindings(now: at, limit: 32, excluded: [], lease: lease))] {
             // The plan's nodes and index conditions, without cost estimates and row filters. EXPLAIN

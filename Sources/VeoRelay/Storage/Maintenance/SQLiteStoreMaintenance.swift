@@ -10,10 +10,13 @@ extension SQLiteStore: StoreMaintenance {
         }
     }
 
+    public func databaseTime() async throws -> Date? { nil }
+
     /// The plan of each claim statement as it runs (the plan of the bare candidate query can differ:
     /// inside the statement, SQLite may sort where the bare query merges).
     public func explainClaims(now: Date) async throws -> [ClaimPlan] {
-        let arguments: StatementArguments = ["now": now.timeIntervalSince1970, "limit": 32, "excluded": "[]", "owner": "explain", "expires": 0]
+        let arguments: StatementArguments = ["now": now.timeIntervalSince1970, "limit": 32, "excluded": "[]", "owner": "explain", "expires": 0,
+                                                 "silentSince": 0]
         return try await read { db in
             try [("submission", Self.claimStatement(.submission)), ("poll", Self.claimStatement(.poll)), ("delivery", Self.deliveryClaimStatement)]
                 .map { name, sql in

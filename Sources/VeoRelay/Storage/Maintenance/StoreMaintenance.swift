@@ -16,6 +16,9 @@ public protocol StoreMaintenance: Sendable {
     /// Returns when the database answers and holds every migration this build knows (readiness);
     /// throws `StoreNotReady` or the database's error otherwise.
     func checkReady() async throws
+    /// The database's own clock, for a database that several relays share (PostgreSQL); nil where the
+    /// relay's host is the only clock (SQLite).
+    func databaseTime() async throws -> Date?
     /// Releases connections; the store is not used afterwards.
     func close()
 }

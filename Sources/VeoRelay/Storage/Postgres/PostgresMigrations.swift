@@ -124,10 +124,17 @@ enum PostgresMigrations {
             "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (event_id, endpoint_id, attempted_at)",
             "CREATE INDEX delivery_attempts_endpoint ON delivery_attempts (endpoint_id, attempted_at)",
         ]),
-        // Without it the planner walked every pending row for each
-        // candidate (the pending range of deliveries_due), quadratic in the backlog.
+        // Without it the planner walked every pending row for each candidate (the pending range of
+        // deliveries_due), quadratic in the backlog.
         ("015-pending-deliveries-order", [
             "CREATE INDEX deliveries_pending_order ON deliveries (task_id, endpoint_id, seq) WHERE state = 'pending'",
+        ]),
+        ("016-instances", [
+            """
+            CREATE TABLE instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, started_at DOUBLE PRECISION NOT NULL,
+                heartbeat_at DOUBLE PRECISION NOT NULL, stopped_at DOUBLE PRECISION)
+            """,
+            "CREATE INDEX instances_host ON instances (host, started_at)",
         ]),
     ]
 

@@ -41,5 +41,5 @@ extension BoundStatement {
 }
 
 /// These parts are made wholly of shared statements (`ClientStatements`, `EventStatements`,
-/// `UsageStatements`, `EndpointStatements`; auto-disable in `EndpointAutoDisable`).
-extension PostgresStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory {}
+/// `UsageStatements`, `EndpointStatements`, `InstanceStatements`; auto-disable in `EndpointAutoDisable`).
+extension PostgresStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory, InstanceRegistry {}

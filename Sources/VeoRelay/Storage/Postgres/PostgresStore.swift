@@ -125,7 +125,7 @@ public final class PostgresStore: Sendable {
             || error.serverInfo?[.sqlState]?.hasPrefix("57P") == true
     }
 
-    static func bindings(now: Double, limit: Int, excluded: [String]? = nil, lease: Lease? = nil) -> PostgresBindings {
+    static func bindings(now: Double, limit: Int, excluded: [String]? = nil, lease: Lease? = nil, silentSince: Double? = nil) -> PostgresBindings {
         var bindings = PostgresBindings()
         bindings.append(now)
         bindings.append(limit)
@@ -134,6 +134,7 @@ public final class PostgresStore: Sendable {
             bindings.append(lease.owner)
             bindings.append(lease.expiresAt.timeIntervalSince1970)
         }
+        if let silentSince { bindings.append(silentSince) }
         return bindings
     }
 

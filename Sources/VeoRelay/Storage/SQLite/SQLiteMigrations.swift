@@ -247,6 +247,14 @@ enum SQLiteMigrations {
             // pending rows, so it reads a handful however many deliveries a task has had.
             try db.execute(sql: "CREATE INDEX deliveries_pending_order ON deliveries (task_id, endpoint_id, seq) WHERE state = 'pending'")
         }
+        migrator.registerMigration("016-instances") { db in
+            // Relay incarnations and their heartbeats: a submitting task's owner is judged gone only on evidence.
+            try db.execute(sql: """
+                CREATE TABLE instances (id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, started_at REAL NOT NULL,
+                                        heartbeat_at REAL NOT NULL, stopped_at REAL);
+                CREATE INDEX instances_host ON instances (host, started_at);
+                """)
+        }
         return migrator
     }
 }

@@ -47,5 +47,5 @@ extension SQLValue {
 }
 
 /// These parts are made wholly of shared statements (`ClientStatements`, `EventStatements`,
-/// `UsageStatements`, `EndpointStatements`; auto-disable in `EndpointAutoDisable`).
-extension SQLiteStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory {}
+/// `UsageStatements`, `EndpointStatements`, `InstanceStatements`; auto-disable in `EndpointAutoDisable`).
+extension SQLiteStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory, InstanceRegistry {}

@@ -72,7 +72,8 @@ extension PostgresStore: TaskQueue {
         return .created(remaining: remaining)
     }
 
-    /// What each claim selects, with `$1` now and `$2` the limit (and `$3` the excluded destinations).
+    /// What each claim selects, with `$1` now and `$2` the limit (for submissions `$5` the oldest heartbeat
+    /// that keeps an owner alive; for deliveries `$3` the excluded destinations).
     static func candidates(_ work: TaskWork) -> String {
         switch work {
         case .submission:
@@ -90,7 +91,8 @@ extension PostgresStore: TaskQueue {
                   AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
                 ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
             abandoned AS (
-                SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < $1
+                SELECT id, next_run_at FROM tasks
+                WHERE state = 'submitting' AND lease_expires_at < $1 AND NOT \(InstanceStatements.ownerAlive(silentSince: "$5"))
                 ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
             SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM abandoned) due ORDER BY next_run_at LIMIT $2
             """
@@ -109,10 +111,12 @@ extension PostgresStore: TaskQueue {
         "UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(candidates(work))) AND \(commitsWithoutFlush) RETURNING *"
     }
 
-    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease, ownersSilentSince: Date) async throws -> [RelayTask] {
         let bindings = Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease)
         let claimed = switch work {
-        case .submission: try await rows(PreparedClaim<SubmissionClaimText>(bindings: bindings))
+        case .submission:
+            try await rows(PreparedClaim<SubmissionClaimText>(bindings: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease,
+                                                                                     silentSince: ownersSilentSince.timeIntervalSince1970)))
         case .poll: try await rows(PreparedClaim<PollClaimText>(bindings: bindings))
         case .store: try await rows(PreparedClaim<StoreClaimText>(bindings: bindings))
         }

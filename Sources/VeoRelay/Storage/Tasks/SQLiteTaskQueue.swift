@@ -42,8 +42,8 @@ extension SQLiteStore: TaskQueue {
         return .created(remaining: remaining)
     }
 
-    /// What each claim selects (`:now`, `:limit`, and for deliveries `:excluded`): one text for the
-    /// claim and for `explainClaims`, so the plan shown is the plan used.
+    /// What each claim selects (`:now`, `:limit`; for submissions `:silentSince`, for deliveries
+    /// `:excluded`): one text for the claim and for `explainClaims`, so the plan shown is the plan used.
     static func candidates(_ work: TaskWork) -> String {
         switch work {
         case .submission:
@@ -61,7 +61,8 @@ extension SQLiteStore: TaskQueue {
                     ORDER BY next_run_at LIMIT :limit)
                 UNION ALL
                 SELECT * FROM (
-                    SELECT id, next_run_at FROM tasks WHERE state = 'submitting' AND lease_expires_at < :now
+                    SELECT id, next_run_at FROM tasks
+                    WHERE state = 'submitting' AND lease_expires_at < :now AND NOT \(InstanceStatements.ownerAlive(silentSince: ":silentSince"))
                     ORDER BY next_run_at LIMIT :limit))
             ORDER BY next_run_at LIMIT :limit
             """
@@ -83,10 +84,12 @@ extension SQLiteStore: TaskQueue {
         """
     }
 
-    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
-        try await repeatableWrite { db in
-            try Row.fetchAll(db.cachedStatement(sql: Self.claimStatement(work)), arguments: ["now": now.timeIntervalSince1970, "owner": lease.owner,
-                                 "expires": lease.expiresAt.timeIntervalSince1970, "limit": limit])
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease, ownersSilentSince: Date) async throws -> [RelayTask] {
+        var arguments: StatementArguments = ["now": now.timeIntervalSince1970, "owner": lease.owner, "expires": lease.expiresAt.timeIntervalSince1970,
+                                             "limit": limit]
+        if case .submission = work { arguments += ["silentSince": ownersSilentSince.timeIntervalSince1970] }
+        return try await repeatableWrite { [arguments] db in
+            try Row.fetchAll(db.cachedStatement(sql: Self.claimStatement(work)), arguments: arguments)
                 .map(RowMapping.task)
                 .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
         }

@@ -14,8 +14,10 @@ public protocol TaskQueue: Sendable {
     /// Tasks newest first, filtered (operators).
     func tasks(_ query: TaskQuery) async throws -> [RelayTask]
 
-    /// Leases up to `limit` due tasks, most overdue first.
-    func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask]
+    /// Leases up to `limit` due tasks, most overdue first. A `submitting` task whose lease expired is
+    /// taken (to be declared outcome-unknown) only when its owner is not alive: no incarnation that is
+    /// not declared stopped and has had a heartbeat since `ownersSilentSince` holds it (`InstanceRegistry`).
+    func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease, ownersSilentSince: Date) async throws -> [RelayTask]
     /// When the earliest running task that nobody holds is due for its next poll; nil when none is running.
     func nextPollDue(now: Date) async throws -> Date?
     /// Writes task transitions held under their leases, each with the event it caused, in one
@@ -61,6 +63,11 @@ public struct SubmissionPause: Sendable, Equatable {
 }
 
 extension TaskQueue {
+    /// A claim under the default bound of an owner's silence (`OwnerSilence.defaultLimit`).
+    public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease) async throws -> [RelayTask] {
+        try await claimTasks(work, now: now, limit: limit, lease: lease, ownersSilentSince: now.addingTimeInterval(-OwnerSilence.defaultLimit))
+    }
+
     /// One task on its own.
     public func insert(_ task: RelayTask, idempotency: IdempotencyKey?) async throws -> InsertOutcome {
         guard let outcome = try await insert([TaskInsertion(task, idempotency: idempotency)]).first else {
