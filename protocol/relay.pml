@@ -10,7 +10,7 @@
  * only on evidence: it stopped, or it crashed (a later incarnation or its heartbeat's silence tells).
  *
  * Every state change a relay makes is a TRANSITION(from, to) below; a test holds them to the table of
- * task transitions in Sources/VeoRelay/Domain/TaskTransitions.swift.
+ * task transitions in Sources/VeoRelay/Domain/TaskStateMachine.swift.
  *
  * Mutants (spin -D…): NO_HEARTBEAT_RULE declares a `submitting` task unknown when its lease has expired,
  * whatever its owner; NO_LEASE_CHECK writes without checking the lease's owner. Each must fail.

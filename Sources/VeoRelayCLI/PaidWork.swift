@@ -15,7 +15,7 @@ struct Cancel: AsyncParsableCommand {
 
     func run() async throws {
         let outcome = try await store.with { store in
-            try await EventAnnouncer(store: store, clock: SystemClock(), dispatcherWake: WakeSignal()).cancel(taskID: taskID, scope: .allClients)
+            try await TaskCancellation(store: store, clock: SystemClock()).cancel(taskID: taskID, scope: .allClients)
         }
         switch outcome {
         case .cancelled, .alreadyCancelled: Console.line("cancelled \(taskID)")

@@ -7,7 +7,7 @@ import Hummingbird
 /// `POST /v1/tasks/{id}/cancel`: the client takes back a task the upstream has not been sent (API key only).
 public struct TasksController: Sendable {
     let store: any TaskQueue & Outbox
-    let events: EventAnnouncer
+    let cancellation: TaskCancellation
     let watchLinks: WatchLinks
 
     public func addRoutes(to group: RouterGroup<RelayRequestContext>) {
@@ -21,7 +21,7 @@ public struct TasksController: Sendable {
     @Sendable func cancel(_ request: Request, context: RelayRequestContext) async throws -> Response {
         let client = try context.requireClient()
         let id = try context.parameters.require("id")
-        switch try await events.cancel(taskID: id, scope: .client(client.id)) {
+        switch try await cancellation.cancel(taskID: id, scope: .client(client.id)) {
         case .cancelled:
             context.logger.info("task cancelled", metadata: ["task_id": "\(id)"])
             return try await show(request, context: context)

@@ -85,8 +85,9 @@ public func buildRelay(
     GenerationsController(inserts: GroupCommit { batch in try await store.insert(batch) }, validator: RequestValidator(limits: configuration.limits),
                           callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), clock: clock,
                           submitterWake: wakeups.submitter, maxBodyBytes: configuration.maxBodyBytes, watchLinks: watchLinks).addRoutes(to: api)
-    let events = EventAnnouncer(store: store, clock: clock, dispatcherWake: wakeups.dispatcher, streamWake: wakeups.streams)
-    TasksController(store: store, events: events, watchLinks: watchLinks).addRoutes(to: api)
+    let transitions = TaskTransitions(store: store, clock: clock, dispatcherWake: wakeups.dispatcher, streamWake: wakeups.streams)
+    let cancellation = TaskCancellation(store: store, clock: clock, wakes: transitions.wakes)
+    TasksController(store: store, cancellation: cancellation, watchLinks: watchLinks).addRoutes(to: api)
     EventStreamController(store: store, feed: feed).addRoutes(to: api)
     DeliveriesController(store: store, clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
     let endpointTester = EndpointTester(store: store, http: webhookHTTP, timeout: engine.deliveryTimeout, clock: clock)
@@ -107,7 +108,7 @@ public func buildRelay(
         let sessions = ConsoleSessions(token: token,
                                        sharedSecret: try await store.sharedSecret(named: ConsoleSessions.secretName, candidate: SharedSecret.generate()),
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
-        try ConsoleController(store: store, events: events, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
+        try ConsoleController(store: store, cancellation: cancellation, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
                               destinations: destinations, videos: videoFiles, endpointTester: endpointTester).addRoutes(to: router)
     }
     MetricsSampler.recordStart(at: clock.now())
@@ -134,7 +135,7 @@ public func buildRelay(
     let stages = UpstreamStageContext(
         store: store, upstream: upstream, gate: gate, clock: clock, instance: configuration.instanceID,
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
-        configuration: engine, events: events, logger: logger, storerWake: videoDirectory == nil ? nil : wakeups.storer)
+        configuration: engine, transitions: transitions, logger: logger, storerWake: videoDirectory == nil ? nil : wakeups.storer)
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {
         WorkerLoop(stage: stage, concurrency: concurrency, idleInterval: engine.idleInterval, wake: wake, logger: logger)
     }
@@ -146,7 +147,7 @@ public func buildRelay(
                                          addressGuard: policy.checkAddresses ? CallbackGuard(policy: configuration.callbacks, resolver: resolver) : nil)
         let base: @Sendable () -> String = { configuration.streams.publicURL ?? configuration.loopbackBaseURL(port: boundPort.value) }
         return [
-            worker(VideoStorer(store: store, downloader: downloader, events: events, clock: clock, publicBaseURL: base,
+            worker(VideoStorer(store: store, downloader: downloader, transitions: transitions, clock: clock, publicBaseURL: base,
                                instance: configuration.instanceID, leaseDuration: engine.leaseDuration, logger: logger),
                    concurrency: 4, wake: wakeups.storer),
             VideoRetention(store: videoDirectory, retention: policy.retention, clock: clock, logger: logger),

@@ -9,7 +9,7 @@ import Mustache
 /// any, so even a markup injection could not run code.
 public struct ConsoleController: Sendable {
     let store: any RelayStore
-    let events: EventAnnouncer
+    let cancellation: TaskCancellation
     let sessions: ConsoleSessions
     let templates: MustacheLibrary
     let clock: any WallClock
@@ -22,10 +22,10 @@ public struct ConsoleController: Sendable {
     let endpointTester: EndpointTester
     static let pageSize = 50
 
-    init(store: any RelayStore, events: EventAnnouncer, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal,
+    init(store: any RelayStore, cancellation: TaskCancellation, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal,
          upstream: UpstreamGate, destinations: DestinationGate, videos: StoredVideoFiles? = nil, endpointTester: EndpointTester) throws {
         self.store = store
-        self.events = events
+        self.cancellation = cancellation
         self.sessions = sessions
         self.templates = try ConsoleTemplates.library()
         self.clock = clock

@@ -89,7 +89,7 @@ extension ConsoleController {
         guard sessions.checkCSRF(try await Self.form(ActionForm.self, request).csrf, for: session) else { return forbidden() }
         let id = try context.parameters.require("id")
         let said: String
-        switch try await events.cancel(taskID: id, scope: .allClients) {
+        switch try await cancellation.cancel(taskID: id, scope: .allClients) {
         case .notFound: return page("No such task", nil, Empty(), session: session, status: .notFound)
         case .cancelled: said = "Cancelled: it will not be submitted."
         case .alreadyCancelled, .alreadySubmitted, .finished: said = "Not cancelled: the task is no longer waiting for submission."

@@ -163,9 +163,9 @@ public struct RelayTask: Sendable, Equatable {
 
     // MARK: Transitions
 
-    /// Every change of state goes through here: one of `TaskTransitions` (checked in debug builds).
+    /// Every change of state goes through here: one of `TaskStateMachine` (checked in debug builds).
     private mutating func move(to next: TaskState) {
-        assert(state == next || TaskTransitions.allows(state, next), "no transition \(state) → \(next) in TaskTransitions")
+        assert(state == next || TaskStateMachine.allows(state, next), "no transition \(state) → \(next) in TaskStateMachine")
         state = next
     }
 

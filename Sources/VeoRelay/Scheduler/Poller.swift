@@ -69,10 +69,10 @@ public struct Poller: PipelineStage {
                 event = nil
             }
             if task.state.isTerminal || task.state == .storing {
-                try await context.persist { [task, event] in try await context.events.save(task, lease: lease, announcing: event) }
+                try await context.persist { [task, event] in try await context.transitions.save(task, lease: lease, announcing: event) }
                 if task.state == .storing { context.storerWake?.signal() }
             } else {
-                try await context.events.save(task, lease: lease, announcing: event)
+                try await context.transitions.save(task, lease: lease, announcing: event)
                 if let next = task.nextRunAt { scheduled.add(next, after: now) }
             }
         } catch {
@@ -89,7 +89,7 @@ public struct Poller: PipelineStage {
         switch error {
         case .notFound(let message) where failures >= context.configuration.notFoundLimit:
             let type = task.fail(.upstreamTaskNotFound, message: "The upstream no longer knows this task: \(message)", at: now)
-            try await context.events.save(task, lease: lease, announcing: type)
+            try await context.transitions.save(task, lease: lease, announcing: type)
             return
         case .unreadable(let status, let answer):
             Counter(label: "veo_relay_upstream_unreadable_total", dimensions: [("endpoint", "task")]).increment()
@@ -98,7 +98,7 @@ public struct Poller: PipelineStage {
                     The upstream's answers about this task could not be read \(failures) times in a row \
                     (last: HTTP \(status), \(answer.prefix(500))).
                     """, at: now)
-                try await context.events.save(task, lease: lease, announcing: type)
+                try await context.transitions.save(task, lease: lease, announcing: type)
                 return
             }
         default:
@@ -108,6 +108,6 @@ public struct Poller: PipelineStage {
         let retryAfter: TimeInterval? = if case .transient(_, _, let value) = error { value } else { nil }
         let delay = context.configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)
         task.retry(at: now.addingTimeInterval(max(delay, context.configuration.polling.floor)))
-        try await context.events.record(task, lease: lease, keepLease: false)
+        try await context.transitions.record(task, lease: lease, keepLease: false)
     }
 }

@@ -36,14 +36,14 @@ public struct Submitter: PipelineStage {
                 let type = task.fail(.submissionOutcomeUnknown,
                                      message: "The relay stopped while submitting; the upstream may have accepted the task. Resubmit deliberately if needed.",
                                      at: context.clock.now())
-                try await context.events.save(task, lease: lease, announcing: type)
+                try await context.transitions.save(task, lease: lease, announcing: type)
                 return
             }
             if try await context.expireIfOverdue(&task, lease: lease) { return }
             let queued = task
             task.beginSubmission()
             do {
-                try await context.events.record(task, lease: lease, keepLease: true)
+                try await context.transitions.record(task, lease: lease, keepLease: true)
             } catch StoreError.leaseLost {
                 // Cancelled by its client since the claim (or taken over by another instance): not ours to send.
                 context.gate.refund(1)
@@ -53,7 +53,7 @@ public struct Submitter: PipelineStage {
                 // The mark may have committed with its answer lost: nothing was sent, so the task goes back
                 // to the queue, not to an unknown outcome (its live owner would hold it `submitting` forever).
                 context.gate.refund(1)
-                try await context.persist { try await context.events.record(queued, lease: lease, keepLease: false) }
+                try await context.persist { try await context.transitions.record(queued, lease: lease, keepLease: false) }
                 context.logger.warning("task put back: its submission mark was not confirmed, and nothing was sent",
                                        metadata: ["task_id": "\(task.id)", "error": "\(error)"])
                 return
@@ -73,7 +73,7 @@ public struct Submitter: PipelineStage {
             let now = context.clock.now()
             task.submitted(submission, at: now, firstPollAt: context.schedule.firstPoll(for: task, submittedAt: now))
             do {
-                try await context.persist { [task] in try await context.events.save(task, lease: lease, announcing: .taskSubmitted) }
+                try await context.persist { [task] in try await context.transitions.save(task, lease: lease, announcing: .taskSubmitted) }
             } catch StoreError.leaseLost {
                 // The process stalled past its lease with the request out; another worker may have
                 // judged the outcome unknown meanwhile. The paid job must still be traceable.
@@ -101,19 +101,19 @@ public struct Submitter: PipelineStage {
         case .transient(_, _, let retryAfter):
             let delay = context.configuration.upstreamBackoff.delay(failures: task.failures + 1, retryAfter: retryAfter)
             task.retry(at: now.addingTimeInterval(delay))
-            try await context.events.record(task, lease: lease, keepLease: false)
+            try await context.transitions.record(task, lease: lease, keepLease: false)
         case .rejected(let status, let message):
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP \(status)): \(message)", at: now)
-            try await context.events.save(task, lease: lease, announcing: type)
+            try await context.transitions.save(task, lease: lease, announcing: type)
         case .notFound(let message):
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP 404): \(message)", at: now)
-            try await context.events.save(task, lease: lease, announcing: type)
+            try await context.transitions.save(task, lease: lease, announcing: type)
         case .outcomeUnknown, .unreadable:
             task.submissionAnswer = error.answer
             let type = task.fail(.submissionOutcomeUnknown,
                                  message: "No usable answer from the upstream after the request was sent (\(error)); it may have been accepted.",
                                  at: now)
-            try await context.events.save(task, lease: lease, announcing: type)
+            try await context.transitions.save(task, lease: lease, announcing: type)
         }
     }
 

@@ -3,7 +3,7 @@ import Logging
 import Synchronization
 
 /// What the submitter and the poller share: the store, the upstream and its request budget, time,
-/// the poll schedule and the event announcer.
+/// the poll schedule and the transitions' group commit.
 public struct UpstreamStageContext: Sendable {
     let store: any TaskQueue
     let upstream: UpstreamClient
@@ -13,7 +13,7 @@ public struct UpstreamStageContext: Sendable {
     let instance: String
     let schedule: PollSchedule
     let configuration: EngineConfiguration
-    let events: EventAnnouncer
+    let transitions: TaskTransitions
     let logger: Logger
     /// Failed writes of upstream answers, logged at most once a second across tasks.
     let answerWrites: FailureBackoff
@@ -23,7 +23,7 @@ public struct UpstreamStageContext: Sendable {
     let heldAnswers = HeldAnswers()
 
     public init(store: any TaskQueue, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
-                schedule: PollSchedule, configuration: EngineConfiguration, events: EventAnnouncer, logger: Logger,
+                schedule: PollSchedule, configuration: EngineConfiguration, transitions: TaskTransitions, logger: Logger,
                 storerWake: WakeSignal? = nil) {
         self.store = store
         self.upstream = upstream
@@ -32,7 +32,7 @@ public struct UpstreamStageContext: Sendable {
         self.instance = instance
         self.schedule = schedule
         self.configuration = configuration
-        self.events = events
+        self.transitions = transitions
         self.logger = logger
         self.storerWake = storerWake
         answerWrites = FailureBackoff(component: "answer-write", logger: logger, maximum: .seconds(5))
@@ -98,7 +98,7 @@ public struct UpstreamStageContext: Sendable {
         let type = task.fail(.timeout, message: "The task did not finish within \(deadline.unixSeconds - task.createdAt.unixSeconds) s.",
                              at: now)
         logger.warning("task timed out", metadata: ["task_id": "\(task.id)"])
-        try await events.save(task, lease: lease, announcing: type)
+        try await transitions.save(task, lease: lease, announcing: type)
         return true
     }
 }

@@ -10,7 +10,7 @@ import Metrics
 public struct VideoStorer: PipelineStage {
     let store: any TaskQueue
     let downloader: VideoDownloader
-    let events: EventAnnouncer
+    let transitions: TaskTransitions
     let clock: any WallClock
     /// Where clients reach the relay, for `stored_url`.
     let publicBaseURL: @Sendable () -> String
@@ -19,11 +19,11 @@ public struct VideoStorer: PipelineStage {
     let failures: FailureBackoff
     public let leases: LeaseIssuer
 
-    init(store: any TaskQueue, downloader: VideoDownloader, events: EventAnnouncer, clock: any WallClock,
+    init(store: any TaskQueue, downloader: VideoDownloader, transitions: TaskTransitions, clock: any WallClock,
          publicBaseURL: @escaping @Sendable () -> String, instance: String, leaseDuration: TimeInterval, logger: Logger) {
         self.store = store
         self.downloader = downloader
-        self.events = events
+        self.transitions = transitions
         self.clock = clock
         self.publicBaseURL = publicBaseURL
         self.logger = logger
@@ -75,12 +75,12 @@ public struct VideoStorer: PipelineStage {
                 let delay = downloader.policy.backoff.delay(failures: task.failures + 1)
                 task.retry(at: min(clock.now().addingTimeInterval(delay), storeDeadline(task)))
                 logger.debug("video store will retry", metadata: ["task_id": "\(task.id)", "reason": "\(retryable.reason)"])
-                try await events.record(task, lease: claimed.lease, keepLease: false)
+                try await transitions.record(task, lease: claimed.lease, keepLease: false)
                 return
             }
             failures.succeeded()
             let type = task.stored(copies)
-            try await events.save(task, lease: claimed.lease, announcing: type)
+            try await transitions.save(task, lease: claimed.lease, announcing: type)
         } catch {
             logger.error("video store step failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
         }
@@ -97,7 +97,7 @@ public struct VideoStorer: PipelineStage {
                 guard !Task.isCancelled else { return }
                 let renewed = Lease(owner: lease.owner, expiresAt: clock.now().addingTimeInterval(duration))
                 do {
-                    try await events.record(task, lease: renewed, keepLease: true)
+                    try await transitions.record(task, lease: renewed, keepLease: true)
                 } catch {
                     logger.warning("a video store lease could not be renewed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
                 }

@@ -109,7 +109,7 @@ struct DeliveryScenario {
         let request = try RequestValidator().validate(.object([
             "model": .string("veo3.1-fast-official"), "prompt": .string("a golden retriever running on the beach, sunset, cinematic"),
             "callback_url": .string(callbackURL)]))
-        let announcer = EventAnnouncer(store: store, clock: clock, dispatcherWake: WakeSignal())
+        let transitions = TaskTransitions(store: store, clock: clock, dispatcherWake: WakeSignal())
         let video = JSONValue.object(["videos": .array([.object(["url": .string("https://cdn.example.com/video.mp4"),
                                                                  "expires_at": .int(4_102_444_800)])])])
         let batch = 1_000
@@ -122,7 +122,7 @@ struct DeliveryScenario {
                 task.beginSubmission()
                 task.submitted(UpstreamSubmission(taskID: "upstream-\(task.id)", answer: "{}"), at: now, firstPollAt: now)
                 let type = task.observe(UpstreamTaskView(status: "completed", progress: 100, result: video), at: now, nextPollAt: now)
-                try await announcer.save(task, lease: lease, announcing: type)
+                try await transitions.save(task, lease: lease, announcing: type)
             }
         }
     }

@@ -52,7 +52,7 @@ struct StoreFixture {
         let poller = lease("setup/poller/\(prompt)", until: 60)
         var running = try await runningTask(prompt, lease: poller)
         let type = running.observe(UpstreamTaskView(status: "completed", progress: 100), at: t0, nextPollAt: t0)
-        try await EventAnnouncer(store: store, clock: FixedClock(now: t0), dispatcherWake: WakeSignal()).save(running, lease: poller, announcing: type)
+        try await TaskTransitions(store: store, clock: FixedClock(now: t0), dispatcherWake: WakeSignal()).save(running, lease: poller, announcing: type)
         return running.id
     }
 }

@@ -234,7 +234,7 @@ struct TaskQueueConformanceTests {
         let copies = [VideoCopy(index: 0, storedURL: "https://relay.example/v1/tasks/\(task.id)/videos/0", sha256: "ab", bytes: 2_115),
                       VideoCopy(index: 1, storeError: "HTTP 404 from the video host")]
         let type = claimed.stored(copies)
-        try await EventAnnouncer(store: fixture.store, clock: FixedClock(now: fixture.t0), dispatcherWake: WakeSignal())
+        try await TaskTransitions(store: fixture.store, clock: FixedClock(now: fixture.t0), dispatcherWake: WakeSignal())
             .save(claimed, lease: storer, announcing: type)
         let stored = try #require(try await fixture.store.task(id: task.id, scope: .allClients))
         #expect(stored.state == .succeeded && stored.videoCopies == copies && stored.nextRunAt == nil)

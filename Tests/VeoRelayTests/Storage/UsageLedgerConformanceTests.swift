@@ -119,14 +119,14 @@ struct UsageLedgerConformanceTests {
         let fixture = try await StoreFixture(kind)
         defer { fixture.store.close() }
         let store = fixture.store
-        let announcer = EventAnnouncer(store: store, clock: FixedClock(now: fixture.t0), dispatcherWake: WakeSignal())
+        let cancellation = TaskCancellation(store: store, clock: FixedClock(now: fixture.t0))
         _ = try await store.setBudget(ClientBudget([.perDay: 1, .inFlight: 1]), clientID: fixture.client.id)
         let first = try fixture.task("first", due: 0)
         #expect(try await store.insert(first, idempotency: nil) == .created(remaining: [.perDay: 0, .inFlight: 0]))
         guard case .overBudget = try await store.insert(try fixture.task("refused", due: 0), idempotency: nil) else {
             Issue.record("over budget while the first counts"); return
         }
-        #expect(try await announcer.cancel(taskID: first.id, scope: .allClients) == .cancelled)
+        #expect(try await cancellation.cancel(taskID: first.id, scope: .allClients) == .cancelled)
         #expect(try await store.insert(try fixture.task("after the cancel", due: 0), idempotency: nil) == .created(remaining: [.perDay: 0, .inFlight: 0]))
 
         _ = try await store.setBudget(ClientBudget([.inFlight: 1]), clientID: fixture.client.id)
@@ -153,12 +153,12 @@ struct UsageLedgerConformanceTests {
         let poller = fixture.lease("test/poller/1", until: 60)
         var failing = try await fixture.runningTask("fails", lease: poller)
         let type = failing.fail(.upstreamFailed, message: "no", at: fixture.t0)
-        try await EventAnnouncer(store: store, clock: FixedClock(now: fixture.t0), dispatcherWake: WakeSignal()).save(failing, lease: poller, announcing: type)
+        try await TaskTransitions(store: store, clock: FixedClock(now: fixture.t0), dispatcherWake: WakeSignal()).save(failing, lease: poller, announcing: type)
         var quality = try fixture.task("quality, 4 s", due: 0)
         quality.request.model = .quality
         quality.request.duration = 4
         _ = try await store.insert(quality, idempotency: nil)
-        _ = try await EventAnnouncer(store: store, clock: FixedClock(now: fixture.t0), dispatcherWake: WakeSignal()).cancel(taskID: quality.id, scope: .allClients)
+        _ = try await TaskCancellation(store: store, clock: FixedClock(now: fixture.t0)).cancel(taskID: quality.id, scope: .allClients)
         var foreign = try fixture.task("another client's", due: 0)
         foreign.clientID = "client-2"
         _ = try await store.insert(foreign, idempotency: nil)

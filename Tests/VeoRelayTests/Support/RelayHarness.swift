@@ -108,7 +108,7 @@ struct RelayHarness: Sendable {
         let completed = UpstreamTaskView(status: "completed", progress: 100, result: .object(["videos": .array([.object([
             "url": .string("https://videos.example/seeded.mp4"), "expires_at": .int(Int(now.timeIntervalSince1970) + 86_400)])])]))
         let type = task.observe(completed, at: now, nextPollAt: now)
-        try await EventAnnouncer(store: store, clock: clock, dispatcherWake: WakeSignal()).save(task, lease: lease, announcing: type)
+        try await TaskTransitions(store: store, clock: clock, dispatcherWake: WakeSignal()).save(task, lease: lease, announcing: type)
         return task.id
     }
 

@@ -84,20 +84,6 @@ extension TaskQueue {
     }
 }
 
-/// The lease a cancel writes under: it takes the row from whoever held it.
-let cancellationLease = Lease(owner: "cancel", expiresAt: .distantFuture)
-
-/// A claim on rows of work: whoever holds an unexpired lease is the only one working them.
-public struct Lease: Sendable, Equatable {
-    public var owner: String
-    public var expiresAt: Date
-
-    public init(owner: String, expiresAt: Date) {
-        self.owner = owner
-        self.expiresAt = expiresAt
-    }
-}
-
 /// Which tasks a worker claims.
 public enum TaskWork: Sendable {
     /// Queued tasks, and `submitting` tasks whose lease expired (a relay died mid-submission).

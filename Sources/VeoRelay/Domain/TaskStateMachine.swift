@@ -1,7 +1,7 @@
 /// Every change of a task's state the relay makes, and what makes it: the task's state machine as one
 /// table. `RelayTask` checks each of its moves against it (in debug builds, so every test run does),
 /// and a test holds the protocol model (`protocol/relay.pml`) to the rows marked `modelled`.
-public enum TaskTransitions {
+public enum TaskStateMachine {
     public struct Transition: Sendable, Hashable {
         public var from: TaskState
         public var to: TaskState
