@@ -30,6 +30,11 @@ extension Database {
     func rows(_ statement: Statement, _ arguments: [any SQLBindable] = []) throws -> [Row] {
         try rows(BoundStatement(statement, arguments))
     }
+
+    /// A shared statement's first row: intake reads a budget and its sums this way for every task.
+    func first(_ statement: Statement, _ arguments: [any SQLBindable] = []) throws -> Row? {
+        try Row.fetchOne(cachedStatement(sql: statement.sqlite), arguments: StatementArguments(arguments.map(\.sqlValue.databaseValue)))
+    }
 }
 
 extension SQLValue {

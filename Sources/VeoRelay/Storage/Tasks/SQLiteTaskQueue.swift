@@ -12,7 +12,7 @@ extension SQLiteStore: TaskQueue {
     /// SQLite runs one write transaction at a time, so the budget read here is the budget counted.
     private static func insert(_ insertion: TaskInsertion, columns: TaskColumns, db: Database) throws -> InsertOutcome {
         let task = insertion.task
-        if let idempotency = insertion.idempotency, let row = try db.rows(TaskStatements.idempotencyKey, [task.clientID, idempotency.key]).first {
+        if let idempotency = insertion.idempotency, let row = try db.first(TaskStatements.idempotencyKey, [task.clientID, idempotency.key]) {
             return row["fingerprint"] == idempotency.fingerprint ? .replayed(taskID: row["task_id"]) : .conflict
         }
         var remaining: [BudgetLimit: Int] = [:]

@@ -5,12 +5,12 @@ import GRDB
 extension SQLiteStore {
     /// The client's limits, if it has any.
     static func budget(of clientID: String, db: Database) throws -> ClientBudget? {
-        try db.rows(UsageStatements.budget, [clientID]).first.map { try ClientBudget.stored(try $0.text("budget")) }
+        try db.first(UsageStatements.budget, [clientID]).map { try ClientBudget.stored(try $0.text("budget")) }
     }
 
     /// What the client has used of the periods that hold `now`, and its tasks in flight.
     static func use(of clientID: String, at now: Date, db: Database) throws -> BudgetUse {
-        guard let sums = try db.rows(UsageStatements.sums, UsageWindow(at: now).arguments(clientID: clientID)).first else {
+        guard let sums = try db.first(UsageStatements.sums, UsageWindow(at: now).arguments(clientID: clientID)) else {
             throw StoreError.missingValue("usage_daily sums")
         }
         return try UsageStatements.use(sums: sums)
