@@ -196,12 +196,8 @@ class Clocks:
     def __init__(self, skew, directory):
         self.skew = skew
         self.file = os.path.join(directory, "clock-step")
-        self.write(0)
-
-    def write(self, seconds):
-        with open(self.file + ".new", "w") as f:
-            f.write(f"{seconds:+d}s\n")
-        os.replace(self.file + ".new", self.file)
+        self.relays = set()
+        self.stepped = 0
 
     def offset(self, index):
         return [0, self.skew, -self.skew][index % 3]
@@ -210,20 +206,22 @@ class Clocks:
         # The offset goes in the file libfaketime reads (re-read every second); `faketime` sets up the
         # preload, and FAKETIME is taken away so that the file decides (a bare LD_PRELOAD loses a Swift
         # program's arguments).
-        own = self.file + f".{index}"
-        with open(own + ".new", "w") as f:
-            f.write(f"{self.offset(index):+d}s\n")
-        os.replace(own + ".new", own)
-        return ["faketime", "-f", "+0s", "env", "-u", "FAKETIME", f"FAKETIME_TIMESTAMP_FILE={own}", *argv]
+        self.relays.add(index)
+        self.write(index, self.offset(index) + self.stepped)
+        return ["faketime", "-f", "+0s", "env", "-u", "FAKETIME", f"FAKETIME_TIMESTAMP_FILE={self.file}.{index}", *argv]
 
     def step(self, seconds):
         """Every relay's wall clock moves by `seconds` from its offset, at once."""
-        for index in range(3):
-            own = self.file + f".{index}"
-            if os.path.exists(own):
-                with open(own + ".new", "w") as f:
-                    f.write(f"{self.offset(index) + seconds:+d}s\n")
-                os.replace(own + ".new", own)
+        self.stepped = seconds
+        for index in sorted(self.relays):
+            self.write(index, self.offset(index) + seconds)
+
+    def write(self, index, seconds):
+        """Relay `index`'s file, replaced whole, so libfaketime never reads half of it."""
+        own = self.file + f".{index}"
+        with open(own + ".new", "w") as f:
+            f.write(f"{seconds:+d}s\n")
+        os.replace(own + ".new", own)
 
 
 class Relays:

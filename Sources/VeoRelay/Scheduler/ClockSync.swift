@@ -21,9 +21,10 @@ public struct ClockSync: Service, CustomStringConvertible {
 
     /// The first sample, before anything runs on the clock; nil on a store without a clock of its own.
     public static func start(store: any StoreMaintenance, interval: Duration, warnAbove: TimeInterval, logger: Logger) async throws -> ClockSync? {
-        guard try await store.databaseTime() != nil else { return nil }
+        let sent = ContinuousClock.now
+        guard let database = try await store.databaseTime() else { return nil }
         var sync = ClockSync(store: store, clock: AnchoredClock(), interval: interval, warnAbove: warnAbove, logger: logger)
-        sync.startedFar = try await sync.sample(warned: false)
+        sync.startedFar = sync.anchor(on: database, sent: sent, received: .now, warned: false)
         return sync
     }
 
@@ -38,7 +39,12 @@ public struct ClockSync: Service, CustomStringConvertible {
     func sample(warned: Bool) async throws -> Bool {
         let sent = ContinuousClock.now
         guard let database = try await store.databaseTime() else { return warned }
-        let received = ContinuousClock.now
+        return anchor(on: database, sent: sent, received: .now, warned: warned)
+    }
+
+    /// Anchors the clock on the database's time read between `sent` and `received`; whether the
+    /// host's offset is past the warning threshold now (said when that changes).
+    private func anchor(on database: Date, sent: ContinuousClock.Instant, received: ContinuousClock.Instant, warned: Bool) -> Bool {
         let midpoint = sent + (received - sent) / 2
         clock.reanchor(database, at: midpoint)
         let offset = database.timeIntervalSince(Date()) + (ContinuousClock.now - midpoint).seconds

@@ -18,12 +18,11 @@ extension Database {
     @discardableResult
     func rows(_ bound: BoundStatement) throws -> [Row] {
         let statement = try cachedStatement(sql: bound.statement.sqlite)
-        let arguments = StatementArguments(bound.arguments.map(\.databaseValue))
         guard statement.columnCount > 0 else {
-            try statement.execute(arguments: arguments)
+            try statement.execute(arguments: bound.sqliteArguments)
             return []
         }
-        return try Row.fetchAll(statement, arguments: arguments)
+        return try Row.fetchAll(statement, arguments: bound.sqliteArguments)
     }
 
     @discardableResult
@@ -33,8 +32,12 @@ extension Database {
 
     /// A shared statement's first row: intake reads a budget and its sums this way for every task.
     func first(_ statement: Statement, _ arguments: [any SQLBindable] = []) throws -> Row? {
-        try Row.fetchOne(cachedStatement(sql: statement.sqlite), arguments: StatementArguments(arguments.map(\.sqlValue.databaseValue)))
+        try Row.fetchOne(cachedStatement(sql: statement.sqlite), arguments: BoundStatement(statement, arguments).sqliteArguments)
     }
+}
+
+extension BoundStatement {
+    var sqliteArguments: StatementArguments { StatementArguments(arguments.map(\.databaseValue)) }
 }
 
 extension SQLValue {

@@ -112,11 +112,10 @@ extension PostgresStore: TaskQueue {
     }
 
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease, ownersSilentSince: Date) async throws -> [RelayTask] {
-        let bindings = Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease)
+        let silentSince: Double? = if case .submission = work { ownersSilentSince.timeIntervalSince1970 } else { nil }
+        let bindings = Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease, silentSince: silentSince)
         let claimed = switch work {
-        case .submission:
-            try await rows(PreparedClaim<SubmissionClaimText>(bindings: Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease,
-                                                                                     silentSince: ownersSilentSince.timeIntervalSince1970)))
+        case .submission: try await rows(PreparedClaim<SubmissionClaimText>(bindings: bindings))
         case .poll: try await rows(PreparedClaim<PollClaimText>(bindings: bindings))
         case .store: try await rows(PreparedClaim<StoreClaimText>(bindings: bindings))
         }
