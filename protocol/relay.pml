@@ -8,12 +8,15 @@
  * with its acknowledgement lost. Leases expire at any moment (one clock: the database's). The upstream
  * may refuse before creating a job, or accept it and lose its answer. An incarnation is judged gone
  * only on evidence: it stopped, or it crashed (a later incarnation or its heartbeat's silence tells).
+ * A claim too may commit with its answer lost: the claimer never learns it holds the task. So an
+ * abandoned `submitting` task is claimed under a recovery lease, which names no incarnation.
  *
  * Every state change a relay makes is a TRANSITION(from, to) below; a test holds them to the table of
  * task transitions in Sources/VeoRelay/Domain/TaskStateMachine.swift.
  *
  * Mutants (spin -D…): NO_HEARTBEAT_RULE declares a `submitting` task unknown when its lease has expired,
- * whatever its owner; NO_LEASE_CHECK writes without checking the lease's owner. Each must fail.
+ * whatever its owner; NO_LEASE_CHECK writes without checking the lease's owner; NO_RECOVERY_LEASE
+ * claims an abandoned submission under the claimer's own lease. Each must fail.
  */
 
 #ifndef N
@@ -21,6 +24,8 @@
 #endif
 #define INCARNATIONS (2 * N)
 #define NOBODY 255
+/* A recovery lease's owner: INCARNATIONS + the claimer's incarnation (`recovery:<lease>`), no incarnation's own. */
+#define RECOVERY(i) (INCARNATIONS + (i))
 #ifndef MAX_CLAIMS
 #define MAX_CLAIMS 3
 #endif
@@ -39,17 +44,24 @@ bool deliveryExpired = false;
 bool dead[INCARNATIONS];     /* its process ended (crash or stop) */
 bool gone[INCARNATIONS];     /* evidence of that is in the database: stopped, or found gone */
 bool holding[INCARNATIONS];  /* ghost: holds the upstream's answer, not written yet */
+bool working[INCARNATIONS];  /* ghost: knows it holds the task `submitting` and is working it */
 byte ended = 0;              /* relays whose last incarnation has ended */
 
 #ifdef NO_LEASE_CHECK
-#define MINE true
+#define HOLDS(lease) true
 #else
-#define MINE (owner == me)
+#define HOLDS(lease) (owner == (lease))
 #endif
+#define MINE HOLDS(me)
 #ifdef NO_HEARTBEAT_RULE
 #define OWNER_GONE true
 #else
-#define OWNER_GONE (owner != NOBODY && gone[owner])
+#define OWNER_GONE (owner != NOBODY && (owner >= INCARNATIONS || gone[owner]))
+#endif
+#ifdef NO_RECOVERY_LEASE
+#define RECOVERING me
+#else
+#define RECOVERING RECOVERY(me)
 #endif
 
 /* A state change written under the lease (the write's only check, as in the stores' SQL). */
@@ -67,8 +79,9 @@ start:
         :: atomic { state == queued && (owner == NOBODY || expired) -> owner = me; expired = false }; goto mark
         :: atomic { state == submitting && expired && OWNER_GONE ->
                     /* an answer a live owner holds is never declared unknown */
-                    assert(owner == NOBODY || !holding[owner] || dead[owner]);
-                    owner = me; expired = false }; goto unknown
+                    assert(owner >= INCARNATIONS || !holding[owner] || dead[owner]);
+                    owner = RECOVERING; expired = false }; goto unknown
+        :: atomic { state == submitting && expired && OWNER_GONE -> owner = RECOVERING; expired = false }; goto start  /* its answer lost */
         /* The poll claim. */
         :: atomic { state == running && (owner == NOBODY || expired) -> owner = me; expired = false }; goto poll
         /* The delivery claim. */
@@ -81,16 +94,16 @@ start:
 
 mark:   /* marked `submitting` in its own transaction before the request leaves */
     if
-    :: atomic { MINE -> TRANSITION(queued, submitting) }; goto send
+    :: atomic { MINE -> TRANSITION(queued, submitting); working[me] = true }; goto send
     :: atomic { !MINE }; goto start                                 /* taken back: nothing sent */
     :: skip; goto unsent                                            /* not committed */
-    :: atomic { MINE -> TRANSITION(queued, submitting) }; goto unsent  /* committed, its answer lost */
+    :: atomic { MINE -> TRANSITION(queued, submitting); working[me] = true }; goto unsent  /* committed, its answer lost */
     :: goto crash
     fi;
 unsent: /* nothing was sent: back to the queue (written again and again until written or taken) */
     if
-    :: atomic { MINE -> TRANSITION(submitting, queued); owner = NOBODY }; goto start
-    :: atomic { !MINE }; goto start
+    :: atomic { MINE -> TRANSITION(submitting, queued); owner = NOBODY; working[me] = false }; goto start
+    :: atomic { !MINE -> working[me] = false }; goto start
     :: goto unsent
     :: goto crash
     fi;
@@ -107,28 +120,28 @@ send:
     fi;
 answer: /* an answer in hand is written until written, or until its lease is really taken */
     if
-    :: atomic { MINE -> TRANSITION(submitting, running); holding[me] = false }; goto start
-    :: atomic { !MINE -> holding[me] = false }; goto start   /* kept as a late submission */
+    :: atomic { MINE -> TRANSITION(submitting, running); holding[me] = false; working[me] = false }; goto start
+    :: atomic { !MINE -> holding[me] = false; working[me] = false }; goto start   /* kept as a late submission */
     :: goto answer                                   /* the database is away: again */
     :: goto crash
     fi;
 lost:
     if
-    :: atomic { MINE -> TRANSITION(submitting, failed); terminalEvents++ }; goto start
-    :: atomic { !MINE }; goto start
+    :: atomic { MINE -> TRANSITION(submitting, failed); terminalEvents++; working[me] = false }; goto start
+    :: atomic { !MINE -> working[me] = false }; goto start
     :: goto lost
     :: goto crash
     fi;
 refused:
     if
-    :: atomic { MINE -> TRANSITION(submitting, queued); owner = NOBODY }; goto start
-    :: atomic { !MINE }; goto start
+    :: atomic { MINE -> TRANSITION(submitting, queued); owner = NOBODY; working[me] = false }; goto start
+    :: atomic { !MINE -> working[me] = false }; goto start
     :: goto crash
     fi;
 unknown: /* its owner is gone: the outcome is unknown, and the task is never sent again */
     if
-    :: atomic { MINE -> TRANSITION(submitting, failed); terminalEvents++ }; goto start
-    :: atomic { !MINE }; goto start
+    :: atomic { HOLDS(RECOVERING) -> TRANSITION(submitting, failed); terminalEvents++ }; goto start
+    :: atomic { !HOLDS(RECOVERING) }; goto start
     :: goto crash
     fi;
 poll:
@@ -182,10 +195,19 @@ end:
     od
 }
 
+/* A `submitting` task held under an incarnation's own lease is one that incarnation is working, or one
+ * whose incarnation has died (and which evidence will hand to a claim): never one a live relay has
+ * forgotten, which no claim could take while that relay runs. Checked in every reachable state. */
+#ifndef NO_LEASE_CHECK  /* (without the lease check, a lease's owner decides nothing) */
+active proctype Remembered() {
+    assert(!(state == submitting && owner < INCARNATIONS && !dead[owner] && !working[owner]))
+}
+#endif
+
 /* When every relay has ended: the task reached exactly one terminal event, or it is still due. */
 active proctype Outcome() {
     (ended == N) ->
-    assert(terminalEvents == 1 || state == queued || state == running || (state == submitting && owner != NOBODY && dead[owner]))
+    assert(terminalEvents == 1 || state == queued || state == running || (state == submitting && owner != NOBODY && (owner >= INCARNATIONS || dead[owner])))
 }
 
 init {

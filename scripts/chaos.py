@@ -287,6 +287,17 @@ def model_of(index):
     return "veo3.1-quality-official" if index % 3 == 0 else "veo3.1-fast-official"
 
 
+def task_as_relay_tells(url, task):
+    """A task as the relay's API answers it (for a lost task's report)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/tasks/{task}", headers={"Authorization": f"Bearer {API_KEY}"}),
+                                    timeout=10) as response:
+            data = json.load(response).get("data", {})
+    except (OSError, ValueError) as error:
+        return f"unreadable ({error})"
+    return json.dumps(data)[:400]
+
+
 def usage_by_model(binary, database):
     """Prints `veo-relay usage` for the run (since yesterday, in case it crossed a UTC midnight) and
     returns generations per model from it."""
@@ -644,6 +655,8 @@ def main():
             print(f"chaos: {key:<{width}}  {value}")
         if lost:
             print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
+            for task in sorted(lost)[:10]:
+                print(f"chaos:   {task}: {task_as_relay_tells(relays.urls()[0], task)}")
         failed = len(lost) + paid_twice + duplicates + unverified + unreconciled + endpoint_failures
         if isinstance(in_flight, int) and stopped > in_flight * args.kills:
             print(f"chaos: {stopped} submissions stopped mid-way by {args.kills} kills: more than {in_flight} a kill, which cannot be")

@@ -47,13 +47,19 @@ public func buildRelay(
     let ownedStore: (any RelayStore)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
     var engine = configuration.engine
-    let clockSync = givenClock == nil ? try await ClockSync.start(store: store, interval: engine.clockSyncInterval,
-                                                                  warnAbove: engine.clockOffsetWarning, logger: logger) : nil
-    let clock: any WallClock = givenClock ?? clockSync?.clock ?? AnchoredClock()
-    let heartbeat = try await InstanceHeartbeat.register(store: store, id: configuration.instanceID, clock: clock,
-                                                         interval: engine.heartbeatInterval, logger: logger)
-    let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret,
-                                                budget: configuration.defaultBudget, now: clock.now())
+    let (clockSync, clock, heartbeat, clients, secrets) = try await StartupWait(logger: logger).untilAnswered {
+        let clockSync = givenClock == nil ? try await ClockSync.start(store: store, interval: engine.clockSyncInterval,
+                                                                      warnAbove: engine.clockOffsetWarning, logger: logger) : nil
+        let clock: any WallClock = givenClock ?? clockSync?.clock ?? AnchoredClock()
+        let heartbeat = try await InstanceHeartbeat.register(store: store, id: configuration.instanceID, clock: clock,
+                                                             interval: engine.heartbeatInterval, logger: logger)
+        let clients = try await ClientBootstrap.run(store: store, apiKeys: configuration.apiKeys, webhookSecret: configuration.webhookSecret,
+                                                    budget: configuration.defaultBudget, now: clock.now())
+        let secrets = (watch: try await store.sharedSecret(named: WatchTokenSigner.secretName, candidate: SharedSecret.generate()),
+                       console: configuration.consoleToken == nil ? nil
+                           : try await store.sharedSecret(named: ConsoleSessions.secretName, candidate: SharedSecret.generate()))
+        return (clockSync, clock, heartbeat, clients, secrets)
+    }
     let wakeups = Wakeups()
     // The port actually bound, which differs from the configured one with `--port 0`.
     let boundPort = BoundPort(configuration.port)
@@ -64,8 +70,7 @@ public func buildRelay(
                                allowedPeers: configuration.videos.checkAddresses ? configuration.callbacks.addresses : nil)
     }
 
-    let watchTokens = WatchTokenSigner(secret: try await store.sharedSecret(named: WatchTokenSigner.secretName, candidate: SharedSecret.generate()),
-                                       lifetime: configuration.streams.watchTokenLifetime)
+    let watchTokens = WatchTokenSigner(secret: secrets.watch, lifetime: configuration.streams.watchTokenLifetime)
     let watchLinks = WatchLinks(signer: watchTokens, publicURL: configuration.streams.publicURL, clock: clock)
     let feed = EventFeed(store: store, interval: configuration.streams.pollInterval, heartbeat: configuration.streams.heartbeat,
                          maxStreamsPerClient: configuration.streams.maxPerClient, wake: wakeups.streams, logger: logger)
@@ -104,9 +109,8 @@ public func buildRelay(
                          sampler: MetricsSampler(store: store, upstream: gate, destinations: destinations, clock: clock,
                                                  failures: FailureBackoff(component: "metrics", logger: logger)),
                          openAPI: openAPI).addRoutes(to: router)
-    if let token = configuration.consoleToken {
-        let sessions = ConsoleSessions(token: token,
-                                       sharedSecret: try await store.sharedSecret(named: ConsoleSessions.secretName, candidate: SharedSecret.generate()),
+    if let token = configuration.consoleToken, let consoleSecret = secrets.console {
+        let sessions = ConsoleSessions(token: token, sharedSecret: consoleSecret,
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
         try ConsoleController(store: store, cancellation: cancellation, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
                               destinations: destinations, videos: videoFiles, endpointTester: endpointTester).addRoutes(to: router)

@@ -44,7 +44,8 @@ public struct Dispatcher: PipelineStage {
     }
 
     /// Claims due events for destinations that can take them; the events beyond their destinations'
-    /// free slots go straight back, together.
+    /// free slots go straight back, together. Once a slot is taken, the claim does not fail: a slot
+    /// taken for an attempt that never runs would stay taken for as long as the relay runs.
     public func claim(limit: Int) async throws -> [Claim] {
         let lease = leases.next()
         let now = clock.now()
@@ -58,7 +59,14 @@ public struct Dispatcher: PipelineStage {
                 refused.append(delivery.key)
             }
         }
-        try await store.releaseDeliveries(refused, lease: lease)
+        do {
+            try await store.releaseDeliveries(refused, lease: lease)
+        } catch {
+            // The admitted hold their destinations' slots, which only their attempts give back: they go
+            // on. The refused come back when their lease expires.
+            logger.warning("could not give back deliveries beyond their destinations' slots; they return when their lease expires",
+                           metadata: ["deliveries": "\(refused.count)", "error": "\(error)"])
+        }
         return admitted
     }
 

@@ -12,6 +12,13 @@ public struct Lease: Sendable, Equatable {
         self.owner = owner
         self.expiresAt = expiresAt
     }
+
+    /// What a recovery lease's owner starts with. It comes before the incarnation, so no live owner is
+    /// ever read from it (`InstanceStatements.ownerAlive` matches an incarnation at the start).
+    static let recoveryPrefix = "recovery:"
+
+    /// The lease under which a claim holds an abandoned `submitting` task (to end it, never to send it).
+    var recovering: Lease { Lease(owner: Self.recoveryPrefix + owner, expiresAt: expiresAt) }
 }
 
 /// A task together with the lease under which a worker may change it.

@@ -86,7 +86,7 @@ public struct UpstreamStageContext: Sendable {
             throw error
         }
         gate.refund(granted - tasks.count)
-        return tasks.map { Claimed(task: $0, lease: lease) }
+        return tasks.map { Claimed(task: $0, lease: $0.state == .submitting ? lease.recovering : lease) }
     }
 
     /// Ends a task that ran past its deadline, without calling the upstream. True if it did.

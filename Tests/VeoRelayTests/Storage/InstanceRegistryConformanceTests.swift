@@ -43,6 +43,33 @@ struct InstanceRegistryConformanceTests {
         store.close()
     }
 
+    /// A claim that takes an abandoned submission may lose its answer (a partition). The task must not
+    /// then look owned by the live claimer, which never saw it: once that claim's lease expires, the
+    /// task is abandoned again and the next claim takes it.
+    @Test(arguments: TestStores.all)
+    func anAbandonedSubmissionWhoseClaimWasLostIsTakenAgain(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let store = fixture.store
+        for id in ["a", "b"] { try await store.registerInstance(RelayInstance(id: id, host: "h", pid: id == "a" ? 1 : 2), now: fixture.t0) }
+        _ = try await store.insert(try fixture.task("owner killed mid-submission", due: 0), idempotency: nil)
+        let first = fixture.lease("a/submitter/1", until: 3)
+        var task = try #require(try await store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: first).first)
+        task.beginSubmission()
+        try await store.save(task, lease: first, keepLease: true, event: nil)
+        try await store.declareStopped(instanceIDs: ["a"], at: fixture.t0.addingTimeInterval(1))
+
+        let lost = fixture.lease("b/submitter/2", until: 10)
+        let taken = try await store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(5), limit: 1, lease: lost)
+        #expect(taken.map(\.id) == [task.id], "the owner was declared stopped")
+        #expect(try await store.heartbeat(instanceID: "b", at: fixture.t0.addingTimeInterval(15)), "the claimer lives on")
+        let later = fixture.t0.addingTimeInterval(20)
+        let again = try await store.claimTasks(.submission, now: later, limit: 1, lease: fixture.lease("b/submitter/3", until: 30),
+                                               ownersSilentSince: later.addingTimeInterval(-60))
+        #expect(again.map(\.id) == [task.id], "the first claim's answer was lost; its lease expired, so the task is taken again")
+        #expect(again.first?.state == .submitting)
+        store.close()
+    }
+
     @Test(arguments: TestStores.all)
     func instancesAreListedByHostUntilDeclaredStopped(store kind: TestStores.Kind) async throws {
         let fixture = try await StoreFixture(kind)

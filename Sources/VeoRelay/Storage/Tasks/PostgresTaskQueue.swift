@@ -108,7 +108,10 @@ extension PostgresStore: TaskQueue {
     /// The statements that claim work, as `claimTasks` and `claimDeliveries` run them: each one
     /// statement, in one round trip.
     static func claimStatement(_ work: TaskWork) -> String {
-        "UPDATE tasks SET lease_owner = $3, lease_expires_at = $4 WHERE id IN (\(candidates(work))) AND \(commitsWithoutFlush) RETURNING *"
+        """
+        UPDATE tasks SET lease_owner = \(TaskStatements.claimedOwner("$3")), lease_expires_at = $4
+        WHERE id IN (\(candidates(work))) AND \(commitsWithoutFlush) RETURNING *
+        """
     }
 
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease, ownersSilentSince: Date) async throws -> [RelayTask] {

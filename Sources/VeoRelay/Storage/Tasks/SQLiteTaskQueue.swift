@@ -78,7 +78,7 @@ extension SQLiteStore: TaskQueue {
     /// The statements that claim work, as `claimTasks` and `claimDeliveries` run them.
     static func claimStatement(_ work: TaskWork) -> String {
         """
-        UPDATE tasks SET lease_owner = :owner, lease_expires_at = :expires
+        UPDATE tasks SET lease_owner = \(TaskStatements.claimedOwner(":owner")), lease_expires_at = :expires
         WHERE id IN (SELECT id FROM (\(candidates(work))))
         RETURNING *
         """

@@ -4,6 +4,14 @@ import Foundation
 /// writes made of them. Claims and batched transitions are each engine's own (`SQLiteTaskQueue`,
 /// `PostgresTaskQueue`).
 enum TaskStatements {
+    /// The lease owner a claim writes, `owner` its placeholder: an abandoned `submitting` task is taken
+    /// under a recovery lease (`Lease.recovering`), which names no incarnation. Were the claim's answer
+    /// lost, the task would otherwise look owned by the live claimer, which never sends it, and so
+    /// stay `submitting` for as long as the claimer runs.
+    static func claimedOwner(_ owner: String) -> String {
+        "CASE WHEN state = 'submitting' THEN '\(Lease.recoveryPrefix)' || \(owner) ELSE \(owner) END"
+    }
+
     /// 1 id, 2 scope.
     static let byID = Statement("SELECT * FROM tasks WHERE id = $1 AND \(scoped("client_id", 2))")
 
