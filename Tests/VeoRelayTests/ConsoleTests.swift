@@ -105,6 +105,40 @@ struct ConsoleTests {
         try await harness.stop(relay)
     }
 
+    /// Every console route but sign-in is behind the door: without a session a page sends the operator to
+    /// sign in and a form changes nothing; with one, a form without its CSRF token is refused.
+    @Test func everyPageButSignInIsBehindTheDoor() async throws {
+        let harness = try await RelayHarness.start()
+        var configuration = harness.configuration
+        configuration.databasePath = harness.databasePath
+        configuration.consoleToken = Self.token
+        let routes = Mutex<[String]>([])
+        let server = try await RunningServer.start { onRunning in
+            let relay = try await buildRelay(configuration, logger: TestLog.logger, onServerRunning: onRunning)
+            routes.withLock { $0 = relay.routes }
+            return relay.application
+        }
+        let pages = routes.withLock { $0 }.compactMap { route -> (method: String, path: String)? in
+            let parts = route.split(separator: " ", maxSplits: 1).map(String.init)
+            guard parts[1].hasPrefix("/console"), !parts[1].hasSuffix("/sign-in") else { return nil }
+            return (parts[0], parts[1].split(separator: "/").map { $0.hasPrefix(":") ? "x" : $0 }.joined(separator: "/"))
+        }
+        #expect(pages.count >= 15, "\(pages)")
+        let stranger = Browser(base: server.baseURL)
+        let operator_ = Browser(base: server.baseURL)
+        #expect(try await operator_.signIn().status == 303)
+        for page in pages {
+            let path = "/" + page.path
+            let away = page.method == "GET" ? try await stranger.get(path) : try await stranger.post(path, ["csrf": "x"])
+            #expect(away.status == 303 && away.header("location") == "/console/sign-in", "\(page.method) \(path) without a session")
+            if page.method == "POST" {
+                #expect(try await operator_.post(path, ["csrf": "forged"]).status == 403, "POST \(path) without its CSRF token")
+            }
+        }
+        try await server.stop()
+        try await harness.stop()
+    }
+
     @Test func aDeadLetterIsReplayedFromTheConsoleWithTheSameWebhookID() async throws {
         let failing = Atomic(true)
         let harness = try await RelayHarness.start(receiverAnswer: { _ in .init(status: failing.load(ordering: .relaxed) ? .internalServerError : .ok) })

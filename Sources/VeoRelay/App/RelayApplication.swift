@@ -112,7 +112,7 @@ public func buildRelay(
     if let token = configuration.consoleToken, let consoleSecret = secrets.console {
         let sessions = ConsoleSessions(token: token, sharedSecret: consoleSecret,
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
-        try ConsoleController(store: store, cancellation: cancellation, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
+        try Console(store: store, cancellation: cancellation, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
                               destinations: destinations, videos: videoFiles, endpointTester: endpointTester).addRoutes(to: router)
     }
     MetricsSampler.recordStart(at: clock.now())

@@ -3,32 +3,47 @@ import Hummingbird
 
 /// The console's endpoints page: every client's endpoints with their health, a Test button that sends
 /// a signed `endpoint.test` at once, and Enable / Disable (enabling sends the events it held).
-extension ConsoleController {
-    @Sendable func endpointList(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
-        let health = try await store.endpointHealth(scope: .allClients, since: clock.now().addingTimeInterval(-EndpointsController.healthWindow))
-        let csrf = sessions.csrfToken(for: session)
-        let rows = try await store.endpoints(scope: .allClients).map { EndpointRow($0, health: health[$0.id] ?? EndpointHealth(), csrf: csrf) }
-        return page("Endpoints", "endpoints", EndpointListView(rows: rows), session: session, notice: request.uri.queryParameters.get("notice"))
+struct EndpointsPage: Sendable {
+    let store: any EndpointDirectory
+    let tester: EndpointTester
+    let pages: ConsolePages
+    let clock: any WallClock
+    let dispatcherWake: WakeSignal
+
+    func addRoutes(to console: RouterGroup<ConsoleRequestContext>) {
+        console.get("endpoints", use: list)
+        console.post("endpoints/:id/test", use: test)
+        console.post("endpoints/:id/enable", use: enable)
+        console.post("endpoints/:id/disable", use: disable)
     }
 
-    @Sendable func testEndpoint(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        try await endpointAction(request, context: context) { endpoint in
-            guard let result = try await endpointTester.test(endpoint, scope: .allClients) else { return "\(endpoint.id) no longer exists." }
+    @Sendable func list(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
+        let signedIn = try context.signedIn
+        let health = try await store.endpointHealth(scope: .allClients, since: clock.now().addingTimeInterval(-EndpointsController.healthWindow))
+        let rows = try await store.endpoints(scope: .allClients).map {
+            EndpointRow($0, health: health[$0.id] ?? EndpointHealth(), csrf: signedIn.csrf)
+        }
+        return pages.page("Endpoints", "endpoints", EndpointListView(rows: rows), signedIn: signedIn,
+                          notice: request.uri.queryParameters.get("notice"))
+    }
+
+    @Sendable func test(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
+        try await endpointAction(context) { endpoint in
+            guard let result = try await tester.test(endpoint, scope: .allClients) else { return "\(endpoint.id) no longer exists." }
             context.logger.info("endpoint test from the console", metadata: ["endpoint_id": "\(endpoint.id)", "result": "\(result.summary)"])
             return "Test event \(result.eventID) to \(endpoint.id): \(result.summary)."
         }
     }
 
-    @Sendable func enableEndpoint(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        try await endpointAction(request, context: context) { endpoint in try await setEnabled(endpoint, true, context: context) }
+    @Sendable func enable(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
+        try await endpointAction(context) { endpoint in try await setEnabled(endpoint, true, context: context) }
     }
 
-    @Sendable func disableEndpoint(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        try await endpointAction(request, context: context) { endpoint in try await setEnabled(endpoint, false, context: context) }
+    @Sendable func disable(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
+        try await endpointAction(context) { endpoint in try await setEnabled(endpoint, false, context: context) }
     }
 
-    private func setEnabled(_ endpoint: Endpoint, _ enabled: Bool, context: RelayRequestContext) async throws -> String {
+    private func setEnabled(_ endpoint: Endpoint, _ enabled: Bool, context: ConsoleRequestContext) async throws -> String {
         var changed = endpoint
         changed.enabled = enabled
         guard try await store.updateEndpoint(changed, now: clock.now()) else { return "\(endpoint.id) no longer exists." }
@@ -37,17 +52,13 @@ extension ConsoleController {
         return enabled ? "\(endpoint.id) enabled; its held events are on their way." : "\(endpoint.id) disabled; its events wait until it is enabled."
     }
 
-    /// Signed in, the form's CSRF token checked, the endpoint found: runs `action` and shows its notice.
-    private func endpointAction(_ request: Request, context: RelayRequestContext,
-                                _ action: (Endpoint) async throws -> String) async throws -> Response {
-        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
-        guard sessions.checkCSRF(try await Self.form(ActionForm.self, request).csrf, for: session) else { return forbidden() }
+    /// The endpoint found: runs `action` and shows its notice.
+    private func endpointAction(_ context: ConsoleRequestContext, _ action: (Endpoint) async throws -> String) async throws -> Response {
         let id = try context.parameters.require("id")
         guard let endpoint = try await store.endpoint(id: id, scope: .allClients) else {
-            return page("No such endpoint", nil, Empty(), session: session, status: .notFound)
+            return pages.notFound("No such endpoint", signedIn: try context.signedIn)
         }
-        let notice = try await action(endpoint)
-        return Self.redirect("/console/endpoints?notice=" + (notice.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+        return ConsolePages.redirect("/console/endpoints", notice: try await action(endpoint))
     }
 }
 

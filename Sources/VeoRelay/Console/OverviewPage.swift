@@ -3,9 +3,19 @@ import Hummingbird
 
 /// The console's landing page: the last hour and the last day as charts, the backlog now, and the stop
 /// switch with its buttons. Everything is read from the database, so every instance shows the same.
-extension ConsoleController {
-    @Sendable func overview(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
+struct OverviewPage: Sendable {
+    let store: any TaskQueue & StoreMaintenance & EndpointDirectory
+    let pages: ConsolePages
+    let clock: any WallClock
+
+    func addRoutes(to console: RouterGroup<ConsoleRequestContext>) {
+        console.get(use: show)
+        console.post("pause", use: pause)
+        console.post("resume", use: resume)
+    }
+
+    @Sendable func show(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
+        let signedIn = try context.signedIn
         let now = clock.now()
         var sections: [OverviewView.Section] = []
         for (title, slot, count, per) in [("Last hour", 60.0, 60, "per minute"), ("Last day", 900.0, 96, "per 15 minutes")] {
@@ -22,12 +32,12 @@ extension ConsoleController {
             NamedValue(name: "delivery", value: late(backlog.oldestDueDelivery)),
         ]
         let pauses = try await store.submissionPauses().map { pause in
-            NamedValue(name: pause.scope.label, value: Self.time(pause.since))
+            NamedValue(name: pause.scope.label, value: ConsolePages.time(pause.since))
         }
         let disabled = try await store.endpoints(scope: .allClients).count { !$0.enabled && $0.disabledReason != nil }
-        let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: sessions.csrfToken(for: session),
+        let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: signedIn.csrf,
                                 disabledEndpoints: disabled == 0 ? nil : disabled)
-        return page("Overview", "overview", view, session: session, notice: request.uri.queryParameters.get("notice"))
+        return pages.page("Overview", "overview", view, signedIn: signedIn, notice: request.uri.queryParameters.get("notice"))
     }
 
     /// Tasks, webhook success, notification lag and upstream errors over the report's window.
@@ -58,44 +68,26 @@ extension ConsoleController {
         ]
     }
 
-    @Sendable func pause(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        try await switchSubmissions(request, context: context) { scope in
+    @Sendable func pause(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
+        try await switchSubmissions(context) { scope in
             try await store.pauseSubmissions(scope, at: clock.now())
             return "Submissions paused for"
         }
     }
 
-    @Sendable func resume(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        try await switchSubmissions(request, context: context) { scope in
+    @Sendable func resume(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
+        try await switchSubmissions(context) { scope in
             try await store.resumeSubmissions(scope) ? "Submissions resumed for" : "Submissions were not paused for"
         }
     }
 
     /// Runs the stop switch for the form's client (empty: all clients) and returns to the overview.
-    private func switchSubmissions(_ request: Request, context: RelayRequestContext,
-                                   _ change: (ClientScope) async throws -> String) async throws -> Response {
-        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
-        let form = try await Self.form(ActionForm.self, request)
-        guard sessions.checkCSRF(form.csrf, for: session) else { return forbidden() }
-        let client = form.client?.trimmingCharacters(in: .whitespaces)
-        let scope: ClientScope = (client?.isEmpty ?? true) ? .allClients : .client(client!)
+    private func switchSubmissions(_ context: ConsoleRequestContext, _ change: (ClientScope) async throws -> String) async throws -> Response {
+        let client = try context.signedIn.form?.client?.trimmingCharacters(in: .whitespaces) ?? ""
+        let scope: ClientScope = client.isEmpty ? .allClients : .client(client)
         let said = try await change(scope) + " " + scope.label + "."
         context.logger.notice("stop switch from the console", metadata: ["change": "\(said)"])
-        return Self.redirect("/console?notice=" + said.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
-    }
-
-    @Sendable func cancel(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
-        guard sessions.checkCSRF(try await Self.form(ActionForm.self, request).csrf, for: session) else { return forbidden() }
-        let id = try context.parameters.require("id")
-        let said: String
-        switch try await cancellation.cancel(taskID: id, scope: .allClients) {
-        case .notFound: return page("No such task", nil, Empty(), session: session, status: .notFound)
-        case .cancelled: said = "Cancelled: it will not be submitted."
-        case .alreadyCancelled, .alreadySubmitted, .finished: said = "Not cancelled: the task is no longer waiting for submission."
-        }
-        context.logger.notice("cancel from the console", metadata: ["task_id": "\(id)", "outcome": "\(said)"])
-        return Self.redirect("/console/tasks/\(id)?notice=" + said.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
+        return ConsolePages.redirect("/console", notice: said)
     }
 }
 

@@ -3,15 +3,21 @@ import Hummingbird
 
 /// `/console/usage`: what each client used, per UTC day (a bar chart of the last 30 days and a
 /// table) and per model, beside its budget. Read from the usage aggregate, like `GET /v1/usage`.
-extension ConsoleController {
-    static let usageDays = 30
+struct UsagePage: Sendable {
+    let store: any UsageLedger & ClientDirectory
+    let pages: ConsolePages
+    let clock: any WallClock
+    static let days = 30
 
-    @Sendable func usagePage(_ request: Request, context: RelayRequestContext) async throws -> Response {
-        guard let session = sessions.session(request) else { return Self.redirect("/console/sign-in") }
+    func addRoutes(to console: RouterGroup<ConsoleRequestContext>) {
+        console.get("usage", use: show)
+    }
+
+    @Sendable func show(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
         let now = clock.now()
         let clientID = request.uri.queryParameters.get("client").flatMap { $0.isEmpty ? nil : $0 }
         let last = UsagePeriod.day(of: now)
-        let first = UsagePeriod.day(of: now.addingTimeInterval(-Double(Self.usageDays - 1) * 86_400))
+        let first = UsagePeriod.day(of: now.addingTimeInterval(-Double(Self.days - 1) * 86_400))
         let records = try await store.usage(clientID.map(ClientScope.client) ?? .allClients, from: first, through: last)
         let days = records.byDay(from: first, through: last)
         let chart = SVGChart(title: "Generations per UTC day", unit: "", series: [
@@ -31,7 +37,7 @@ extension ConsoleController {
                              days: days.reversed().filter { $0.counts != UsageCounts() }.map { UsageLine(label: $0.day, $0.counts) },
                              models: records.byModel.map { UsageLine(label: $0.model, $0.counts) },
                              total: UsageLine(label: "total", records.totals))
-        return page("Usage", "usage", view, session: session)
+        return pages.page("Usage", "usage", view, signedIn: try context.signedIn)
     }
 }
 
