@@ -49,10 +49,24 @@ let package = Package(
             ],
             resources: [.copy("API/openapi.yaml")]
         ),
+        // What stands in for the world in development, tests and benchmarks: the upstream simulator
+        // (also the relay's built-in upstream when no key is set) and the webhook sink.
+        .target(
+            name: "VeoRelayDevTools",
+            dependencies: [
+                "VeoRelay",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "VeoRelayCLI",
             dependencies: [
                 "VeoRelay",
+                "VeoRelayDevTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -69,6 +83,7 @@ let package = Package(
             name: "VeoRelayTests",
             dependencies: [
                 "VeoRelay",
+                "VeoRelayDevTools",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

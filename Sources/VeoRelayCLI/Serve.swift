@@ -6,6 +6,7 @@ import Synchronization
 import Metrics
 import Prometheus
 import VeoRelay
+import VeoRelayDevTools
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -193,7 +194,7 @@ struct Serve: AsyncParsableCommand {
             configuration.upstream = .remote(url: upstreamURL, apiKey: key)
         } else {
             let scale = try simulatorTimeScale ?? Env.value("VEO_RELAY_SIMULATOR_TIME_SCALE") ?? 0.1
-            configuration.upstream = .simulated(SimulatorConfiguration(timeScale: scale))
+            configuration.upstream = .simulated(timeScale: scale)
         }
         configuration.apiKeys = apiKeys.isEmpty ? Env.list("VEO_RELAY_API_KEYS") : apiKeys
         configuration.callbacks.allowHTTP = callbackAllowHTTP || Env.flag("VEO_RELAY_CALLBACK_ALLOW_HTTP")
@@ -283,7 +284,7 @@ struct Serve: AsyncParsableCommand {
             let tracer = try tracing.bootstrap(logger: logger)
             let registry = PrometheusCollectorRegistry()
             MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-            let relay = try await buildRelay(configuration, logger: logger, metrics: registry) { port in startup.listening(on: port) }
+            let relay = try await buildRelay(configuration, logger: logger, metrics: registry, standIn: UpstreamSimulator.standIn) { port in startup.listening(on: port) }
             startup.banner = { port in Banner(configuration: configuration, relay: relay, port: port).text }
             let group = ServiceGroup(configuration: .init(services: Array(tracer.map { [$0] } ?? []) + [relay.application, relay.readinessWithdrawal],
                                                              logger: logger)

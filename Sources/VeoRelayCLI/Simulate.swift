@@ -1,6 +1,7 @@
 import ArgumentParser
 import Hummingbird
 import VeoRelay
+import VeoRelayDevTools
 
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

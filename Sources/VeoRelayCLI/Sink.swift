@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import VeoRelay
+import VeoRelayDevTools
 
 struct Sink: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 /// The database hangs (a partition: connections stay open, nothing answers) or fills up. Requests get
 /// a bounded 503 that says why, workers resume by themselves, and an upstream answer in hand is never

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 @Suite("Delivery engine")
 struct DeliveryEngineTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 @Suite("Durability and paid-submission safety")
 struct DurabilityTests {

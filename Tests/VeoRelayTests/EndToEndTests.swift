@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 @Suite("End to end over loopback")
 struct EndToEndTests {

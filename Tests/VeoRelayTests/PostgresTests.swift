@@ -2,6 +2,7 @@ import Foundation
 import PostgresNIO
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 @Suite("PostgreSQL store", .enabled(if: TestPostgres.adminURL != nil, "set VEO_RELAY_TEST_POSTGRES_URL (scripts/test does)"))
 struct PostgresTests {

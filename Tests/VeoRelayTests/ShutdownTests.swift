@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 @Suite("Graceful shutdown")
 struct ShutdownTests {

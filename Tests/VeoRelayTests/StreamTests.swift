@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 /// The live event stream (`GET /v1/tasks/{id}/events`) and watch tokens, over loopback.
 @Suite("Event stream and watch tokens")

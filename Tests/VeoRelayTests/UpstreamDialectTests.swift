@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 /// Gateways of the xcompute family word their answers a little differently; the relay reads them
 /// all, and what it cannot read ends the task with a clear error and a webhook, never a silent wait.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 @Suite("Upstream engine")
 struct UpstreamEngineTests {

@@ -5,6 +5,7 @@ import Hummingbird
 import Synchronization
 import Testing
 @testable import VeoRelay
+import VeoRelayDevTools
 
 /// `--store-videos`: every finished video copied before the result is announced, served with Range
 /// and ETag to the task's own client or watch token, and every failure announced with a reason.
@@ -210,9 +211,9 @@ struct VideoStorageTests {
         FileManager.default.createFile(atPath: notADirectory, contents: Data())
         var configuration = RelayConfiguration()
         configuration.videos.directory = notADirectory + "/videos"
-        await #expect(throws: ConfigurationError.self) { try await buildRelay(configuration, logger: TestLog.logger) }
+        await #expect(throws: ConfigurationError.self) { try await buildRelay(configuration, logger: TestLog.logger, standIn: UpstreamSimulator.standIn) }
         do {
-            _ = try await buildRelay(configuration, logger: TestLog.logger)
+            _ = try await buildRelay(configuration, logger: TestLog.logger, standIn: UpstreamSimulator.standIn)
         } catch {
             #expect("\(error)".contains("--store-videos"), "\(error)")
         }

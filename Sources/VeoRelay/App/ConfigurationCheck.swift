@@ -12,8 +12,8 @@ extension RelayConfiguration {
         switch upstream {
         case .remote(let url, _):
             check.require(ConfigurationCheck.isHTTPURL(url), "--upstream-url / VEO_RELAY_UPSTREAM_URL", "must be an absolute http(s) URL, not '\(url)'")
-        case .simulated(let simulator):
-            check.positive(simulator.timeScale, "--simulator-time-scale / VEO_RELAY_SIMULATOR_TIME_SCALE", maximum: 1_000)
+        case .simulated(let timeScale):
+            check.positive(timeScale, "--simulator-time-scale / VEO_RELAY_SIMULATOR_TIME_SCALE", maximum: 1_000)
         }
         check.positive(rateLimit.rate, "--rate-limit / VEO_RELAY_RATE_LIMIT", maximum: 1_000_000)
         check.require(rateLimit.burst >= 1 && rateLimit.burst <= 2_000_000, "--rate-limit / VEO_RELAY_RATE_LIMIT",

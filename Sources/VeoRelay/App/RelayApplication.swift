@@ -37,10 +37,15 @@ public func buildRelay(
     /// Where `/metrics` reads from; `serve` bootstraps swift-metrics with the same registry.
     metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
     resolver: any HostResolver = SystemResolver(),
+    /// What `.simulated` serves as the upstream (the executable's and the tests' `UpstreamSimulator`).
+    standIn: MakeUpstreamStandIn? = nil,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> Relay {
     // Everything that can fail comes before the HTTP clients, which must be shut down once created.
     try configuration.validate()
+    if case .simulated = configuration.upstream, standIn == nil {
+        throw ConfigurationError("no built-in simulator in this build: set an upstream API key (VEO_RELAY_UPSTREAM_API_KEY)")
+    }
     let openAPI = try OpenAPIDocument.load()
     let videoDirectory = configuration.videos.directory.map(VideoDirectory.init(path:))
     try videoDirectory?.prepare(logger: logger)
@@ -123,17 +128,16 @@ public func buildRelay(
         upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout), gate: gate,
                                   clock: clock)
         upstreamDescription = url
-    case .simulated(var simulatorConfiguration):
+    case .simulated(let timeScale):
         // The simulator is mounted on the relay's own server; a random key keeps outsiders out of it.
         let internalKey = APIKey.generate()
-        simulatorConfiguration.apiKey = internalKey
-        UpstreamSimulator(configuration: simulatorConfiguration, clock: clock).addRoutes(to: router.group("simulator"))
+        standIn?(internalKey, timeScale, clock).serve(under: router.group("simulator"))
         // Simulated jobs run on compressed time: expect them to be as short as the simulator makes them.
-        engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * simulatorConfiguration.timeScale }
+        engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * timeScale }
         let location: @Sendable () -> String = { configuration.loopbackBaseURL(port: boundPort.value) + "/simulator" }
         upstream = UpstreamClient(location: location, apiKey: internalKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout),
                                   gate: gate, clock: clock)
-        upstreamDescription = "built-in simulator at \(location()) (time scale \(simulatorConfiguration.timeScale))"
+        upstreamDescription = "built-in simulator at \(location()) (time scale \(timeScale))"
     }
 
     let stages = UpstreamStageContext(

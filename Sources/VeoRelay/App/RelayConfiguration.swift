@@ -4,13 +4,14 @@ import Foundation
 public enum UpstreamMode: Sendable, CustomStringConvertible {
     /// The real gateway.
     case remote(url: String, apiKey: String)
-    /// The built-in simulator, served by the relay itself under `/simulator`.
-    case simulated(SimulatorConfiguration)
+    /// The built-in simulator (`UpstreamStandIn`), served by the relay itself under `/simulator`, its
+    /// jobs' durations multiplied by `timeScale`.
+    case simulated(timeScale: Double)
 
     public var description: String {
         switch self {
         case .remote(let url, _): "remote(\(url))"
-        case .simulated(let configuration): "simulated(time scale \(configuration.timeScale))"
+        case .simulated(let timeScale): "simulated(time scale \(timeScale))"
         }
     }
 }
@@ -42,7 +43,7 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public var databasePath = "veo-relay.sqlite"
     /// The longest any one database call may take (see `StoreDeadline`).
     public var databaseTimeout = StoreDeadline.defaultLimit
-    public var upstream: UpstreamMode = .simulated(SimulatorConfiguration(timeScale: 0.1))
+    public var upstream: UpstreamMode = .simulated(timeScale: 0.1)
     /// Relay API keys; empty means "use (or create) the clients stored in the database".
     public var apiKeys: [String] = []
     /// Signs webhooks for `apiKeys`; required when they are set.

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import VeoRelay
+import VeoRelayDevTools
 
 /// One row of the benchmark table: what the relay achieved, the limit measured beside it, and the goal.
 struct BenchmarkRow {

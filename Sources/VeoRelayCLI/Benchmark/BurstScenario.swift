@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Synchronization
 import VeoRelay
+import VeoRelayDevTools
 
 /// A burst offered at a fixed rate (open loop: tasks go out on schedule whether or not earlier ones
 /// were answered) against the simulator with jobs of a fixed length and the upstream budget lifted, as a

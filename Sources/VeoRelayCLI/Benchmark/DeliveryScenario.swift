@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Synchronization
 import VeoRelay
+import VeoRelayDevTools
 
 /// Draining pending webhooks against the fastest this machine posts the same signed bodies to the
 /// same receiver: the relay's dispatcher working through `events` pending `task.succeeded` events

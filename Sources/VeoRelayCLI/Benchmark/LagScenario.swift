@@ -7,6 +7,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import VeoRelay
+import VeoRelayDevTools
 
 /// Notification lag and upstream polls per task, for the adaptive schedule against fixed intervals,
 /// all measured in one run on loopback: simulator + relay + webhook sink, with time compressed by

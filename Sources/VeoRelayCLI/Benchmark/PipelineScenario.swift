@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import Synchronization
 import VeoRelay
+import VeoRelayDevTools
 
 /// Accepted → webhook received for jobs that take ~0 s (simulated), through every stage: intake,
 /// submission, polls, delivery. With several relays on one PostgreSQL database it is the scale-out

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import VeoRelay
+import VeoRelayDevTools
 
 /// Steady intake and delivery for a long while: the relay runs as its own `veo-relay serve` process
 /// on SQLite against a simulator here (outside the relay, whose memory holds every job it was given),

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 @testable import VeoRelay
+import VeoRelayDevTools
 
 /// Relay + upstream simulator + webhook receiver, each a real HTTP server on loopback.
 struct RelayHarness: Sendable {

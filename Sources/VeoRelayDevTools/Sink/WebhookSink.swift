@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Synchronization
+import VeoRelay
 
 /// A webhook receiver for demos and manual tests: verifies every delivery's Standard Webhooks
 /// signature, reports it as one line, and optionally appends the raw delivery to a capture file
