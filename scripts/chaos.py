@@ -329,7 +329,7 @@ def interrupted_downloads(logs):
 
 
 def submissions_in_flight(logs):
-    """The relays' submission concurrency, as their start-up banner states it (sized from the upstream budget)."""
+    """The relays' submission concurrency, as their start-up banner states it (sized from the upstream allowance)."""
     for name in sorted(os.listdir(logs)):
         if name.startswith("relay-") and name.endswith(".log"):
             for line in open(os.path.join(logs, name), errors="replace"):

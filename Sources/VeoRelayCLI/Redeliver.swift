@@ -4,7 +4,7 @@ import VeoRelay
 
 struct Redeliver: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Send a task's latest webhook event again (same webhook-id, fresh retry budget), to every destination or to one.",
+        abstract: "Send a task's latest webhook event again (same webhook-id, fresh set of retries), to every destination or to one.",
         discussion: "A running relay picks it up within a second.")
 
     @OptionGroup var store: StoreOptions

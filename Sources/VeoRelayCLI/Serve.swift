@@ -97,7 +97,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Poll every this often instead of adaptively (for comparison). [env: VEO_RELAY_POLL_FIXED_INTERVAL]")
     var pollFixedInterval: String?
 
-    @Option(help: "Upstream request budget in requests per second, shared by submissions and polls. [env: VEO_RELAY_UPSTREAM_RATE] (default: 10)")
+    @Option(help: "Upstream request allowance in requests per second, shared by submissions and polls. [env: VEO_RELAY_UPSTREAM_RATE] (default: 10)")
     var upstreamRate: Double?
 
     @Option(help: "Upstream requests allowed in one burst. [env: VEO_RELAY_UPSTREAM_BURST] (default: the rate)")
@@ -329,7 +329,7 @@ struct Banner {
                       "upstream: \(relay.upstreamDescription)", ""]
         }
         let engine = configuration.engine
-        lines.append("upstream budget: \(engine.upstream.rate.formatted(.number.grouping(.never))) requests/s; up to \(engine.submitters) submissions and \(engine.pollers) polls in flight")
+        lines.append("upstream allowance: \(engine.upstream.rate.formatted(.number.grouping(.never))) requests/s; up to \(engine.submitters) submissions and \(engine.pollers) polls in flight")
         if let directory = configuration.videos.directory {
             lines.append("stored videos: \(directory) (kept \(Int(configuration.videos.retention / 86_400)) days)")
             if configuration.streams.publicURL == nil {

@@ -156,7 +156,7 @@ struct ConsoleTests {
         let eventID = try #require(deadLetters.field("event"))
         #expect(try await browser.post("/console/tasks/\(taskID)/replay", ["event": eventID]).status == 403, "no CSRF token")
         #expect(try await browser.post("/console/tasks/\(taskID)/replay", ["event": eventID, "csrf": "forged"]).status == 403)
-        #expect(harness.receiver.all.count == 4, "the retry budget was spent, nothing replayed yet")
+        #expect(harness.receiver.all.count == 4, "the retries were used up, nothing replayed yet")
 
         failing.store(false, ordering: .relaxed)
         let replayed = try await browser.post("/console/tasks/\(taskID)/replay", ["event": eventID, "csrf": csrf])

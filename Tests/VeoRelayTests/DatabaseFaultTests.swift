@@ -162,7 +162,7 @@ struct FullStorageTests {
         #expect(stored.json["data"]?["task_id"] == .string(later))
         #expect(stored.json["data"]?["videos"]?[0]?["sha256"] == .string(VideoStorageTests.sha256(SimulatorVideo.mp4)), "\(stored.json)")
         #expect(try await api.get("/v1/tasks/\(later)/videos/0").bytes == SimulatorVideo.mp4)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).allSatisfy { !$0.hasPrefix(VideoDirectory.partialPrefix) })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).allSatisfy { !$0.hasPrefix(DirectoryVideoStore.partialPrefix) })
         try await harness.stop(relay)
     }
 }

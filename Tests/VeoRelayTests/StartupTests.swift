@@ -21,7 +21,7 @@ struct StartupTests {
         Case(name: "lease shorter than a request", arguments: ["--lease-duration", "10s"], cause: "--lease-duration"),
         Case(name: "infinite poll floor", arguments: ["--poll-floor", "inf"], cause: "not a duration"),
         Case(name: "NaN in the retry schedule", arguments: ["--retry-schedule", "0,5s,nan"], cause: "not a duration"),
-        Case(name: "no upstream budget", arguments: ["--upstream-rate", "0"], cause: "--upstream-rate"),
+        Case(name: "no upstream allowance", arguments: ["--upstream-rate", "0"], cause: "--upstream-rate"),
         Case(name: "no delivery slots", arguments: ["--delivery-concurrency", "0"], cause: "--delivery-concurrency"),
         Case(name: "upstream URL without a host", arguments: ["--upstream-url", "xcompute", "--upstream-api-key", "k"], cause: "--upstream-url"),
     ]

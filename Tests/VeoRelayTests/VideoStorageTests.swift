@@ -60,7 +60,7 @@ struct VideoStorageTests {
         #expect(task.json["data"]?["status"] == .string("completed"))
 
         let later = FixedClock(now: Date().addingTimeInterval(31 * 86_400))
-        try VideoRetention(store: VideoDirectory(path: directory), retention: 30 * 86_400, clock: later, logger: TestLog.logger).sweep()
+        try VideoRetention(store: DirectoryVideoStore(path: directory), retention: 30 * 86_400, clock: later, logger: TestLog.logger).sweep()
         let gone = try await api.get(path)
         #expect(gone.status == 410 && gone.json["error"]?["type"] == .string("video_expired"), "\(gone.json)")
         #expect(try await api.get("/v1/tasks/\(taskID)").json["data"]?["id"] == .string(taskID), "the task keeps its record")
@@ -174,7 +174,7 @@ struct VideoStorageTests {
             #expect(errors[.oversize]??.hasPrefix("larger than the 3000-byte cap") == true)
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: directory)
-        #expect(files.count == (endless ? 0 : 1) && files.allSatisfy { !$0.hasPrefix(VideoDirectory.partialPrefix) }, "\(files)")
+        #expect(files.count == (endless ? 0 : 1) && files.allSatisfy { !$0.hasPrefix(DirectoryVideoStore.partialPrefix) }, "\(files)")
         #expect(try await api.get("/healthz").status == 200, "the relay stays up")
         try await harness.stop(relay)
         host.endless.continuation.finish()
@@ -218,11 +218,11 @@ struct VideoStorageTests {
             #expect("\(error)".contains("--store-videos"), "\(error)")
         }
 
-        let leftover = directory + "/" + VideoDirectory.partialPrefix + "left-by-a-crash"
+        let leftover = directory + "/" + DirectoryVideoStore.partialPrefix + "left-by-a-crash"
         FileManager.default.createFile(atPath: leftover, contents: Data(SimulatorVideo.mp4.prefix(10)))
-        let kept = directory + "/" + VideoDirectory.name(taskID: "task_x", index: 0)
+        let kept = directory + "/" + DirectoryVideoStore.name(taskID: "task_x", index: 0)
         FileManager.default.createFile(atPath: kept, contents: SimulatorVideo.mp4)
-        try VideoDirectory(path: directory).prepare(logger: TestLog.logger)
+        try DirectoryVideoStore(path: directory).prepare(logger: TestLog.logger)
         #expect(!FileManager.default.fileExists(atPath: leftover))
         #expect(FileManager.default.contents(atPath: kept) == SimulatorVideo.mp4, "finished copies stay")
     }
@@ -230,7 +230,7 @@ struct VideoStorageTests {
     /// A URL already past its `expires_at` is not fetched: the reason says when it expired.
     @Test func anExpiredVideoURLIsNotFetched() async throws {
         let http = HTTPClient.relayClient(connectTimeout: 1)
-        let downloader = VideoDownloader(http: http, policy: VideoStoragePolicy(), store: VideoDirectory(path: Self.temporaryDirectory()),
+        let downloader = VideoDownloader(http: http, policy: VideoStorePolicy(), store: DirectoryVideoStore(path: Self.temporaryDirectory()),
                                          addressGuard: nil)
         let expired = VideoLink(url: "http://127.0.0.1:9/never-called.mp4", expiresAt: 1_763_174_708)
         await #expect(throws: VideoFetchFailure.permanent(.expired, "the upstream's URL expired at 2025-11-15T02:45:08Z")) {

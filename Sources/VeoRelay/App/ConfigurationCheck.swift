@@ -51,7 +51,7 @@ extension StreamPolicy {
     }
 }
 
-extension VideoStoragePolicy {
+extension VideoStorePolicy {
     func validate(into check: inout ConfigurationCheck) {
         guard directory != nil else { return }
         check.require(maxBytes > 0, "--max-video-bytes / VEO_RELAY_MAX_VIDEO_BYTES", "must be at least 1, not \(maxBytes)")

@@ -47,7 +47,7 @@ public func buildRelay(
         throw ConfigurationError("no built-in simulator in this build: set an upstream API key (VEO_RELAY_UPSTREAM_API_KEY)")
     }
     let openAPI = try OpenAPIDocument.load()
-    let videoDirectory = configuration.videos.directory.map(VideoDirectory.init(path:))
+    let videoDirectory = configuration.videos.directory.map(DirectoryVideoStore.init(path:))
     try videoDirectory?.prepare(logger: logger)
     let ownedStore: (any RelayStore)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
@@ -104,7 +104,7 @@ public func buildRelay(
     EndpointsController(store: store, callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), tester: endpointTester,
                         clock: clock, dispatcherWake: wakeups.dispatcher).addRoutes(to: api)
     UsageController(store: store, clock: clock).addRoutes(to: api)
-    let videoFiles = videoDirectory.map { StoredVideoFiles(store: $0) }
+    let videoFiles = videoDirectory.map { VideoCopyResponder(store: $0) }
     if let videoFiles { VideosController(store: store, files: videoFiles).addRoutes(to: api) }
 
     let gate = UpstreamGate(policy: engine.upstream, clock: clock)
@@ -155,7 +155,7 @@ public func buildRelay(
                                          addressGuard: policy.checkAddresses ? CallbackGuard(policy: configuration.callbacks, resolver: resolver) : nil)
         let base: @Sendable () -> String = { configuration.streams.publicURL ?? configuration.loopbackBaseURL(port: boundPort.value) }
         return [
-            worker(VideoStorer(store: store, downloader: downloader, transitions: transitions, clock: clock, publicBaseURL: base,
+            worker(VideoCopyStage(store: store, downloader: downloader, transitions: transitions, clock: clock, publicBaseURL: base,
                                instance: configuration.instanceID, leaseDuration: engine.leaseDuration, logger: logger),
                    concurrency: 4, wake: wakeups.storer),
             VideoRetention(store: videoDirectory, retention: policy.retention, clock: clock, logger: logger),

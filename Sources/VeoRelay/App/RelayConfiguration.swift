@@ -64,7 +64,7 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public var readinessGrace: TimeInterval = 0
     public var streams = StreamPolicy()
     /// Copies of finished videos (`--store-videos`); off unless a directory is set.
-    public var videos = VideoStoragePolicy()
+    public var videos = VideoStorePolicy()
     /// Serve the API and event streams only, leaving submission, polling and delivery to the other
     /// instances on the same database (e.g. stream front ends).
     public var apiOnly = false

@@ -19,7 +19,7 @@ public struct Console: Sendable {
     let upstream: UpstreamPage
 
     init(store: any RelayStore, cancellation: TaskCancellation, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal,
-         upstream: UpstreamGate, destinations: DestinationGate, videos: StoredVideoFiles? = nil, endpointTester: EndpointTester) throws {
+         upstream: UpstreamGate, destinations: DestinationGate, videos: VideoCopyResponder? = nil, endpointTester: EndpointTester) throws {
         let pages = try ConsolePages()
         door = ConsoleDoor(sessions: sessions, pages: pages)
         signIn = SignInPage(sessions: sessions, pages: pages)

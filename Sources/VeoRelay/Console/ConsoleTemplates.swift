@@ -77,7 +77,7 @@ enum ConsoleTemplates {
         """
 
     static let deadLetters = """
-        <p>Events whose retry budget is spent. Replay sends the same event (same webhook-id) with a fresh budget.</p>
+        <p>Events whose retries are used up. Replay sends the same event (same webhook-id) with fresh retries.</p>
         <table id="dead-letters"><tr><th>Event</th><th>Task</th><th>Type</th><th>Attempts</th><th>Last answer</th><th>Callback</th><th></th></tr>
         {{#rows}}<tr><td>{{eventID}}</td><td><a href="/console/tasks/{{taskID}}">{{taskID}}</a></td><td>{{type}}</td><td>{{attempts}}</td>
         <td>{{last}}</td><td>{{destination}} {{url}}</td><td><form method="post" action="/console/tasks/{{taskID}}/replay">
@@ -128,7 +128,7 @@ enum ConsoleTemplates {
     static let upstream = """
         <p>This instance's view of the upstream (each instance keeps its own breaker and budget).</p>
         <table id="upstream"><tr><th>Circuit breaker</th><td>{{breaker}}</td></tr>
-        <tr><th>Request budget</th><td>{{tokens}} of {{burst}} tokens, refilling at {{rate}}/s</td></tr>
+        <tr><th>Request allowance</th><td>{{tokens}} of {{burst}} tokens, refilling at {{rate}}/s</td></tr>
         <tr><th>Last 5 minutes</th><td>{{requests}} requests, {{failures}} failed ({{errorRate}})</td></tr>
         <tr><th>Open destination circuits</th><td>{{openDestinations}}</td></tr></table>
         <h2>Backlog (all instances)</h2><table id="backlog">{{#backlog}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/backlog}}</table>

@@ -6,7 +6,7 @@ import Hummingbird
 struct TaskPage: Sendable {
     let store: any TaskQueue & EventLog & Outbox
     let cancellation: TaskCancellation
-    let videos: StoredVideoFiles?
+    let videos: VideoCopyResponder?
     let pages: ConsolePages
     let clock: any WallClock
     let dispatcherWake: WakeSignal

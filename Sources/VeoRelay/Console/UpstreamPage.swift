@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
 
-/// `/console/upstream`: this instance's view of the upstream (its breaker, request budget and recent
+/// `/console/upstream`: this instance's view of the upstream (its breaker, request allowance and recent
 /// error rate), destinations behind open circuits, and the backlog of every stage.
 struct UpstreamPage: Sendable {
     let store: any StoreMaintenance

@@ -6,7 +6,7 @@ public struct EngineConfiguration: Sendable {
     public var polling = PollPolicy()
     /// When an unfinished task is given up as `timeout`.
     public var deadlines = DeadlinePolicy()
-    /// The shared upstream request budget and breaker.
+    /// The shared upstream request allowance and breaker.
     public var upstream = UpstreamGate.Policy()
     /// How long a claimed row stays owned; must exceed the longest HTTP call.
     public var leaseDuration: TimeInterval = 60
@@ -20,9 +20,9 @@ public struct EngineConfiguration: Sendable {
     public var clockSyncInterval: Duration = .seconds(10)
     /// How long an idle worker sleeps before looking for due work again.
     public var idleInterval: Duration = .seconds(1)
-    /// Submissions in flight at once; nil: sized from the upstream budget (see `submitters`).
+    /// Submissions in flight at once; nil: sized from the upstream allowance (see `submitters`).
     public var submitConcurrency: Int?
-    /// Polls in flight at once; nil: sized from the upstream budget (see `pollers`).
+    /// Polls in flight at once; nil: sized from the upstream allowance (see `pollers`).
     public var pollConcurrency: Int?
     /// Concurrent webhook attempts in all.
     public var deliveryConcurrency = 32
@@ -50,9 +50,9 @@ public struct EngineConfiguration: Sendable {
 
     public init() {}
 
-    /// As many submissions in flight as the upstream budget lets start in a second (a request takes
+    /// As many submissions in flight as the upstream allowance lets start in a second (a request takes
     /// about that long upstream), at least 4 and at most 64: a fixed few would leave a burst queued
-    /// behind a budget that could take it.
+    /// behind an allowance that could take it.
     public var submitters: Int { submitConcurrency ?? Self.sized(from: upstream.rate, minimum: 4) }
     /// Polls likewise, at least 16.
     public var pollers: Int { pollConcurrency ?? Self.sized(from: upstream.rate, minimum: 16) }

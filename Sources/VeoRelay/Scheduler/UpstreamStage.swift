@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 
-/// What the submitter and the poller share: the store, the upstream and its request budget, time,
+/// What the submitter and the poller share: the store, the upstream and its request allowance, time,
 /// the poll schedule and the transitions' group commit.
 public struct UpstreamStageContext: Sendable {
     let store: any TaskQueue
@@ -68,7 +68,7 @@ public struct UpstreamStageContext: Sendable {
         LeaseIssuer(instance: instance, stage: stage, duration: configuration.leaseDuration, clock: clock)
     }
 
-    /// Claims as many due tasks as the upstream budget allows right now, most overdue first. No new
+    /// Claims as many due tasks as the upstream allowance allows right now, most overdue first. No new
     /// submission while an answer this relay holds is not written: one back from a partition writes
     /// what it knows before it pays for anything more.
     func claim(_ work: TaskWork, limit: Int, leases: LeaseIssuer) async throws -> [Claimed] {
@@ -82,7 +82,7 @@ public struct UpstreamStageContext: Sendable {
             tasks = try await store.claimTasks(work, now: now, limit: granted, lease: lease,
                                                ownersSilentSince: now.addingTimeInterval(-configuration.ownerSilenceLimit))
         } catch {
-            gate.refund(granted) // nothing was claimed, so no request will use the budget
+            gate.refund(granted) // nothing was claimed, so no request will use the allowance
             throw error
         }
         gate.refund(granted - tasks.count)

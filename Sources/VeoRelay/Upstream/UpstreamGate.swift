@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// Protects the upstream: one request budget (a token bucket, `rate` requests per second with bursts
+/// Protects the upstream: one request allowance (a token bucket, `rate` requests per second with bursts
 /// up to `burst`) shared by submissions and polls, and a circuit breaker that pauses all upstream
 /// traffic when the upstream is down instead of letting every task burn its retries, probing with one
 /// request after the cool-down. A `429` with `Retry-After` pauses everyone for that long: the rate
@@ -83,7 +83,7 @@ public final class UpstreamGate: Sendable {
         return state.withLock { $0.breaker.isOpen(at: now) }
     }
 
-    /// Request budget left now (for metrics).
+    /// Request allowance left now (for metrics).
     public func availableTokens() -> Double {
         let now = clock.now()
         return state.withLock { $0.bucket.available(at: now) }

@@ -29,7 +29,7 @@ struct VideoFetchFailure: Error, Equatable {
 /// cap, and the whole download must finish within `downloadTimeout`.
 struct VideoDownloader: Sendable {
     let http: HTTPClient
-    let policy: VideoStoragePolicy
+    let policy: VideoStorePolicy
     let store: any VideoStore
     /// Checks the video's host like a callback's, when `--check-video-urls` is on.
     let addressGuard: CallbackGuard?

@@ -6,7 +6,7 @@ import VeoRelay
 import VeoRelayDevTools
 
 /// A burst offered at a fixed rate (open loop: tasks go out on schedule whether or not earlier ones
-/// were answered) against the simulator with jobs of a fixed length and the upstream budget lifted, as a
+/// were answered) against the simulator with jobs of a fixed length and the upstream allowance lifted, as a
 /// pipeline that submits a few thousand prompts at once, or a relay shared by many bots, would. It reports
 /// accept → webhook minus the job's own length (what the relay and its polls added), each stage's
 /// lateness while the burst lasts, and the relay's share after the upstream reported completion (the
@@ -68,7 +68,7 @@ struct BurstScenario {
         let support = try await UpstreamAndSink(simulator: simulator, sink: sink)
         var relay = BenchmarkRelay(directory: NSTemporaryDirectory(), secret: secret, upstreamURL: support.upstreamURL)
         relay.configuration.databasePath = database
-        // The upstream's budget is lifted; polls come at most a second apart, as the outside check had them.
+        // The upstream allowance is lifted; polls come at most a second apart, as the outside check had them.
         relay.configuration.engine.upstream.rate = 100_000
         relay.configuration.engine.upstream.burst = 100_000
         relay.configuration.engine.polling.ceiling = 1

@@ -71,7 +71,7 @@ struct LagScenario {
         engine.deadlines.minimum *= scale
         engine.deadlines.maximum *= scale
         engine.upstreamBackoff = Backoff(base: engine.upstreamBackoff.base * scale, maximum: engine.upstreamBackoff.maximum * scale)
-        // The schedules are compared, not the budget: give every schedule all the upstream it asks for.
+        // The schedules are compared, not the allowance: give every schedule all the upstream it asks for.
         engine.upstream.rate = 10_000
         engine.upstream.burst = 10_000
         engine.pollConcurrency = 64

@@ -27,7 +27,7 @@ public protocol Outbox: Sendable {
     /// Deliveries in `state` that `scope` may see, newest first.
     func deliveries(scope: ClientScope, state: DeliveryState, limit: Int) async throws -> [DeliveryRecord]
     /// Sends one of a task's events (`eventID`, or else its latest delivered anywhere) again with the same
-    /// `webhook-id` and a fresh retry budget, to `target` only (nil: to every destination it went to).
+    /// `webhook-id` and a fresh set of retries, to `target` only (nil: to every destination it went to).
     /// The deliveries queued again; empty if there is none.
     func redeliver(taskID: String, scope: ClientScope, eventID: String?, target: DeliveryTarget?, now: Date) async throws -> [DeliveryRecord]
 }
@@ -145,7 +145,7 @@ public struct DeliveryRecord: Sendable, Equatable {
 public enum DeliveryState: String, Sendable, Codable, CaseIterable {
     case pending
     case delivered
-    /// The retry budget is spent (or its endpoint was deleted).
+    /// The retries are used up (or its endpoint was deleted).
     case failed
     /// The receiver answered 410 Gone: it asked never to be called again.
     case gone

@@ -5,57 +5,11 @@ import Logging
 import NIOCore
 import NIOFileSystem
 
-/// `--store-videos` and its settings: where the relay keeps its copies of finished videos, and how
-/// it fetches them.
-public struct VideoStoragePolicy: Sendable {
-    /// The directory copies go to; nil leaves videos with the upstream (its URLs expire after a day).
-    /// Several instances on one database need it on a volume they all mount.
-    public var directory: String?
-    /// A video larger than this is refused while it streams in.
-    public var maxBytes: Int64 = 512 * 1_024 * 1_024
-    /// How long after the upstream finished a task its result may wait for the copies: past this,
-    /// the result is announced with the upstream's URLs and a `store_error`.
-    public var timeout: TimeInterval = 600
-    /// How long copies are kept; the route then answers 410.
-    public var retention: TimeInterval = 30 * 86_400
-    /// Apply the callback address rules to the video host (`--check-video-urls`).
-    public var checkAddresses = false
-    public var connectTimeout: TimeInterval = 10
-    /// The longest one download may take, start to end.
-    public var downloadTimeout: TimeInterval = 300
-    /// Between attempts after a 5xx, a timeout or a lost connection.
-    public var backoff = Backoff(base: 2, maximum: 60)
-
-    public init() {}
-}
-
-/// A stored video's fingerprint.
-struct StoredBytes: Equatable {
-    var sha256: String
-    var bytes: Int
-}
-
-/// Where the relay keeps video copies: what the storer, the file route and retention need. The one
-/// implementation is a directory (`VideoDirectory`); an object store would be another, and would
-/// need tests against a real server of its kind before it shipped.
-protocol VideoStore: Sendable {
-    /// Makes sure copies can be written, and clears what an interrupted write left; throws a
-    /// `ConfigurationError` (the relay does not start) when it cannot be used.
-    func prepare(logger: Logger) throws
-    /// Writes video `index` of a task from `body`, whole or not at all, refusing it past `maxBytes`;
-    /// a copy written before is replaced whole.
-    func write(taskID: String, index: Int, maxBytes: Int64, from body: some AsyncSequence<ByteBuffer, any Error> & Sendable) async throws -> StoredBytes
-    /// The copy as an HTTP response (ranges, validators); `HTTPError(.notFound)` when it is gone.
-    func respond(taskID: String, index: Int, to request: Request, context: RelayRequestContext) async throws -> Response
-    /// Deletes copies written before `cutoff`; how many.
-    func removeCopies(writtenBefore cutoff: Date) throws -> Int
-}
-
 /// The directory of stored videos: `<task id>.<index>.mp4`, each streamed to a `.partial-*` file,
 /// synced, then renamed into place (and the directory synced), so a copy is whole or absent.
 /// Hummingbird's file server answers for it: `Range` (206), `ETag`/`If-None-Match` (304),
 /// `Content-Length`, `video/mp4`.
-public struct VideoDirectory: VideoStore {
+public struct DirectoryVideoStore: VideoStore {
     public let path: String
     static let partialPrefix = ".partial-"
     private let files: FileMiddleware<RelayRequestContext, LocalFileSystem>

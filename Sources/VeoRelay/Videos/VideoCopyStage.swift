@@ -7,7 +7,7 @@ import Metrics
 /// it and instances sharing a database never copy one task at once. Storing never holds a result
 /// back for long: past `--store-timeout`, or on a failure retrying cannot fix, the video's
 /// `store_error` says why and the result goes out with the upstream's URL.
-public struct VideoStorer: PipelineStage {
+public struct VideoCopyStage: PipelineStage {
     let store: any TaskQueue
     let downloader: VideoDownloader
     let transitions: TaskTransitions
