@@ -4,7 +4,7 @@ import Testing
 /// The documentation keeps up with the code: every setting `serve` accepts is described.
 @Suite("Documentation")
 struct DocumentationTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     /// Each flag and each environment variable `veo-relay serve --help` names has its place in
     /// docs/configuration.md (written there in backticks).

@@ -7,8 +7,7 @@ import Testing
 /// says it models, in the same states.
 @Suite("Protocol model")
 struct ProtocolModelTests {
-    static let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("protocol/relay.pml")
+    static let model = Repository.root.appendingPathComponent("protocol/relay.pml")
 
     @Test func theModelChangesStateExactlyAsTheTableSays() throws {
         let text = try String(contentsOf: Self.model, encoding: .utf8)
