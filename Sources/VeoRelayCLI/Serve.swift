@@ -139,6 +139,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How long an instance's heartbeat may be silent before its submissions in flight are judged lost (outcome unknown); longer than a database partition or failover lasts. [env: VEO_RELAY_OWNER_SILENCE_LIMIT] (default: 5m)")
     var ownerSilenceLimit: String?
 
+    @Option(help: "How long a task waits while the upstream account refuses work (401, 402, 403 naming the balance or key) before it fails upstream_account_unavailable. [env: VEO_RELAY_ACCOUNT_HOLD_LIMIT] (default: 24h)")
+    var accountHoldLimit: String?
+
     @Option(help: "On PostgreSQL, warn while this host's clock is further than this from the database's (the relay runs on the database's). [env: VEO_RELAY_CLOCK_OFFSET_WARNING] (default: 1s)")
     var clockOffsetWarning: String?
 
@@ -236,6 +239,7 @@ struct Serve: AsyncParsableCommand {
         engine.upstreamTimeout = try Env.duration(upstreamTimeout, "VEO_RELAY_UPSTREAM_TIMEOUT") ?? engine.upstreamTimeout
         engine.leaseDuration = try Env.duration(leaseDuration, "VEO_RELAY_LEASE_DURATION") ?? engine.leaseDuration
         engine.ownerSilenceLimit = try Env.duration(ownerSilenceLimit, "VEO_RELAY_OWNER_SILENCE_LIMIT") ?? engine.ownerSilenceLimit
+        engine.accountHoldLimit = try Env.duration(accountHoldLimit, "VEO_RELAY_ACCOUNT_HOLD_LIMIT") ?? engine.accountHoldLimit
         engine.clockOffsetWarning = try Env.duration(clockOffsetWarning, "VEO_RELAY_CLOCK_OFFSET_WARNING") ?? engine.clockOffsetWarning
         engine.deliveryConnectTimeout = try Env.duration(deliveryConnectTimeout, "VEO_RELAY_DELIVERY_CONNECT_TIMEOUT") ?? engine.deliveryConnectTimeout
         engine.deliveryConcurrency = try deliveryConcurrency ?? Env.value("VEO_RELAY_DELIVERY_CONCURRENCY") ?? engine.deliveryConcurrency

@@ -89,6 +89,7 @@ extension EngineConfiguration {
                       "(\(leaseDuration) s) must outlive the longest request it guards: the upstream timeout (\(upstreamTimeout) s) and the delivery timeout (\(deliveryTimeout) s)")
         check.require(ownerSilenceLimit > leaseDuration && ownerSilenceLimit <= 7 * day, "--owner-silence-limit / VEO_RELAY_OWNER_SILENCE_LIMIT",
                       "(\(ownerSilenceLimit) s) must be longer than the lease (\(leaseDuration) s) and at most 7d")
+        check.positive(accountHoldLimit, "--account-hold-limit / VEO_RELAY_ACCOUNT_HOLD_LIMIT", maximum: 30 * day)
         check.positive(clockOffsetWarning, "--clock-offset-warning / VEO_RELAY_CLOCK_OFFSET_WARNING", maximum: day)
         check.atLeastOne(submitters, "submit concurrency")
         check.atLeastOne(pollers, "poll concurrency")

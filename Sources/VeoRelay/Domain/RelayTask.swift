@@ -45,8 +45,10 @@ public struct TaskError: Codable, Sendable, Equatable {
     public enum Code: String, Sendable {
         /// The upstream reported the generation as failed.
         case upstreamFailed = "upstream_failed"
-        /// The upstream refused the submission (400/401/402/403).
+        /// The upstream refused the request itself (400 and the like).
         case upstreamRejected = "upstream_rejected"
+        /// The upstream account refused work (balance, key, permission) for longer than `--account-hold-limit`.
+        case upstreamAccountUnavailable = "upstream_account_unavailable"
         /// The submission may have reached the upstream; resending could pay twice.
         case submissionOutcomeUnknown = "submission_outcome_unknown"
         /// The upstream no longer knows the task.
@@ -58,7 +60,7 @@ public struct TaskError: Codable, Sendable, Equatable {
         case cancelled
 
         /// The codes of tasks that ended on the upstream's account.
-        public static let upstreamCodes: [Code] = [.upstreamFailed, .upstreamRejected, .submissionOutcomeUnknown,
+        public static let upstreamCodes: [Code] = [.upstreamFailed, .upstreamRejected, .upstreamAccountUnavailable, .submissionOutcomeUnknown,
                                                    .upstreamTaskNotFound, .upstreamUnreadable]
     }
 }

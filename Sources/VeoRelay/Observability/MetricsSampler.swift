@@ -7,7 +7,7 @@ import Metrics
 /// destinations are being held back. Read on scrape, so they are as fresh as the scrape itself and
 /// cost nothing between scrapes. Every instance reports the shared database's backlog.
 struct MetricsSampler: Sendable {
-    let store: any StoreMaintenance
+    let store: any StoreMaintenance & UpstreamAccounts
     let upstream: UpstreamGate
     let destinations: DestinationGate
     let clock: any WallClock
@@ -22,13 +22,15 @@ struct MetricsSampler: Sendable {
         Gauge(label: "veo_relay_upstream_budget_tokens").record(upstream.availableTokens())
         Gauge(label: "veo_relay_destination_circuits_open").record(destinations.openCircuits(at: now))
         let backlog: BacklogStatistics
+        let hold: AccountHold?
         do {
-            backlog = try await answer(within: Self.storeTimeout) { [store] in try await store.backlog(now: now) }
+            (backlog, hold) = try await answer(within: Self.storeTimeout) { [store] in (try await store.backlog(now: now), try await store.accountHold()) }
             failures.succeeded()
         } catch {
             failures.failed("could not read the backlog for metrics", error: error)
             return
         }
+        Gauge(label: "veo_relay_upstream_account_held_seconds").record(hold.map { max(0, now.timeIntervalSince($0.since)) } ?? 0)
         for state in TaskState.allCases {
             Gauge(label: "veo_relay_tasks", dimensions: [("state", state.rawValue)]).record(backlog.tasksByState[state] ?? 0)
         }

@@ -12,6 +12,8 @@ public struct EngineConfiguration: Sendable {
     public var leaseDuration: TimeInterval = 60
     /// How long an owner's heartbeat may be silent before its `submitting` tasks are judged abandoned.
     public var ownerSilenceLimit: TimeInterval = OwnerSilence.defaultLimit
+    /// How long a task waits while the upstream account refuses work before it fails `upstream_account_unavailable`.
+    public var accountHoldLimit: TimeInterval = 86_400
     /// A PostgreSQL relay warns while its host's clock is further than this from the database's.
     public var clockOffsetWarning: TimeInterval = 1
     /// How often the heartbeat is written: often enough that a tenth of the silence limit covers it.

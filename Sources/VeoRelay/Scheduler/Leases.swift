@@ -25,6 +25,8 @@ public struct Lease: Sendable, Equatable {
 public struct Claimed: Sendable {
     public var task: RelayTask
     public var lease: Lease
+    /// Sent while the upstream account is held, to learn whether it takes work again.
+    public var accountProbe = false
 }
 
 /// Leases for one stage of one relay instance. Each claim gets its own owner token,

@@ -65,11 +65,19 @@ public struct Submitter: PipelineStage {
                     span.attributes["veo_relay.upstream_task_id"] = submission.taskID
                     return submission
                 }
+            } catch .accountRefused(let status, let message) {
+                try await holdForAccount(queued, lease: lease, status: status, message: message)
+                return
             } catch {
                 try await handle(error, task: &task, lease: lease)
                 return
             }
             Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "submitted")]).increment()
+            if claimed.accountProbe {
+                do { try await context.account.probeAccepted() } catch {
+                    context.logger.warning("could not end the upstream account's hold; the next probe will", metadata: ["error": "\(error)"])
+                }
+            }
             let now = context.clock.now()
             task.submitted(submission, at: now, firstPollAt: context.schedule.firstPoll(for: task, submittedAt: now))
             do {
@@ -93,6 +101,26 @@ public struct Submitter: PipelineStage {
         }
     }
 
+    /// An account refusal: nothing was created upstream, so the task goes back to the queue as it was
+    /// (its place and its failures unchanged) and every relay's submissions hold, unless it has waited
+    /// past `--account-hold-limit`.
+    private func holdForAccount(_ queued: RelayTask, lease: Lease, status: Int, message: String) async throws {
+        Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "account_refused")]).increment()
+        try await context.account.refused(status: status, message: message)
+        let now = context.clock.now()
+        if now.timeIntervalSince(queued.createdAt) > context.configuration.accountHoldLimit {
+            var task = queued
+            task.beginSubmission()
+            let type = task.fail(.upstreamAccountUnavailable, message: """
+                The upstream account refused work (HTTP \(status): \(message)) for longer than the relay holds a task \
+                (\(Int(context.configuration.accountHoldLimit)) s).
+                """, at: now)
+            try await context.transitions.save(task, lease: lease, announcing: type)
+            return
+        }
+        try await context.persist { try await context.transitions.record(queued, lease: lease, keepLease: false) }
+    }
+
     private func handle(_ error: UpstreamError, task: inout RelayTask, lease: Lease) async throws {
         Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", Self.outcome(error))]).increment()
         context.logger.warning("submission failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
@@ -108,6 +136,8 @@ public struct Submitter: PipelineStage {
         case .notFound(let message):
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP 404): \(message)", at: now)
             try await context.transitions.save(task, lease: lease, announcing: type)
+        case .accountRefused:
+            preconditionFailure("account refusals hold the task (holdForAccount)")
         case .outcomeUnknown, .unreadable:
             task.submissionAnswer = error.answer
             let type = task.fail(.submissionOutcomeUnknown,
@@ -121,6 +151,7 @@ public struct Submitter: PipelineStage {
         switch error {
         case .transient: "retried"
         case .rejected, .notFound: "rejected"
+        case .accountRefused: "account_refused"
         case .outcomeUnknown, .unreadable: "outcome_unknown"
         }
     }

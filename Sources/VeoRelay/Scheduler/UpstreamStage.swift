@@ -5,7 +5,7 @@ import Synchronization
 /// What the submitter and the poller share: the store, the upstream and its request allowance, time,
 /// the poll schedule and the transitions' group commit.
 public struct UpstreamStageContext: Sendable {
-    let store: any TaskQueue
+    let store: any TaskQueue & UpstreamAccounts
     let upstream: UpstreamClient
     let gate: UpstreamGate
     let clock: any WallClock
@@ -21,8 +21,10 @@ public struct UpstreamStageContext: Sendable {
     let storerWake: WakeSignal?
     /// Upstream answers held in memory that the database has not taken yet.
     let heldAnswers = HeldAnswers()
+    /// Whether the upstream account takes work (shared by every relay on the database).
+    let account: AccountStanding
 
-    public init(store: any TaskQueue, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
+    public init(store: any TaskQueue & UpstreamAccounts, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
                 schedule: PollSchedule, configuration: EngineConfiguration, transitions: TaskTransitions, logger: Logger,
                 storerWake: WakeSignal? = nil) {
         self.store = store
@@ -35,6 +37,7 @@ public struct UpstreamStageContext: Sendable {
         self.transitions = transitions
         self.logger = logger
         self.storerWake = storerWake
+        account = AccountStanding(store: store, clock: clock, logger: logger)
         answerWrites = FailureBackoff(component: "answer-write", logger: logger, maximum: .seconds(5))
     }
 
@@ -70,23 +73,32 @@ public struct UpstreamStageContext: Sendable {
 
     /// Claims as many due tasks as the upstream allowance allows right now, most overdue first. No new
     /// submission while an answer this relay holds is not written: one back from a partition writes
-    /// what it knows before it pays for anything more.
+    /// what it knows before it pays for anything more. While the upstream account is held, the
+    /// submission claim finds no queued task; a claim that comes back short takes the account's probe
+    /// when one is due (one queued task, whatever the hold).
     func claim(_ work: TaskWork, limit: Int, leases: LeaseIssuer) async throws -> [Claimed] {
         if case .submission = work, heldAnswers.any { return [] }
         let granted = gate.take(upTo: limit)
         guard granted > 0 else { return [] }
         let lease = leases.next()
-        let tasks: [RelayTask]
+        var claimed: [Claimed] = []
         do {
             let now = clock.now()
-            tasks = try await store.claimTasks(work, now: now, limit: granted, lease: lease,
-                                               ownersSilentSince: now.addingTimeInterval(-configuration.ownerSilenceLimit))
-        } catch {
+            claimed = try await store.claimTasks(work, now: now, limit: granted, lease: lease,
+                                                 ownersSilentSince: now.addingTimeInterval(-configuration.ownerSilenceLimit))
+                .map { Claimed(task: $0, lease: $0.state == .submitting ? lease.recovering : lease) }
+            if case .submission = work, claimed.count < granted, try await account.takeDueProbe() {
+                claimed += try await store.claimTasks(.accountProbe, now: now, limit: 1, lease: lease, ownersSilentSince: now)
+                    .map { Claimed(task: $0, lease: lease, accountProbe: true) }
+            }
+        } catch where claimed.isEmpty {
             gate.refund(granted) // nothing was claimed, so no request will use the allowance
             throw error
+        } catch {
+            logger.warning("could not take the upstream account's probe", metadata: ["error": "\(error)"])
         }
-        gate.refund(granted - tasks.count)
-        return tasks.map { Claimed(task: $0, lease: $0.state == .submitting ? lease.recovering : lease) }
+        gate.refund(granted - claimed.count)
+        return claimed
     }
 
     /// Ends a task that ran past its deadline, without calling the upstream. True if it did.

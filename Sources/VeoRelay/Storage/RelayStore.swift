@@ -16,7 +16,8 @@ import Logging
 /// writes (claims, lease releases and delivery-attempt records), whose loss to a power cut only
 /// repeats safe work: a lease that was never taken, or a webhook sent again under the same
 /// `webhook-id`, which receivers deduplicate. The next durable commit carries them to disk too.
-public typealias RelayStore = TaskQueue & Outbox & EventLog & ClientDirectory & EndpointDirectory & UsageLedger & InstanceRegistry & StoreMaintenance
+public typealias RelayStore = TaskQueue & Outbox & EventLog & ClientDirectory & EndpointDirectory & UsageLedger & InstanceRegistry
+    & UpstreamAccounts & StoreMaintenance
 
 /// Whose rows a read may see: one client's (its API key), or every client's (an operator). Stored and
 /// bound as the client's id, or `*` for every client (no client id is `*`); statements filter by it

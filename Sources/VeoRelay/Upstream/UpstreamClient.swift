@@ -9,8 +9,11 @@ import Tracing
 /// How an upstream call failed, in the terms the engine acts on. `answer` is the start of the raw
 /// answer, kept on the task so that an operator can see what the upstream actually said.
 public enum UpstreamError: Error, Equatable, CustomStringConvertible {
-    /// The upstream refused the request for good (bad parameters, key, balance, permission).
+    /// The upstream refused the request itself, for good (bad parameters, content).
     case rejected(status: Int, message: String)
+    /// The upstream account refused work (a balance run out, a key revoked, a permission withdrawn):
+    /// nothing was created, and the same request may go once the account is put right.
+    case accountRefused(status: Int, message: String)
     /// Worth retrying: rate limit, server error, or the request never left the relay.
     case transient(status: Int?, message: String, retryAfter: TimeInterval?)
     /// The request may have reached the upstream but no usable answer came back.
@@ -25,13 +28,14 @@ public enum UpstreamError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .outcomeUnknown(_, let answer): answer
         case .unreadable(_, let answer): answer
-        case .rejected, .transient, .notFound: nil
+        case .rejected, .accountRefused, .transient, .notFound: nil
         }
     }
 
     public var description: String {
         switch self {
         case .rejected(let status, let message): "upstream rejected the request (\(status)): \(message)"
+        case .accountRefused(let status, let message): "the upstream account refused work (\(status)): \(message)"
         case .transient(let status, let message, _): "upstream unavailable (\(status.map(String.init) ?? "no response")): \(message)"
         case .outcomeUnknown(let message, _): "no usable answer from the upstream after sending: \(message)"
         case .notFound(let message): "upstream task not found: \(message)"
@@ -83,6 +87,17 @@ public struct UpstreamClient: Sendable {
     /// Statuses with which the upstream (or its proxy) refuses work before taking it: safe to resend.
     static let refusedBeforeWork: Set<Int> = [408, 425, 429, 500, 503]
 
+    /// Whether a refusal is about the account rather than the request: 401 (the key), 402 (the balance),
+    /// and 403 when it names the balance, a quota, the key or a permission (a 403 may also refuse content).
+    static func refusesAccount(status: Int, message: String) -> Bool {
+        switch status {
+        case 401, 402: true
+        case 403: ["balance", "quota", "credit", "insufficient", "key", "token", "permission", "account", "suspend"]
+            .contains { message.lowercased().contains($0) }
+        default: false
+        }
+    }
+
     /// Sends a paid submission. A submission is resent only when the upstream surely did not take
     /// it: a gateway timeout or bad gateway (`502`, `504`, `52x`) may have passed the job on, and an
     /// answer that names no task may still mean one was created, so those are outcome-unknown.
@@ -97,6 +112,8 @@ public struct UpstreamClient: Sendable {
             return UpstreamSubmission(taskID: taskID, answer: response.excerpt)
         case let status where Self.refusedBeforeWork.contains(status) || status == 409:
             throw .transient(status: status, message: response.message, retryAfter: response.retryAfter)
+        case let status where Self.refusesAccount(status: status, message: response.message):
+            throw .accountRefused(status: status, message: response.message)
         case 500...:
             throw .outcomeUnknown(message: "the upstream answered \(response.effectiveStatus): \(response.message)", answer: response.excerpt)
         case let status:

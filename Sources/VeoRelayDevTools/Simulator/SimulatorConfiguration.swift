@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import VeoRelay
 
 /// How the simulated upstream behaves.
@@ -118,6 +119,17 @@ public struct SimulatorConfiguration: Sendable {
     }
 
     public var dialect = Dialect()
+
+    /// The account refuses every submission before creating a job, as a gateway does when the balance has
+    /// run out (402) or the key was revoked (401); nil: the account is in order.
+    public var accountRefusal: AccountRefusal?
+
+    public enum AccountRefusal: String, Sendable, CaseIterable {
+        case balance, revokedKey
+
+        var status: HTTPResponse.Status { self == .balance ? HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required") : .unauthorized }
+        var message: String { self == .balance ? "Insufficient balance: top up your account (simulated)" : "Invalid API key: the key was revoked (simulated)" }
+    }
 
     /// A prompt containing this marker always fails, so demos and tests can ask for a failure.
     public static let failureMarker = "[simulate:fail]"

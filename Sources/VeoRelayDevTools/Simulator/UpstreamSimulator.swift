@@ -43,6 +43,7 @@ public final class UpstreamSimulator: Sendable {
         var jobs: [String: Job] = [:]
         var submissionsByBody: [Data: Int] = [:]
         var polls = 0
+        var accountRefusals = 0
     }
 
     private let settings: Mutex<SimulatorConfiguration>
@@ -58,6 +59,9 @@ public final class UpstreamSimulator: Sendable {
     }
 
     public var configuration: SimulatorConfiguration { settings.withLock { $0 } }
+
+    /// Submissions the account refused (`SimulatorConfiguration.accountRefusal`).
+    public var accountRefusals: Int { state.withLock { $0.accountRefusals } }
 
     /// Changes behaviour while running (a test turning faults off, say).
     public func reconfigure(_ change: (inout SimulatorConfiguration) -> Void) {
@@ -116,6 +120,10 @@ public final class UpstreamSimulator: Sendable {
     public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.post("/v1/videos/generations") { request, context in
             await self.submissions.pass()
+            if let refusal = self.configuration.accountRefusal {
+                self.state.withLock { $0.accountRefusals += 1 }
+                throw Self.error(refusal.status, type: "account_error", refusal.message)
+            }
             let fault = self.arrive()
             try await self.refuse(fault)
             return try await self.misbehave(fault, await self.handleSubmit(request, context: context), request: request, context: context)
@@ -130,6 +138,15 @@ public final class UpstreamSimulator: Sendable {
                 "total": .int(counts.values.reduce(0, +)), "max_per_request": .int(counts.values.max() ?? 0),
                 "by_prompt": .object(self.submissionsByPrompt.mapValues { .int($0) }),
                 "by_model": .object(self.submissions(by: "model").mapValues { .int($0) })]))
+        }
+        // The account's standing, for harnesses outside the process: `{"refuse": "balance"|"revokedKey"|null}`.
+        router.post("/_simulator/account") { request, context in
+            try self.authorize(request)
+            let body = try JSONValue.parse(Data(buffer: try await request.body.collect(upTo: 4_096)))
+            let refusal = body["refuse"]?.stringValue.flatMap(SimulatorConfiguration.AccountRefusal.init(rawValue:))
+            self.reconfigure { $0.accountRefusal = refusal }
+            return try JSONResponse.make(.ok, JSONValue.object(["refusing": refusal.map { .string($0.rawValue) } ?? .null,
+                                                                "refused": .int(self.accountRefusals)]))
         }
         router.get("/_simulator/videos/:name") { _, _ in
             var headers = HTTPFields()

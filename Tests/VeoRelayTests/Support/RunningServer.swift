@@ -97,3 +97,15 @@ func eventually(_ what: String, within limit: Duration = .seconds(20),
         }
     }
 }
+
+/// The host's clock, moved on by hand on top: time runs as usual, and a test can make a moment come
+/// at once (a probe due in seconds) without waiting for it.
+final class ShiftedClock: WallClock {
+    private let offset = Mutex<TimeInterval>(0)
+
+    func now() -> Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+
+    func advance(by seconds: TimeInterval) {
+        offset.withLock { $0 += seconds }
+    }
+}

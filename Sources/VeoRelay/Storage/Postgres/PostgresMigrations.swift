@@ -136,6 +136,12 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX instances_host ON instances (host, started_at)",
         ]),
+        ("017-upstream-accounts", [
+            """
+            CREATE TABLE upstream_accounts (key_id TEXT PRIMARY KEY, reason TEXT NOT NULL, held_since DOUBLE PRECISION NOT NULL,
+                next_probe_at DOUBLE PRECISION NOT NULL, probes BIGINT NOT NULL)
+            """,
+        ]),
     ]
 
     /// Names an earlier numbering recorded (before PostgreSQL's steps took SQLite's numbers), and the

@@ -42,4 +42,4 @@ extension BoundStatement {
 
 /// These parts are made wholly of shared statements (`ClientStatements`, `EventStatements`,
 /// `UsageStatements`, `EndpointStatements`, `InstanceStatements`; auto-disable in `EndpointAutoDisable`).
-extension PostgresStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory, InstanceRegistry {}
+extension PostgresStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory, InstanceRegistry, UpstreamAccounts {}

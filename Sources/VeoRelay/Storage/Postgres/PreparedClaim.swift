@@ -27,6 +27,11 @@ enum SubmissionClaimText: ClaimText {
     static var sql: String { PostgresStore.claimStatement(.submission) }
 }
 
+enum AccountProbeClaimText: ClaimText {
+    static let name = "account_probe_claim"
+    static var sql: String { PostgresStore.claimStatement(.accountProbe) }
+}
+
 enum PollClaimText: ClaimText {
     static let name = "poll_claim"
     static var sql: String { PostgresStore.claimStatement(.poll) }

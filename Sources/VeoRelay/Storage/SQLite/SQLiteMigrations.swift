@@ -255,6 +255,13 @@ enum SQLiteMigrations {
                 CREATE INDEX instances_host ON instances (host, started_at);
                 """)
         }
+        migrator.registerMigration("017-upstream-accounts") { db in
+            // A hold on submissions while the upstream account refuses work, and its probes.
+            try db.execute(sql: """
+                CREATE TABLE upstream_accounts (key_id TEXT PRIMARY KEY, reason TEXT NOT NULL, held_since REAL NOT NULL,
+                                                next_probe_at REAL NOT NULL, probes INTEGER NOT NULL);
+                """)
+        }
         return migrator
     }
 }

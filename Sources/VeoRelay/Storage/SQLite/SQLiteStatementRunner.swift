@@ -56,4 +56,4 @@ extension SQLValue {
 
 /// These parts are made wholly of shared statements (`ClientStatements`, `EventStatements`,
 /// `UsageStatements`, `EndpointStatements`, `InstanceStatements`; auto-disable in `EndpointAutoDisable`).
-extension SQLiteStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory, InstanceRegistry {}
+extension SQLiteStore: ClientDirectory, EventLog, UsageLedger, EndpointDirectory, InstanceRegistry, UpstreamAccounts {}

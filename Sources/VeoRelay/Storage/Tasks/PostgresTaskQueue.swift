@@ -87,7 +87,7 @@ extension PostgresStore: TaskQueue {
             WITH queued AS (
                 SELECT id, next_run_at FROM tasks
                 WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
-                  AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*')
+                  AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND NOT EXISTS (SELECT 1 FROM upstream_accounts)
                   AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
                 ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
             abandoned AS (
@@ -95,6 +95,13 @@ extension PostgresStore: TaskQueue {
                 WHERE state = 'submitting' AND lease_expires_at < $1 AND NOT \(InstanceStatements.ownerAlive(silentSince: "$5"))
                 ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED)
             SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM abandoned) due ORDER BY next_run_at LIMIT $2
+            """
+        case .accountProbe:
+            """
+            SELECT id FROM tasks
+            WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
+              AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
+            ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED
             """
         case .poll, .store:
             """
@@ -119,6 +126,7 @@ extension PostgresStore: TaskQueue {
         let bindings = Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease, silentSince: silentSince)
         let claimed = switch work {
         case .submission: try await rows(PreparedClaim<SubmissionClaimText>(bindings: bindings))
+        case .accountProbe: try await rows(PreparedClaim<AccountProbeClaimText>(bindings: bindings))
         case .poll: try await rows(PreparedClaim<PollClaimText>(bindings: bindings))
         case .store: try await rows(PreparedClaim<StoreClaimText>(bindings: bindings))
         }

@@ -56,7 +56,7 @@ extension SQLiteStore: TaskQueue {
                 SELECT * FROM (
                     SELECT id, next_run_at FROM tasks
                     WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
-                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*')
+                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND NOT EXISTS (SELECT 1 FROM upstream_accounts)
                       AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
                     ORDER BY next_run_at LIMIT :limit)
                 UNION ALL
@@ -64,6 +64,13 @@ extension SQLiteStore: TaskQueue {
                     SELECT id, next_run_at FROM tasks
                     WHERE state = 'submitting' AND lease_expires_at < :now AND NOT \(InstanceStatements.ownerAlive(silentSince: ":silentSince"))
                     ORDER BY next_run_at LIMIT :limit))
+            ORDER BY next_run_at LIMIT :limit
+            """
+        case .accountProbe:
+            """
+            SELECT id, next_run_at FROM tasks
+            WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+              AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
             ORDER BY next_run_at LIMIT :limit
             """
         case .poll, .store:

@@ -86,8 +86,11 @@ extension TaskQueue {
 
 /// Which tasks a worker claims.
 public enum TaskWork: Sendable {
-    /// Queued tasks, and `submitting` tasks whose lease expired (a relay died mid-submission).
+    /// Queued tasks (none while the upstream account is held), and `submitting` tasks whose lease
+    /// expired (a relay died mid-submission).
     case submission
+    /// A queued task whatever the account's hold: the probe that finds out whether it takes work again.
+    case accountProbe
     /// Running tasks due for a poll.
     case poll
     /// Tasks whose videos are due to be stored.
@@ -96,7 +99,7 @@ public enum TaskWork: Sendable {
     /// The state a claim of this work looks in (for submissions, also `submitting` abandoned).
     var state: TaskState {
         switch self {
-        case .submission: .queued
+        case .submission, .accountProbe: .queued
         case .poll: .running
         case .store: .storing
         }
