@@ -10,6 +10,8 @@
   scripts/chaos --mode postgres --relays 3 --skew 10      three relays whose hosts' clocks are 0, +10 and -10 s
                 --kills 0 --fault-rate 0 --require-no-failures    off (libfaketime): no task may fail
   scripts/chaos --clock-step 60 ...                       every relay's wall clock steps +60 s and back mid-run
+  scripts/chaos --broke-seconds 8 ...                     the upstream account refuses work (402) for 8 s mid-run:
+                                                          tasks wait and go on after the top-up, none fails
 
 The upstream simulator runs with faults (429/500/503 before work; malformed, dropped, 502 and 504
 after the job was created). A webhook receiver verifies every delivery with the unmodified PyPI
@@ -31,6 +33,7 @@ in hand must be written afterwards, so partitions shorter than the lease add no 
 All traffic stays on 127.0.0.1. Every process started here is stopped by its PID.
 """
 import argparse
+import json
 import os
 import random
 import signal
@@ -40,6 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import audit
@@ -62,6 +66,8 @@ def parse_args():
     parser.add_argument("--drain-limit", type=float, default=300, help="seconds to wait for the last webhooks")
     parser.add_argument("--partitions", type=int, default=0, help="postgres mode: times the database stops answering")
     parser.add_argument("--partition-seconds", type=float, default=2, help="how long each partition lasts (under the 4 s lease)")
+    parser.add_argument("--broke-seconds", type=float, default=0,
+                        help="the upstream account refuses every submission (402) for this long, once, mid-run: tasks must wait, not fail")
     parser.add_argument("--store-videos", action="store_true", help="relays store every video (one directory, shared); audit the files")
     parser.add_argument("--endpoints", type=int, default=0, help="endpoints the client registers besides each task's callback")
     parser.add_argument("--relays", type=int, default=2, help="postgres mode: relays sharing the database")
@@ -90,9 +96,9 @@ def relay_environment(secret, simulator_port, video_directory):
     return environment
 
 
-def fault_threads(args, rng, relays, count, proxy, clocks, started):
-    """Kills (or graceful stops), partitions and clock steps at random moments over the submission window
-    and a few seconds after it, each on a thread of its own (started here)."""
+def fault_threads(args, rng, relays, count, proxy, clocks, started, simulator_port):
+    """Kills (or graceful stops), partitions, clock steps and a broke upstream account at random moments
+    over the submission window and a few seconds after it, each on a thread of its own (started here)."""
     window = args.tasks / args.rate
     stopped_how = "kill" if args.stop_signal == "kill" else "graceful stop"
 
@@ -121,7 +127,17 @@ def fault_threads(args, rng, relays, count, proxy, clocks, started):
             clocks.step(seconds)
             print(f"chaos: every relay's wall clock now {seconds:+d} s from where it was", flush=True)
 
+    def broke():
+        at(rng.uniform(0.2, window))
+        set_account(simulator_port, "balance")
+        print(f"chaos: the upstream account refuses work (402) for {args.broke_seconds} s", flush=True)
+        time.sleep(args.broke_seconds)
+        set_account(simulator_port, None)
+        print("chaos: the upstream account is topped up", flush=True)
+
     threads = [threading.Thread(target=killer)]
+    if args.broke_seconds:
+        threads.append(threading.Thread(target=broke))
     if proxy:
         threads.append(threading.Thread(target=partitioner))
     if args.clock_step:
@@ -129,6 +145,15 @@ def fault_threads(args, rng, relays, count, proxy, clocks, started):
     for thread in threads:
         thread.start()
     return threads
+
+
+def set_account(simulator_port, refusal):
+    """Makes the simulator's account refuse work (`balance`, `revokedKey`) or take it again (None)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{simulator_port}/_simulator/account", method="POST",
+                                     data=json.dumps({"refuse": refusal}).encode(),
+                                     headers={"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
 
 
 def drain(run):
@@ -188,7 +213,7 @@ def main():
         run = audit.Run(args=args, receiver=receiver, relays=relays, simulator_port=simulator_port, work=work,
                         video_directory=video_directory, count=count, clocks=clocks, endpoints=endpoints, started=time.monotonic())
 
-        threads = fault_threads(args, rng, relays, count, proxy, clocks, run.started)
+        threads = fault_threads(args, rng, relays, count, proxy, clocks, run.started, simulator_port)
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [pool.submit(submit, relays.urls(), callback_url, index, args.seed * 100_003 + index,
                                    run.started + index / args.rate, run.started + 600)

@@ -9,7 +9,7 @@ struct VeoRelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veo-relay",
         abstract: "A webhook relay for the Veo 3.1 video API: submit, poll, and get a signed callback.",
-        subcommands: [Serve.self, Simulate.self, Sink.self, Submit.self, Cancel.self, Resubmit.self, Redeliver.self, Deliveries.self, Pause.self, Resume.self, Usage.self, Keys.self, Endpoints.self, Secret.self, Benchmark.self, Probe.self])
+        subcommands: [Serve.self, Simulate.self, Sink.self, Submit.self, Cancel.self, Resubmit.self, Redeliver.self, Deliveries.self, Pause.self, Resume.self, Usage.self, Upstream.self, Keys.self, Endpoints.self, Secret.self, Benchmark.self, Probe.self])
 }
 
 /// Reads `VEO_RELAY_*` variables: a flag always wins over its variable.

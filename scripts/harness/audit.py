@@ -114,6 +114,7 @@ def report(run):
     events = collections.defaultdict(set)      # (task, type) -> webhook-ids
     receipts = collections.Counter()            # webhook-id -> deliveries
     outcome_unknown = collections.defaultdict(set)  # cause -> tasks
+    refused = set()                                 # tasks failed by an upstream refusal (none: the simulator refuses only the account)
     unverified = 0
     for webhook_id, kind, task, error, verified in deliveries:
         events[(task, kind)].add(webhook_id)
@@ -121,6 +122,8 @@ def report(run):
         unverified += 0 if verified else 1
         if error and error.startswith("outcome_unknown_"):
             outcome_unknown[error].add(task)
+        if error in ("upstream_rejected", "upstream_account_unavailable"):
+            refused.add(task)
     stopped_mid_submission = outcome_unknown["outcome_unknown_relay"]
     stopped = len(stopped_mid_submission)
     terminal = {task for (task, kind) in events if kind in TERMINAL}
@@ -169,11 +172,13 @@ def report(run):
         ("mode", f"{args.mode}, {count} relay(s)"), ("seed", args.seed), ("tasks", args.tasks),
         ("kills" if args.stop_signal == "kill" else "graceful stops (SIGTERM)", args.kills),
         ("partitions", f"{args.partitions} of {args.partition_seconds} s" if args.partitions else "none"),
+        ("upstream account", f"refused work for {args.broke_seconds} s mid-run" if args.broke_seconds else "in order"),
         ("clocks", (f"relays {', '.join(f'{clocks.offset(i):+d} s' for i in range(count))}" if args.skew else "the host's")
                    + (f"; all stepped {args.clock_step:+d} s and back" if args.clock_step else "") if clocks else "the host's"),
         ("accepted", len(ids)), ("submission attempts by clients", attempts),
         ("lost (no terminal webhook)", len(lost)), ("tasks that ended failed", len(failed_tasks)), ("paid twice (upstream submissions of one request > 1)", paid_twice),
         ("duplicate events (one task and type under two webhook-ids)", duplicates),
+        ("failed by an upstream refusal (the account's refusals hold, never fail)", len(refused)),
         ("unverified signatures", unverified),
         ("outcome-unknown: the upstream's answer lost or unreadable", len(outcome_unknown["outcome_unknown_upstream"])),
         ("outcome-unknown: the relay stopped mid-submission", stopped),
@@ -192,7 +197,7 @@ def report(run):
         print(f"chaos: lost tasks: {sorted(lost)[:10]} (logs in {work})")
         for task in sorted(lost)[:10]:
             print(f"chaos:   {task}: {task_as_relay_tells(relays.urls()[0], task)}")
-    failed = len(lost) + paid_twice + duplicates + unverified + unreconciled + endpoint_failures
+    failed = len(lost) + paid_twice + duplicates + len(refused) + unverified + unreconciled + endpoint_failures
     if isinstance(in_flight, int) and stopped > in_flight * args.kills:
         print(f"chaos: {stopped} submissions stopped mid-way by {args.kills} kills: more than {in_flight} a kill, which cannot be")
         failed += 1

@@ -126,8 +126,9 @@ enum ConsoleTemplates {
         """
 
     static let upstream = """
-        <p>This instance's view of the upstream (each instance keeps its own breaker and budget).</p>
-        <table id="upstream"><tr><th>Circuit breaker</th><td>{{breaker}}</td></tr>
+        <p>The upstream account (every instance), then this instance's view of the upstream (each keeps its own breaker and allowance).</p>
+        <table id="upstream"><tr><th>Account</th><td id="account">{{account}}</td></tr>
+        <tr><th>Circuit breaker</th><td>{{breaker}}</td></tr>
         <tr><th>Request allowance</th><td>{{tokens}} of {{burst}} tokens, refilling at {{rate}}/s</td></tr>
         <tr><th>Last 5 minutes</th><td>{{requests}} requests, {{failures}} failed ({{errorRate}})</td></tr>
         <tr><th>Open destination circuits</th><td>{{openDestinations}}</td></tr></table>
@@ -137,6 +138,7 @@ enum ConsoleTemplates {
     static let overview = """
         {{#disabledEndpoints}}<p class="state-failed" id="disabled-endpoints">{{disabledEndpoints}} endpoint(s) disabled after failing every attempt:
         see <a href="/console/endpoints">Endpoints</a>.</p>{{/disabledEndpoints}}
+        {{#accountHold}}<p class="state-failed" id="account-hold">Submissions held: the upstream account {{accountHold}} (see <a href="/console/upstream">Upstream</a>).</p>{{/accountHold}}
         <section id="switch"><h2>Submissions upstream</h2>
         {{#pauses}}<p class="state-failed paused">Paused for {{name}} since {{value}}</p>{{/pauses}}
         {{^pauses}}<p class="state-succeeded" id="running">Running for every client.</p>{{/pauses}}

@@ -4,7 +4,7 @@ import Hummingbird
 /// The console's landing page: the last hour and the last day as charts, the backlog now, and the stop
 /// switch with its buttons. Everything is read from the database, so every instance shows the same.
 struct OverviewPage: Sendable {
-    let store: any TaskQueue & StoreMaintenance & EndpointDirectory
+    let store: any TaskQueue & StoreMaintenance & EndpointDirectory & UpstreamAccounts
     let pages: ConsolePages
     let clock: any WallClock
 
@@ -36,7 +36,8 @@ struct OverviewPage: Sendable {
         }
         let disabled = try await store.endpoints(scope: .allClients).count { !$0.enabled && $0.disabledReason != nil }
         let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: signedIn.csrf,
-                                disabledEndpoints: disabled == 0 ? nil : disabled)
+                                disabledEndpoints: disabled == 0 ? nil : disabled,
+                                accountHold: AccountHold.text(try await store.accountHold(), now: now))
         return pages.page("Overview", "overview", view, signedIn: signedIn, notice: request.uri.queryParameters.get("notice"))
     }
 
@@ -107,4 +108,6 @@ struct OverviewView {
     var csrf: String
     /// How many endpoints the relay disabled for failing (nil: none), for the notice.
     var disabledEndpoints: Int?
+    /// Submissions held because the upstream account refuses work (nil: it takes work).
+    var accountHold: String?
 }

@@ -1,10 +1,10 @@
 import Foundation
 import Hummingbird
 
-/// `/console/upstream`: this instance's view of the upstream (its breaker, request allowance and recent
+/// `/console/upstream`: the upstream account's standing, this instance's view of the upstream (its breaker, request allowance and recent
 /// error rate), destinations behind open circuits, and the backlog of every stage.
 struct UpstreamPage: Sendable {
-    let store: any StoreMaintenance
+    let store: any StoreMaintenance & UpstreamAccounts
     let upstream: UpstreamGate
     let destinations: DestinationGate
     let pages: ConsolePages
@@ -22,7 +22,7 @@ struct UpstreamPage: Sendable {
         rows += [("oldest due submission", backlog.oldestDueSubmission), ("oldest due poll", backlog.oldestDuePoll),
                  ("oldest due delivery", backlog.oldestDueDelivery)]
             .map { NamedValue(name: $0.0, value: $0.1.map { "\(Int(now.timeIntervalSince($0))) s late" } ?? "none") }
-        let view = UpstreamView(breaker: upstream.isOpen() ? "open (upstream paused)" : "closed",
+        let view = UpstreamView(account: AccountHold.text(try await store.accountHold(), now: now) ?? "takes work", breaker: upstream.isOpen() ? "open (upstream paused)" : "closed",
                                 tokens: String(format: "%.1f", upstream.availableTokens()), burst: "\(upstream.policy.burst)",
                                 rate: "\(upstream.policy.rate)", requests: recent.requests, failures: recent.failures,
                                 errorRate: recent.requests == 0 ? "no requests"
@@ -33,6 +33,7 @@ struct UpstreamPage: Sendable {
 }
 
 struct UpstreamView {
+    var account: String
     var breaker, tokens, burst, rate: String
     var requests, failures: Int
     var errorRate: String

@@ -23,6 +23,15 @@ public struct AccountHold: Sendable, Equatable {
     public var nextProbeAt: Date
     /// Probes taken so far; each waits longer than the one before (`AccountProbes`).
     public var probes: Int
+
+    /// For operators (console, `veo-relay upstream status`): the refusal, how long it has held and when
+    /// the next probe goes; nil without a hold.
+    public static func text(_ hold: AccountHold?, now: Date) -> String? {
+        hold.map { hold in
+            "refuses work (\(hold.reason)) since \(hold.since.formatted(.iso8601)), \(Int(now.timeIntervalSince(hold.since))) s; "
+                + "\(hold.probes) probe(s) taken, the next at \(hold.nextProbeAt.formatted(.iso8601))"
+        }
+    }
 }
 
 /// When an account under a hold is tried again: 5 s after the refusal, then twice as long after each
