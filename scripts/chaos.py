@@ -96,6 +96,28 @@ def relay_environment(secret, simulator_port, video_directory):
     return environment
 
 
+class FaultThreads:
+    """The fault threads of a run. A fault that cannot be made (a relay that does not start again) fails
+    the run, instead of ending its thread quietly and leaving fewer faults than the report says."""
+
+    def __init__(self, targets):
+        self.errors = []
+        self.threads = [threading.Thread(target=self.guarded, args=(target,)) for target in targets]
+        for thread in self.threads:
+            thread.start()
+
+    def guarded(self, target):
+        try:
+            target()
+        except BaseException as error:  # noqa: BLE001 - SystemExit from wait_http included
+            self.errors.append(f"{target.__name__}: {error}")
+
+    def join(self):
+        for thread in self.threads:
+            thread.join()
+        return self.errors
+
+
 def fault_threads(args, rng, relays, count, proxy, clocks, started, simulator_port):
     """Kills (or graceful stops), partitions, clock steps and a broke upstream account at random moments
     over the submission window and a few seconds after it, each on a thread of its own (started here)."""
@@ -135,16 +157,8 @@ def fault_threads(args, rng, relays, count, proxy, clocks, started, simulator_po
         set_account(simulator_port, None)
         print("chaos: the upstream account is topped up", flush=True)
 
-    threads = [threading.Thread(target=killer)]
-    if args.broke_seconds:
-        threads.append(threading.Thread(target=broke))
-    if proxy:
-        threads.append(threading.Thread(target=partitioner))
-    if args.clock_step:
-        threads.append(threading.Thread(target=stepper))
-    for thread in threads:
-        thread.start()
-    return threads
+    return FaultThreads([killer] + ([broke] if args.broke_seconds else []) + ([partitioner] if proxy else [])
+                        + ([stepper] if args.clock_step else []))
 
 
 def set_account(simulator_port, refusal):
@@ -213,7 +227,7 @@ def main():
         run = audit.Run(args=args, receiver=receiver, relays=relays, simulator_port=simulator_port, work=work,
                         video_directory=video_directory, count=count, clocks=clocks, endpoints=endpoints, started=time.monotonic())
 
-        threads = fault_threads(args, rng, relays, count, proxy, clocks, run.started, simulator_port)
+        faults = fault_threads(args, rng, relays, count, proxy, clocks, run.started, simulator_port)
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [pool.submit(submit, relays.urls(), callback_url, index, args.seed * 100_003 + index,
                                    run.started + index / args.rate, run.started + 600)
@@ -221,12 +235,14 @@ def main():
             for index, future in enumerate(futures):
                 run.accepted[index], tries = future.result()
                 run.attempts += tries
-        for thread in threads:
-            thread.join()
+        fault_errors = faults.join()
         run.submitted_at = time.monotonic()
         drain(run)
         run.finished_at = time.monotonic()
-        return audit.report(run)
+        outcome = audit.report(run)
+        for error in fault_errors:
+            print(f"chaos: a fault could not be made, so the run did not test what it says: {error}")
+        return 1 if fault_errors else outcome
     finally:
         if relays:
             relays.stop_all()

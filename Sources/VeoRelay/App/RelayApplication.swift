@@ -49,10 +49,13 @@ public func buildRelay(
     let openAPI = try OpenAPIDocument.load()
     let videoDirectory = configuration.videos.directory.map(DirectoryVideoStore.init(path:))
     try videoDirectory?.prepare(logger: logger)
-    let ownedStore: (any RelayStore)? = store == nil ? try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) : nil
+    let startup = StartupWait(logger: logger)
+    let ownedStore: (any RelayStore)? = store == nil
+        ? try await startup.untilAnswered { try await StoreLocation.open(configuration.databasePath, logger: logger, deadline: configuration.databaseTimeout) }
+        : nil
     guard let store = store ?? ownedStore else { throw ConfigurationError("no store") }
     var engine = configuration.engine
-    let (clockSync, clock, heartbeat, clients, secrets) = try await StartupWait(logger: logger).untilAnswered {
+    let (clockSync, clock, heartbeat, clients, secrets) = try await startup.untilAnswered {
         let clockSync = givenClock == nil ? try await ClockSync.start(store: store, interval: engine.clockSyncInterval,
                                                                       warnAbove: engine.clockOffsetWarning, logger: logger) : nil
         let clock: any WallClock = givenClock ?? clockSync?.clock ?? AnchoredClock()

@@ -56,6 +56,27 @@ struct DatabaseFaultTests {
     }
 }
 
+extension DatabaseFaultTests {
+    /// A database that takes the connection but does not answer may answer later: opening it fails with a
+    /// fault the start waits out (`StartupWait`), where a refused connection fails the start at once.
+    @Test(.enabled(if: TestPostgres.adminURL != nil))
+    func openingAPartitionedPostgresIsAFaultToWaitOut() async throws {
+        let database = try #require(URLComponents(string: try await TestPostgres.freshDatabase()))
+        let proxy = try await PartitionProxy(to: try SocketAddress(ipAddress: "127.0.0.1", port: database.port ?? 5432))
+        var proxied = database
+        proxied.host = "127.0.0.1"
+        proxied.port = proxy.port
+        proxy.partition()
+        await #expect(throws: StorageFault.unavailable(database: "PostgreSQL at 127.0.0.1:\(proxy.port)", after: .seconds(4))) {
+            _ = try await StoreLocation.open(try #require(proxied.string), logger: TestLog.logger)
+        }
+        try await proxy.stop()
+        await #expect(throws: StoreOpenError.self, "nothing listens any more: refused") {
+            _ = try await StoreLocation.open(try #require(proxied.string), logger: TestLog.logger)
+        }
+    }
+}
+
 /// The small filesystem `scripts/test` mounts for the full-disk test (`VEO_RELAY_TEST_SMALL_FS`).
 enum SmallFilesystem {
     static let path = ProcessInfo.processInfo.environment["VEO_RELAY_TEST_SMALL_FS"].flatMap { $0.isEmpty ? nil : $0 }

@@ -62,21 +62,6 @@ struct EndToEndTests {
         try await harness.stop(relay)
     }
 
-    @Test func aRefusalOfTheRequestFailsTheTaskWithTheUpstreamsMessage() async throws {
-        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
-        simulator.dialect.rejectionInBody = true
-        let rejected = try await RelayHarness.start(simulator: simulator)
-        let relay = try await rejected.startRelay()
-        _ = try await APIClient(baseURL: relay.baseURL).submit(rejected.request())
-
-        let delivery = try #require(try await rejected.receiver.next().first)
-        #expect(delivery.json["type"] == .string("task.failed"))
-        #expect(delivery.json["data"]?["error"]?["code"] == .string("upstream_rejected"))
-        #expect(delivery.json["data"]?["error"]?["message"]?.stringValue?.contains("The request was refused") == true)
-        #expect(rejected.simulator.totalSubmissions == 0)
-        try await rejected.stop(relay)
-    }
-
     /// A key the upstream does not accept (401) is the account's fault, not the task's: the task waits.
     @Test func aKeyTheUpstreamRefusesHoldsTheTask() async throws {
         let refused = try await RelayHarness.start(simulator: SimulatorConfiguration(apiKey: "another-key", timeScale: 0.002))

@@ -36,6 +36,11 @@ public final class PostgresStore: Sendable {
             }
             try? await connection.close()
         } catch {
+            // A server that accepts the connection but does not answer in time (a partition, a failover)
+            // may answer later: the start waits for it (`StartupWait`). A refusal is final.
+            if case .connectTimeout? = (error as? PSQLError)?.underlying as? ChannelError {
+                throw StorageFault.unavailable(database: "PostgreSQL at \(host):\(port)", after: connectTimeout)
+            }
             throw StoreOpenError(location: StoreLocation.display(url), reason: Self.reason(error))
         }
         var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: components.password,
