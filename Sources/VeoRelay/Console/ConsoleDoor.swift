@@ -23,9 +23,8 @@ public struct ConsoleRequestContext: ChildRequestContext {
     }
 }
 
-/// Who passed the door: the session, the CSRF token its forms carry, and a form posted with it.
+/// Who passed the door: the CSRF token their session's forms carry, and a form posted with it.
 struct SignedInOperator: Sendable {
-    var session: ConsoleSessions.Session
     var csrf: String
     /// The posted form, its CSRF token already checked (nil for a page read).
     var form: ActionForm?
@@ -43,13 +42,12 @@ struct ConsoleDoor: RouterMiddleware {
         guard let session = sessions.session(request) else { return ConsolePages.redirect("/console/sign-in") }
         var request = request
         var context = context
-        let csrf = sessions.csrfToken(for: session)
         var form: ActionForm?
         if request.method == .post {
             form = try await ConsolePages.form(ActionForm.self, &request)
             guard sessions.checkCSRF(form?.csrf, for: session) else { return pages.formExpired() }
         }
-        context.admitted = SignedInOperator(session: session, csrf: csrf, form: form)
+        context.admitted = SignedInOperator(csrf: sessions.csrfToken(for: session), form: form)
         return try await next(request, context)
     }
 }

@@ -13,7 +13,7 @@ struct AccountStanding: Sendable {
     func refused(status: Int, message: String) async throws {
         let now = clock.now()
         let reason = "HTTP \(status): \(message)"
-        if try await store.holdAccount(reason: reason, at: now, firstProbeAt: now.addingTimeInterval(AccountProbes.interval(after: -1))) {
+        if try await store.holdAccount(reason: reason, at: now, firstProbeAt: now.addingTimeInterval(AccountProbes.first)) {
             logger.error("the upstream account refuses work: submissions held until a probe is accepted",
                          metadata: ["reason": "\(reason)", "first_probe_in": "\(AccountProbes.first) s"])
         }

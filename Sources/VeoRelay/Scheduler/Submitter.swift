@@ -65,11 +65,8 @@ public struct Submitter: PipelineStage {
                     span.attributes["veo_relay.upstream_task_id"] = submission.taskID
                     return submission
                 }
-            } catch .accountRefused(let status, let message) {
-                try await holdForAccount(queued, lease: lease, status: status, message: message)
-                return
             } catch {
-                try await handle(error, task: &task, lease: lease)
+                try await handle(error, task: &task, queued: queued, lease: lease)
                 return
             }
             Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "submitted")]).increment()
@@ -105,7 +102,6 @@ public struct Submitter: PipelineStage {
     /// (its place and its failures unchanged) and every relay's submissions hold, unless it has waited
     /// past `--account-hold-limit`.
     private func holdForAccount(_ queued: RelayTask, lease: Lease, status: Int, message: String) async throws {
-        Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "account_refused")]).increment()
         try await context.account.refused(status: status, message: message)
         let now = context.clock.now()
         if now.timeIntervalSince(queued.createdAt) > context.configuration.accountHoldLimit {
@@ -121,8 +117,14 @@ public struct Submitter: PipelineStage {
         try await context.persist { try await context.transitions.record(queued, lease: lease, keepLease: false) }
     }
 
-    private func handle(_ error: UpstreamError, task: inout RelayTask, lease: Lease) async throws {
+    /// `queued`: the task as it was before its `submitting` mark.
+    private func handle(_ error: UpstreamError, task: inout RelayTask, queued: RelayTask, lease: Lease) async throws {
         Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", Self.outcome(error))]).increment()
+        if case .accountRefused(let status, let message) = error {
+            // The account's refusal, not this task's failure: logged once per hold (`AccountStanding`), not per task.
+            try await holdForAccount(queued, lease: lease, status: status, message: message)
+            return
+        }
         context.logger.warning("submission failed", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
         let now = context.clock.now()
         switch error {
@@ -137,7 +139,7 @@ public struct Submitter: PipelineStage {
             let type = task.fail(.upstreamRejected, message: "The upstream rejected the request (HTTP 404): \(message)", at: now)
             try await context.transitions.save(task, lease: lease, announcing: type)
         case .accountRefused:
-            preconditionFailure("account refusals hold the task (holdForAccount)")
+            return // held above
         case .outcomeUnknown, .unreadable:
             task.submissionAnswer = error.answer
             let type = task.fail(.submissionOutcomeUnknown,

@@ -74,8 +74,8 @@ public struct UpstreamStageContext: Sendable {
     /// Claims as many due tasks as the upstream allowance allows right now, most overdue first. No new
     /// submission while an answer this relay holds is not written: one back from a partition writes
     /// what it knows before it pays for anything more. While the upstream account is held, the
-    /// submission claim finds no queued task; a claim that comes back short takes the account's probe
-    /// when one is due (one queued task, whatever the hold).
+    /// submission claim finds no queued task; a claim that found none takes the account's probe when
+    /// one is due (one queued task, whatever the hold). One that found some saw no hold, and reads nothing more.
     func claim(_ work: TaskWork, limit: Int, leases: LeaseIssuer) async throws -> [Claimed] {
         if case .submission = work, heldAnswers.any { return [] }
         let granted = gate.take(upTo: limit)
@@ -87,7 +87,8 @@ public struct UpstreamStageContext: Sendable {
             claimed = try await store.claimTasks(work, now: now, limit: granted, lease: lease,
                                                  ownersSilentSince: now.addingTimeInterval(-configuration.ownerSilenceLimit))
                 .map { Claimed(task: $0, lease: $0.state == .submitting ? lease.recovering : lease) }
-            if case .submission = work, claimed.count < granted, try await account.takeDueProbe() {
+            if case .submission = work, claimed.count < granted, !claimed.contains(where: { $0.task.state == .queued }),
+               try await account.takeDueProbe() {
                 claimed += try await store.claimTasks(.accountProbe, now: now, limit: 1, lease: lease, ownersSilentSince: now)
                     .map { Claimed(task: $0, lease: lease, accountProbe: true) }
             }

@@ -40,7 +40,7 @@ public enum AccountProbes {
     public static let first: TimeInterval = 5
     public static let longest: TimeInterval = 300
 
-    /// The wait before the next probe once `probes` have been taken (-1: before the first).
+    /// The wait before the next probe once `probes` have been taken (the first comes `first` after the refusal).
     static func interval(after probes: Int) -> TimeInterval {
         min(longest, first * pow(2, Double(min(probes + 1, 16))))
     }
