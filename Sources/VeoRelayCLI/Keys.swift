@@ -5,7 +5,7 @@ import VeoRelay
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage relay clients: their API keys (stored hashed) and webhook signing secrets.",
-        subcommands: [Create.self, List.self, Budget.self, Revoke.self, RotateSecret.self, PublicKeys.self])
+        subcommands: [Create.self, List.self, Budget.self, Revoke.self, RotateSecret.self, PublicKeys.self, OwnUpstreamKey.self])
 
     /// The credentials' public parts as the shell shows them: the HMAC secret (shown once) and the Ed25519 public key.
     static func show(_ keys: SigningKeys, secretLabel: String) {
@@ -37,6 +37,24 @@ struct Keys: AsyncParsableCommand {
             Console.line("API key:            \(key)")
             Keys.show(keys, secretLabel: "signing secret:    ")
             Console.line("The key and secret are shown only now; the relay keeps a hash of the key. Public keys: `keys public-keys`.")
+        }
+    }
+
+    struct OwnUpstreamKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "upstream",
+            abstract: "Give a client its own upstream key (read from standard input): its tasks are then sent and polled with it only.",
+            discussion: "The same as `upstream keys add NAME --client CLIENT`; list, disable and remove it with `upstream keys`.")
+        @OptionGroup var store: StoreOptions
+        @Argument var clientID: String
+        @Option(help: "The key's name (default: the client's id).") var name: String?
+        @Option(help: "Tasks in flight with this key at most, across all relays.") var maxInFlight: Int?
+        @Option(help: "Requests per second with this key, on each relay.") var rate: Double?
+
+        func run() async throws {
+            var add = try Upstream.Add.parse([name ?? clientID, "--client", clientID] + (maxInFlight.map { ["--max-in-flight", "\($0)"] } ?? [])
+                                             + (rate.map { ["--rate", "\($0)"] } ?? []) + (store.database.map { ["--database", $0] } ?? []))
+            try await add.run()
         }
     }
 

@@ -126,11 +126,12 @@ public func buildRelay(
     MetricsSampler.recordStart(at: clock.now())
     let upstream: UpstreamClient
     let upstreamDescription: String
+    let configuredKey: String
     switch configuration.upstream {
     case .remote(let url, let apiKey):
-        upstream = UpstreamClient(baseURL: url, apiKey: apiKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout), gate: gate,
-                                  clock: clock)
+        upstream = UpstreamClient(baseURL: url, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout), gate: gate, clock: clock)
         upstreamDescription = url
+        configuredKey = apiKey
     case .simulated(let timeScale):
         // The simulator is mounted on the relay's own server; a random key keeps outsiders out of it.
         let internalKey = APIKey.generate()
@@ -138,13 +139,14 @@ public func buildRelay(
         // Simulated jobs run on compressed time: expect them to be as short as the simulator makes them.
         engine.polling.defaultEstimates = engine.polling.defaultEstimates.mapValues { $0 * timeScale }
         let location: @Sendable () -> String = { configuration.loopbackBaseURL(port: boundPort.value) + "/simulator" }
-        upstream = UpstreamClient(location: location, apiKey: internalKey, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout),
-                                  gate: gate, clock: clock)
+        upstream = UpstreamClient(location: location, http: upstreamHTTP, timeout: .interval(engine.upstreamTimeout), gate: gate, clock: clock)
+        configuredKey = internalKey
         upstreamDescription = "built-in simulator at \(location()) (time scale \(timeScale))"
     }
 
     let stages = UpstreamStageContext(
-        store: store, upstream: upstream, gate: gate, clock: clock, instance: configuration.instanceID,
+        store: store, upstream: upstream, keys: UpstreamKeyRing(configuredSecret: configuredKey, store: store, clock: clock), gate: gate,
+        clock: clock, instance: configuration.instanceID,
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
         configuration: engine, transitions: transitions, logger: logger, storerWake: videoDirectory == nil ? nil : wakeups.storer)
     func worker(_ stage: some PipelineStage, concurrency: Int, wake: WakeSignal) -> any Service {

@@ -126,9 +126,12 @@ enum ConsoleTemplates {
         """
 
     static let upstream = """
-        <p>The upstream account (every instance), then this instance's view of the upstream (each keeps its own breaker and allowance).</p>
-        <table id="upstream"><tr><th>Account</th><td id="account">{{account}}</td></tr>
-        <tr><th>Circuit breaker</th><td>{{breaker}}</td></tr>
+        <p>The upstream keys (every instance), then this instance's view of the upstream (each keeps its own breaker and allowance).</p>
+        <table id="keys"><tr><th>Key</th><th>Client</th><th>Max in flight</th><th>Rate</th><th>In flight</th><th>Standing</th></tr>
+        {{#keys}}<tr id="key-{{name}}"><td>{{name}} ({{hint}})</td><td>{{owner}}</td><td>{{maxInFlight}}</td><td>{{rate}}</td><td>{{inFlight}}</td>
+        <td class="{{#held}}state-failed{{/held}}">{{standing}}</td></tr>{{/keys}}</table>
+        <p>Add, disable and remove keys with <code>veo-relay upstream keys</code>; a held key is tried again by one probe at a growing interval.</p>
+        <table id="upstream"><tr><th>Circuit breaker</th><td>{{breaker}}</td></tr>
         <tr><th>Request allowance</th><td>{{tokens}} of {{burst}} tokens, refilling at {{rate}}/s</td></tr>
         <tr><th>Last 5 minutes</th><td>{{requests}} requests, {{failures}} failed ({{errorRate}})</td></tr>
         <tr><th>Open destination circuits</th><td>{{openDestinations}}</td></tr></table>
@@ -138,7 +141,7 @@ enum ConsoleTemplates {
     static let overview = """
         {{#disabledEndpoints}}<p class="state-failed" id="disabled-endpoints">{{disabledEndpoints}} endpoint(s) disabled after failing every attempt:
         see <a href="/console/endpoints">Endpoints</a>.</p>{{/disabledEndpoints}}
-        {{#accountHold}}<p class="state-failed" id="account-hold">Submissions held: the upstream account {{accountHold}} (see <a href="/console/upstream">Upstream</a>).</p>{{/accountHold}}
+        {{#accountHold}}<p class="state-failed" id="account-hold">Submissions held: the upstream {{accountHold}} (see <a href="/console/upstream">Upstream</a>).</p>{{/accountHold}}
         <section id="switch"><h2>Submissions upstream</h2>
         {{#pauses}}<p class="state-failed paused">Paused for {{name}} since {{value}}</p>{{/pauses}}
         {{^pauses}}<p class="state-succeeded" id="running">Running for every client.</p>{{/pauses}}

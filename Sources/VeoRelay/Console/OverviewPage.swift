@@ -37,7 +37,7 @@ struct OverviewPage: Sendable {
         let disabled = try await store.endpoints(scope: .allClients).count { !$0.enabled && $0.disabledReason != nil }
         let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: signedIn.csrf,
                                 disabledEndpoints: disabled == 0 ? nil : disabled,
-                                accountHold: AccountHold.text(try await store.accountHold(), now: now))
+                                accountHold: AccountHold.text(try await store.accountHolds(), now: now))
         return pages.page("Overview", "overview", view, signedIn: signedIn, notice: request.uri.queryParameters.get("notice"))
     }
 

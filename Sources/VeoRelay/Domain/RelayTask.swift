@@ -132,6 +132,11 @@ public struct RelayTask: Sendable, Equatable {
     public var callbackEvents: Set<WebhookEventType>
     public var state: TaskState
     public var upstreamTaskID: String?
+    /// The upstream key it was (or is claimed to be) sent with, by name; it is polled with that key only.
+    /// Set by the submission claim, never by a transition.
+    public var upstreamKey: String?
+    /// `upstreamKey`, or the configured key's name for a task from before keys had names.
+    public var keyName: String { upstreamKey ?? UpstreamKey.configuredName }
     /// The start of the upstream's raw answer to the submission, whatever it was: evidence for an
     /// operator when the outcome is unknown.
     public var submissionAnswer: String?

@@ -22,15 +22,21 @@ struct MetricsSampler: Sendable {
         Gauge(label: "veo_relay_upstream_budget_tokens").record(upstream.availableTokens())
         Gauge(label: "veo_relay_destination_circuits_open").record(destinations.openCircuits(at: now))
         let backlog: BacklogStatistics
-        let hold: AccountHold?
+        let keys: [UpstreamKeyReport]
         do {
-            (backlog, hold) = try await answer(within: Self.storeTimeout) { [store] in (try await store.backlog(now: now), try await store.accountHold()) }
+            (backlog, keys) = try await answer(within: Self.storeTimeout) { [store] in
+                (try await store.backlog(now: now), try await UpstreamKeyReport.all(in: store, now: now))
+            }
             failures.succeeded()
         } catch {
             failures.failed("could not read the backlog for metrics", error: error)
             return
         }
-        Gauge(label: "veo_relay_upstream_account_held_seconds").record(hold.map { max(0, now.timeIntervalSince($0.since)) } ?? 0)
+        for key in keys {
+            Gauge(label: "veo_relay_upstream_account_held_seconds", dimensions: [("key", key.name)])
+                .record(key.hold.map { max(0, now.timeIntervalSince($0.since)) } ?? 0)
+            Gauge(label: "veo_relay_upstream_key_in_flight", dimensions: [("key", key.name)]).record(key.inFlight)
+        }
         for state in TaskState.allCases {
             Gauge(label: "veo_relay_tasks", dimensions: [("state", state.rawValue)]).record(backlog.tasksByState[state] ?? 0)
         }

@@ -42,10 +42,15 @@ public struct Poller: PipelineStage {
         guard let upstreamID = task.upstreamTaskID else { return }
         do {
             if try await context.expireIfOverdue(&task, lease: lease) { return }
+            guard let key = try await context.keys.secret(of: task.upstreamKey) else {
+                context.logger.error("the task's upstream key is gone; polls wait for it", metadata: ["task_id": "\(task.id)", "key": "\(task.keyName)"])
+                try await handle(.transient(status: nil, message: "no upstream key named \(task.keyName)", retryAfter: nil), task: &task, lease: lease)
+                return
+            }
             let view: UpstreamTaskView
             do {
                 view = try await TaskTrace.span("veo.poll", continuing: task.traceParent, taskID: task.id) { span throws(UpstreamError) in
-                    let view = try await context.upstream.task(id: upstreamID)
+                    let view = try await context.upstream.task(id: upstreamID, key: key)
                     span.attributes["veo_relay.upstream_status"] = view.status
                     span.attributes["veo_relay.progress"] = view.progress
                     return view
@@ -86,6 +91,13 @@ public struct Poller: PipelineStage {
     private func handle(_ error: UpstreamError, task: inout RelayTask, lease: Lease) async throws {
         let now = context.clock.now()
         let failures = task.failures + 1
+        if case .accountRefused(let status, let message) = error {
+            // The key's fault, not the task's: no failure counted, and the next poll when the key is next tried.
+            let next = try await context.account.refused(key: task.keyName, status: status, message: message)
+            task.nextRunAt = max(next, now.addingTimeInterval(context.configuration.polling.floor))
+            try await context.transitions.record(task, lease: lease, keepLease: false)
+            return
+        }
         switch error {
         case .notFound(let message) where failures >= context.configuration.notFoundLimit:
             let type = task.fail(.upstreamTaskNotFound, message: "The upstream no longer knows this task: \(message)", at: now)

@@ -20,7 +20,7 @@ public struct Submitter: PipelineStage {
     public var name: String { "submitter" }
 
     public func claim(limit: Int) async throws -> [Claimed] {
-        try await context.claim(.submission, limit: limit, leases: leases)
+        try await context.claim(.submission(), limit: limit, leases: leases)
     }
 
     public func releaseLeases() async throws {
@@ -41,6 +41,12 @@ public struct Submitter: PipelineStage {
             }
             if try await context.expireIfOverdue(&task, lease: lease) { return }
             let queued = task
+            guard let key = try await context.keys.secret(of: task.upstreamKey) else {
+                // Its key was removed since the claim: the next claim gives it another.
+                context.gate.refund(1)
+                try await context.transitions.record(queued, lease: lease, keepLease: false)
+                return
+            }
             task.beginSubmission()
             do {
                 try await context.transitions.record(task, lease: lease, keepLease: true)
@@ -61,7 +67,7 @@ public struct Submitter: PipelineStage {
             let submission: UpstreamSubmission
             do {
                 submission = try await TaskTrace.span("veo.submit", continuing: task.traceParent, taskID: task.id) { [request = task.request] span throws(UpstreamError) in
-                    let submission = try await context.upstream.submit(request)
+                    let submission = try await context.upstream.submit(request, key: key)
                     span.attributes["veo_relay.upstream_task_id"] = submission.taskID
                     return submission
                 }
@@ -71,8 +77,8 @@ public struct Submitter: PipelineStage {
             }
             Counter(label: "veo_relay_submissions_total", dimensions: [("outcome", "submitted")]).increment()
             if claimed.accountProbe {
-                do { try await context.account.probeAccepted() } catch {
-                    context.logger.warning("could not end the upstream account's hold; the next probe will", metadata: ["error": "\(error)"])
+                do { try await context.account.probeAccepted(key: task.keyName) } catch {
+                    context.logger.warning("could not end the upstream key's hold; the next probe will", metadata: ["error": "\(error)"])
                 }
             }
             let now = context.clock.now()
@@ -99,10 +105,10 @@ public struct Submitter: PipelineStage {
     }
 
     /// An account refusal: nothing was created upstream, so the task goes back to the queue as it was
-    /// (its place and its failures unchanged) and every relay's submissions hold, unless it has waited
-    /// past `--account-hold-limit`.
+    /// (its place and its failures unchanged) and every relay's submissions with its key hold, unless
+    /// it has waited past `--account-hold-limit`.
     private func holdForAccount(_ queued: RelayTask, lease: Lease, status: Int, message: String) async throws {
-        try await context.account.refused(status: status, message: message)
+        try await context.account.refused(key: queued.keyName, status: status, message: message)
         let now = context.clock.now()
         if now.timeIntervalSince(queued.createdAt) > context.configuration.accountHoldLimit {
             var task = queued

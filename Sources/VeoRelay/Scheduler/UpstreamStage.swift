@@ -2,11 +2,12 @@ import Foundation
 import Logging
 import Synchronization
 
-/// What the submitter and the poller share: the store, the upstream and its request allowance, time,
-/// the poll schedule and the transitions' group commit.
+/// What the submitter and the poller share: the store, the upstream, its keys and its request
+/// allowance, time, the poll schedule and the transitions' group commit.
 public struct UpstreamStageContext: Sendable {
     let store: any TaskQueue & UpstreamAccounts
     let upstream: UpstreamClient
+    let keys: UpstreamKeyRing
     let gate: UpstreamGate
     let clock: any WallClock
     /// This relay instance, for the stages' lease owners.
@@ -21,14 +22,15 @@ public struct UpstreamStageContext: Sendable {
     let storerWake: WakeSignal?
     /// Upstream answers held in memory that the database has not taken yet.
     let heldAnswers = HeldAnswers()
-    /// Whether the upstream account takes work (shared by every relay on the database).
+    /// Whether each upstream key's account takes work (shared by every relay on the database).
     let account: AccountStanding
 
-    public init(store: any TaskQueue & UpstreamAccounts, upstream: UpstreamClient, gate: UpstreamGate, clock: any WallClock, instance: String,
-                schedule: PollSchedule, configuration: EngineConfiguration, transitions: TaskTransitions, logger: Logger,
+    public init(store: any TaskQueue & UpstreamAccounts, upstream: UpstreamClient, keys: UpstreamKeyRing, gate: UpstreamGate, clock: any WallClock,
+                instance: String, schedule: PollSchedule, configuration: EngineConfiguration, transitions: TaskTransitions, logger: Logger,
                 storerWake: WakeSignal? = nil) {
         self.store = store
         self.upstream = upstream
+        self.keys = keys
         self.gate = gate
         self.clock = clock
         self.instance = instance
@@ -73,9 +75,7 @@ public struct UpstreamStageContext: Sendable {
 
     /// Claims as many due tasks as the upstream allowance allows right now, most overdue first. No new
     /// submission while an answer this relay holds is not written: one back from a partition writes
-    /// what it knows before it pays for anything more. While the upstream account is held, the
-    /// submission claim finds no queued task; a claim that found none takes the account's probe when
-    /// one is due (one queued task, whatever the hold). One that found some saw no hold, and reads nothing more.
+    /// what it knows before it pays for anything more.
     func claim(_ work: TaskWork, limit: Int, leases: LeaseIssuer) async throws -> [Claimed] {
         if case .submission = work, heldAnswers.any { return [] }
         let granted = gate.take(upTo: limit)
@@ -83,22 +83,63 @@ public struct UpstreamStageContext: Sendable {
         let lease = leases.next()
         var claimed: [Claimed] = []
         do {
-            let now = clock.now()
-            claimed = try await store.claimTasks(work, now: now, limit: granted, lease: lease,
-                                                 ownersSilentSince: now.addingTimeInterval(-configuration.ownerSilenceLimit))
-                .map { Claimed(task: $0, lease: $0.state == .submitting ? lease.recovering : lease) }
-            if case .submission = work, claimed.count < granted, !claimed.contains(where: { $0.task.state == .queued }),
-               try await account.takeDueProbe() {
-                claimed += try await store.claimTasks(.accountProbe, now: now, limit: 1, lease: lease, ownersSilentSince: now)
-                    .map { Claimed(task: $0, lease: lease, accountProbe: true) }
+            if case .submission = work {
+                claimed = try await claimSubmissions(granted, lease: lease)
+            } else {
+                let now = clock.now()
+                claimed = try await store.claimTasks(work, now: now, limit: granted, lease: lease, ownersSilentSince: now)
+                    .map { Claimed(task: $0, lease: lease) }
             }
         } catch where claimed.isEmpty {
             gate.refund(granted) // nothing was claimed, so no request will use the allowance
             throw error
-        } catch {
-            logger.warning("could not take the upstream account's probe", metadata: ["error": "\(error)"])
         }
         gate.refund(granted - claimed.count)
+        return claimed
+    }
+
+    /// The submission claim, one per enabled key, each for its share of the allowance (within its own
+    /// rate and, in the database, its `max_in_flight`); the first also takes abandoned `submitting`
+    /// tasks. A held key's claim finds no queued task; a key whose claim found none takes its probe when
+    /// one is due (one queued task, whatever the hold). A key whose claim found some saw no hold, and
+    /// reads nothing more.
+    private func claimSubmissions(_ granted: Int, lease: Lease) async throws -> [Claimed] {
+        let now = clock.now()
+        let silentSince = now.addingTimeInterval(-configuration.ownerSilenceLimit)
+        let enabled = try await keys.enabled()
+        var claimed: [Claimed] = []
+        var idle: [UpstreamKey] = []
+        for (index, key) in enabled.enumerated() {
+            let left = granted - claimed.count
+            guard left > 0 else { break }
+            let share = keys.take(key, upTo: (left + enabled.count - index - 1) / (enabled.count - index))
+            guard share > 0 else { continue }
+            let tasks: [RelayTask]
+            do {
+                tasks = try await store.claimTasks(.submission(KeyShare(key)), now: now, limit: share, lease: lease, ownersSilentSince: silentSince)
+            } catch where !claimed.isEmpty {
+                // What earlier keys claimed is leased to this relay: it is worked, not dropped with the error.
+                keys.refund(key, share)
+                logger.warning("a submission claim failed", metadata: ["key": "\(key.name)", "error": "\(error)"])
+                return claimed
+            } catch {
+                keys.refund(key, share)
+                throw error
+            }
+            keys.refund(key, share - tasks.count)
+            claimed += tasks.map { Claimed(task: $0, lease: $0.state == .submitting ? lease.recovering : lease) }
+            if !tasks.contains(where: { $0.state == .queued }) { idle.append(key) }
+        }
+        guard !idle.isEmpty, claimed.count < granted else { return claimed }
+        do {
+            for name in try await account.takeDueProbes(among: Set(idle.map(\.name))) where claimed.count < granted {
+                guard let key = idle.first(where: { $0.name == name }) else { continue }
+                claimed += try await store.claimTasks(.accountProbe(KeyShare(key)), now: now, limit: 1, lease: lease, ownersSilentSince: now)
+                    .map { Claimed(task: $0, lease: lease, accountProbe: true) }
+            }
+        } catch {
+            logger.warning("could not take an upstream key's probe", metadata: ["error": "\(error)"])
+        }
         return claimed
     }
 

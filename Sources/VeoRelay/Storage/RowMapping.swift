@@ -66,6 +66,7 @@ enum RowMapping {
                              now: try row.date("created_at"))
         task.state = TaskState(rawValue: try row.text("state")) ?? .failed
         task.upstreamTaskID = try row.optionalText("upstream_task_id")
+        task.upstreamKey = try row.optionalText("upstream_key")
         task.submissionAnswer = try row.optionalText("submission_answer")
         task.upstream = try row.optionalText("upstream_json").map { try TaskColumns.decode(UpstreamTaskView.self, $0) }
         if let code = try row.optionalText("error_code") {

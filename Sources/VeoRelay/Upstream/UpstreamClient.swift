@@ -55,29 +55,26 @@ public struct UpstreamSubmission: Sendable, Equatable {
     }
 }
 
-/// The upstream's two endpoints, with every failure classified. Holds the upstream key and never
-/// includes it in an error or log line.
+/// The upstream's two endpoints, with every failure classified. Each call names the key it is made
+/// with (`UpstreamKeyRing`), which never appears in an error or log line.
 public struct UpstreamClient: Sendable {
     /// Where the upstream is; read per request because the built-in simulator's address is known
     /// only once the relay's own port is bound (`--port 0`).
     private let location: @Sendable () -> String
-    private let apiKey: Redacted
     private let http: HTTPClient
     private let timeout: TimeAmount
     private let clock: any WallClock
     /// Told about every request's outcome, so the upstream's health is judged on all traffic.
     let gate: UpstreamGate?
 
-    public init(baseURL: String, apiKey: String, http: HTTPClient, timeout: TimeAmount = .seconds(30), gate: UpstreamGate? = nil,
+    public init(baseURL: String, http: HTTPClient, timeout: TimeAmount = .seconds(30), gate: UpstreamGate? = nil,
                 clock: any WallClock = SystemClock()) {
         let trimmed = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        self.init(location: { trimmed }, apiKey: apiKey, http: http, timeout: timeout, gate: gate, clock: clock)
+        self.init(location: { trimmed }, http: http, timeout: timeout, gate: gate, clock: clock)
     }
 
-    init(location: @escaping @Sendable () -> String, apiKey: String, http: HTTPClient, timeout: TimeAmount, gate: UpstreamGate?,
-         clock: any WallClock) {
+    init(location: @escaping @Sendable () -> String, http: HTTPClient, timeout: TimeAmount, gate: UpstreamGate?, clock: any WallClock) {
         self.location = location
-        self.apiKey = Redacted(apiKey)
         self.http = http
         self.timeout = timeout
         self.gate = gate
@@ -101,9 +98,9 @@ public struct UpstreamClient: Sendable {
     /// Sends a paid submission. A submission is resent only when the upstream surely did not take
     /// it: a gateway timeout or bad gateway (`502`, `504`, `52x`) may have passed the job on, and an
     /// answer that names no task may still mean one was created, so those are outcome-unknown.
-    public func submit(_ request: GenerationRequest) async throws(UpstreamError) -> UpstreamSubmission {
+    public func submit(_ request: GenerationRequest, key: Redacted) async throws(UpstreamError) -> UpstreamSubmission {
         let body = try? JSONCoding.encode(request)
-        let response = try await send(.POST, path: "/v1/videos/generations", body: body, endpoint: "submit", resendable: false)
+        let response = try await send(.POST, path: "/v1/videos/generations", body: body, key: key, endpoint: "submit", resendable: false)
         switch response.effectiveStatus {
         case 200..<300:
             guard let taskID = UpstreamAnswer.submittedTaskID(in: response.json) else {
@@ -121,9 +118,10 @@ public struct UpstreamClient: Sendable {
         }
     }
 
-    public func task(id: String) async throws(UpstreamError) -> UpstreamTaskView {
+    /// A task as the upstream sees it, asked with the key that submitted it (the only one it shows the task to).
+    public func task(id: String, key: Redacted) async throws(UpstreamError) -> UpstreamTaskView {
         let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
-        let response = try await send(.GET, path: "/v1/tasks/\(escaped)", body: nil, endpoint: "poll", resendable: true)
+        let response = try await send(.GET, path: "/v1/tasks/\(escaped)", body: nil, key: key, endpoint: "poll", resendable: true)
         switch response.effectiveStatus {
         case 200..<300:
             guard let json = response.json, let view = UpstreamAnswer.taskView(from: json) else {
@@ -132,6 +130,9 @@ public struct UpstreamClient: Sendable {
             return view
         case 404:
             throw .notFound(message: response.message)
+        case let status where Self.refusesAccount(status: status, message: response.message):
+            // The key's fault (revoked, say), not the task's: the poll waits with the key.
+            throw .accountRefused(status: status, message: response.message)
         default:
             // Polling is free and safe to repeat, so every other failure is worth another poll later.
             throw .transient(status: response.effectiveStatus, message: response.message, retryAfter: response.retryAfter)
@@ -154,10 +155,11 @@ public struct UpstreamClient: Sendable {
         var message: String { json.flatMap(UpstreamTaskView.message(in:)) ?? "HTTP \(effectiveStatus)" }
     }
 
-    private func send(_ method: HTTPMethod, path: String, body: Data?, endpoint: String, resendable: Bool) async throws(UpstreamError) -> Response {
+    private func send(_ method: HTTPMethod, path: String, body: Data?, key: Redacted, endpoint: String, resendable: Bool)
+    async throws(UpstreamError) -> Response {
         var request = HTTPClientRequest(url: location() + path)
         request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(apiKey.value)")
+        request.headers.add(name: "Authorization", value: "Bearer \(key.value)")
         request.headers.add(name: "Accept", value: "application/json")
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")

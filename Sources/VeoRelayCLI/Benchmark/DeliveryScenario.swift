@@ -119,7 +119,7 @@ struct DeliveryScenario {
             let now = clock.now()
             _ = try await store.insert((0..<count).map { _ in TaskInsertion(RelayTask(clientID: client.id, request: request, now: now), idempotency: nil) })
             let lease = Lease(owner: "bench/fill/\(first)", expiresAt: now.addingTimeInterval(3_600))
-            for var task in try await store.claimTasks(.submission, now: now, limit: count, lease: lease) {
+            for var task in try await store.claimTasks(.submission(), now: now, limit: count, lease: lease) {
                 task.beginSubmission()
                 task.submitted(UpstreamSubmission(taskID: "upstream-\(task.id)", answer: "{}"), at: now, firstPollAt: now)
                 let type = task.observe(UpstreamTaskView(status: "completed", progress: 100, result: video), at: now, nextPollAt: now)

@@ -114,7 +114,7 @@ struct ScaleScenario {
             sample += tasks.indices.filter { (first + $0).isMultiple(of: sampleEvery) }.map { tasks[$0].id }
             _ = try await store.insert(tasks.map { TaskInsertion($0, idempotency: nil) })
             let lease = Lease(owner: "bench/fill/\(first)", expiresAt: now.addingTimeInterval(3_600))
-            let claimed = try await store.claimTasks(.submission, now: now, limit: count, lease: lease)
+            let claimed = try await store.claimTasks(.submission(), now: now, limit: count, lease: lease)
             _ = try await store.save(try submitted(claimed, lease: lease, now: now, announcing: true))
             let deliveries = try await store.claimDeliveries(now: now, limit: count, lease: lease, excluding: [])
             _ = try await store.recordAttempts(deliveries.map { delivery in
@@ -162,7 +162,7 @@ struct ScaleScenario {
             }
             return quantile(times.sorted(), 0.99)
         }
-        return (try await p99({ try await store.claimTasks(.submission, now: Date(), limit: 16, lease: lease) },
+        return (try await p99({ try await store.claimTasks(.submission(), now: Date(), limit: 16, lease: lease) },
                               moveOn: { _ = try await store.save(try submitted($0, lease: lease, now: Date(), announcing: false)) }),
                 try await p99 { _ = try await store.claimTasks(.poll, now: Date(), limit: 16, lease: lease) },
                 try await p99 { _ = try await store.claimDeliveries(now: Date(), limit: 16, lease: lease, excluding: []) })

@@ -124,6 +124,16 @@ public struct SimulatorConfiguration: Sendable {
     /// run out (402) or the key was revoked (401); nil: the account is in order.
     public var accountRefusal: AccountRefusal?
 
+    /// Keys whose account refuses work, each its own way (the others' accounts are in order).
+    public var refusingKeys: [String: AccountRefusal] = [:]
+    /// Jobs one key may have unfinished at once; a submission beyond answers 429 without creating a job.
+    public var maxConcurrentJobsPerKey: Int?
+
+    /// How the account behind `key` refuses work, if it does.
+    func refusal(for key: String) -> AccountRefusal? {
+        refusingKeys[key] ?? accountRefusal
+    }
+
     public enum AccountRefusal: String, Sendable, CaseIterable {
         case balance, revokedKey
 

@@ -17,6 +17,8 @@ public final class UpstreamSimulator: Sendable {
         var fails: Bool
         /// When a poll first found it finished.
         var finishSeenAt: Date?
+        /// The key that created (and paid for) it; nil for a job known only from its id.
+        var owner: String?
 
         init(createdAt: Date, duration: TimeInterval, estimate: TimeInterval, fails: Bool) {
             (self.createdAt, self.duration, self.estimate, self.fails) = (createdAt, duration, estimate, fails)
@@ -44,6 +46,11 @@ public final class UpstreamSimulator: Sendable {
         var submissionsByBody: [Data: Int] = [:]
         var polls = 0
         var accountRefusals = 0
+        var submissionsByKey: [String: Int] = [:]
+        var concurrencyRefusals = 0
+        /// Polls made with a key other than the one that created the job.
+        var foreignPolls = 0
+        var pollsByKey: [String: Int] = [:]
     }
 
     private let settings: Mutex<SimulatorConfiguration>
@@ -60,8 +67,16 @@ public final class UpstreamSimulator: Sendable {
 
     public var configuration: SimulatorConfiguration { settings.withLock { $0 } }
 
-    /// Submissions the account refused (`SimulatorConfiguration.accountRefusal`).
+    /// Submissions the account refused (`SimulatorConfiguration.accountRefusal`, `refusingKeys`).
     public var accountRefusals: Int { state.withLock { $0.accountRefusals } }
+    /// Jobs created (paid for), by the key that paid.
+    public var submissionsByKey: [String: Int] { state.withLock { $0.submissionsByKey } }
+    /// Polls answered (found or not), by the key they were made with.
+    public var pollsByKey: [String: Int] { state.withLock { $0.pollsByKey } }
+    /// Submissions refused because their key had `maxConcurrentJobsPerKey` jobs unfinished.
+    public var concurrencyRefusals: Int { state.withLock { $0.concurrencyRefusals } }
+    /// Polls for a job made with another key than the one that created it (answered 404).
+    public var foreignPolls: Int { state.withLock { $0.foreignPolls } }
 
     /// Changes behaviour while running (a test turning faults off, say).
     public func reconfigure(_ change: (inout SimulatorConfiguration) -> Void) {
@@ -120,7 +135,7 @@ public final class UpstreamSimulator: Sendable {
     public func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.post("/v1/videos/generations") { request, context in
             await self.submissions.pass()
-            if let refusal = self.configuration.accountRefusal {
+            if let refusal = self.configuration.refusal(for: Self.bearer(request)) {
                 self.state.withLock { $0.accountRefusals += 1 }
                 throw Self.error(refusal.status, type: "account_error", refusal.message)
             }
@@ -137,14 +152,21 @@ public final class UpstreamSimulator: Sendable {
             return try JSONResponse.make(.ok, JSONValue.object([
                 "total": .int(counts.values.reduce(0, +)), "max_per_request": .int(counts.values.max() ?? 0),
                 "by_prompt": .object(self.submissionsByPrompt.mapValues { .int($0) }),
-                "by_model": .object(self.submissions(by: "model").mapValues { .int($0) })]))
+                "by_model": .object(self.submissions(by: "model").mapValues { .int($0) }),
+                // Which account paid, by the key's last four characters.
+                "by_key": .object(Dictionary(self.submissionsByKey.map { ("…" + $0.key.suffix(4), $0.value) }, uniquingKeysWith: +).mapValues { .int($0) })]))
         }
-        // The account's standing, for harnesses outside the process: `{"refuse": "balance"|"revokedKey"|null}`.
+        // The account's standing, for harnesses outside the process: `{"refuse": "balance"|"revokedKey"|null}`,
+        // with `"key"` for one key's account only.
         router.post("/_simulator/account") { request, context in
             try self.authorize(request)
             let body = try JSONValue.parse(Data(buffer: try await request.body.collect(upTo: 4_096)))
             let refusal = body["refuse"]?.stringValue.flatMap(SimulatorConfiguration.AccountRefusal.init(rawValue:))
-            self.reconfigure { $0.accountRefusal = refusal }
+            if let key = body["key"]?.stringValue {
+                self.reconfigure { $0.refusingKeys[key] = refusal }
+            } else {
+                self.reconfigure { $0.accountRefusal = refusal }
+            }
             return try JSONResponse.make(.ok, JSONValue.object(["refusing": refusal.map { .string($0.rawValue) } ?? .null,
                                                                 "refused": .int(self.accountRefusals)]))
         }
@@ -167,9 +189,21 @@ public final class UpstreamSimulator: Sendable {
             await self.polls.pass()
             let fault = self.arrive()
             try self.authorize(request)
+            let key = Self.bearer(request)
+            if let refusal = self.configuration.refusal(for: key), refusal == .revokedKey {
+                throw Self.error(refusal.status, type: "account_error", refusal.message)
+            }
             try await self.refuse(fault)
             let id = try context.parameters.require("id")
-            self.state.withLock { $0.polls += 1 }
+            let foreign = self.state.withLock { state in
+                state.polls += 1
+                state.pollsByKey[key, default: 0] += 1
+                guard let owner = state.jobs[id]?.owner, owner != key else { return false }
+                state.foreignPolls += 1
+                return true
+            }
+            // Another account's task does not exist as far as this key can tell.
+            if foreign { throw Self.error(.notFound, type: "not_found_error", "Task \(id) not found") }
             self.notePoll(of: id)
             // The simulator's own address as the relay reached it (it may be mounted under a prefix).
             let mount = String(request.uri.path.dropLast("/v1/tasks/\(id)".count))
@@ -243,15 +277,26 @@ public final class UpstreamSimulator: Sendable {
         }
         let range = configuration.durations[generation.model] ?? 60...180
         let duration = Double.random(in: range) * configuration.timeScale
-        let job = Job(createdAt: clock.now(), duration: duration, estimate: duration * Double.random(in: configuration.estimateAccuracy),
+        let now = clock.now()
+        var job = Job(createdAt: now, duration: duration, estimate: duration * Double.random(in: configuration.estimateAccuracy),
                       fails: generation.prompt.contains(SimulatorConfiguration.failureMarker)
                           || Double.random(in: 0..<1) < configuration.failureRate)
+        let key = Self.bearer(request)
+        job.owner = key
         let id = dialect.numericIDs ? String(state.withLock { $0.jobs.count } + 1_000_001) : job.newID
         let canonicalBody = (try? JSONCoding.encode(generation)) ?? Data(buffer: body)
-        state.withLock { state in
+        let (maximum, held) = (configuration.maxConcurrentJobsPerKey, configuration.holdJobs)
+        let created = state.withLock { state in
+            if let maximum, state.jobs.values.count(where: { $0.owner == key && (held || now < $0.createdAt.addingTimeInterval($0.duration)) }) >= maximum {
+                state.concurrencyRefusals += 1
+                return false
+            }
             state.jobs[id] = job
             state.submissionsByBody[canonicalBody, default: 0] += 1
+            state.submissionsByKey[key, default: 0] += 1
+            return true
         }
+        guard created else { throw Self.error(.tooManyRequests, type: "rate_limit_error", "Too many concurrent tasks for this key (simulated)") }
         let taskID: JSONValue = dialect.numericIDs ? .int(Int(id)!) : .string(id)
         let entry: JSONValue = .object(["status": .string("submitted"), "task_id": taskID])
         return try JSONResponse.make(.ok, dialect.bare ? entry : enveloped(.array([entry])))
@@ -262,9 +307,14 @@ public final class UpstreamSimulator: Sendable {
         configuration.dialect.bare ? data : .object(["code": .int(200), "data": data])
     }
 
-    private func authorize(_ request: Request) throws {
+    /// The request's bearer key ("" without one).
+    private static func bearer(_ request: Request) -> String {
         let header = request.headers[.authorization] ?? ""
-        let key = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
+        return header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
+    }
+
+    private func authorize(_ request: Request) throws {
+        let key = Self.bearer(request)
         guard !key.isEmpty, configuration.apiKey.map({ $0 == key }) ?? true else {
             throw Self.error(.unauthorized, type: "authentication_error", "Invalid API key")
         }

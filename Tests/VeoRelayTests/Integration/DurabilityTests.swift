@@ -119,7 +119,7 @@ struct DurabilityTests {
         let request = try RequestValidator().validate(harness.request())
         _ = try await store.insert(RelayTask(clientID: clientID, request: request, now: clock.now()), idempotency: nil)
         let lease = Lease(owner: "crashed-relay", expiresAt: clock.now().addingTimeInterval(60))
-        var task = try #require(try await store.claimTasks(.submission, now: clock.now(), limit: 1, lease: lease).first)
+        var task = try #require(try await store.claimTasks(.submission(), now: clock.now(), limit: 1, lease: lease).first)
         task.beginSubmission()
         try await store.save(task, lease: lease, keepLease: true, event: nil)
 

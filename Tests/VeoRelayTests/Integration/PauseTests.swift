@@ -34,7 +34,7 @@ struct PauseTests {
         #expect(try await store.resumeSubmissions(.client(RelayHarness.clientID)))
         let later = try await clientB.submit(harness.request(prompt: "B, all paused"))
         let probe = Lease(owner: "probe/submitter/1", expiresAt: Date().addingTimeInterval(60))
-        #expect(try await store.claimTasks(.submission, now: Date().addingTimeInterval(60), limit: 10, lease: probe).isEmpty,
+        #expect(try await store.claimTasks(.submission(), now: Date().addingTimeInterval(60), limit: 10, lease: probe).isEmpty,
                 "paused for all, the submission claim takes nothing")
         #expect(try await store.submissionPauses().map(\.scope) == [.allClients])
 

@@ -47,9 +47,11 @@ struct PostgresTests {
                 try await connection.query("SHOW synchronous_commit", logger: TestLog.logger).collect().first?.decode(String.self)
             }
             let before = try await setting()
-            let claim = PostgresQuery(unsafeSQL: PostgresStore.claimStatement(.submission),
-                                      binds: PostgresStore.bindings(now: now.timeIntervalSince1970, limit: 16, lease: lease,
-                                                                    silentSince: now.timeIntervalSince1970))
+            var binds = PostgresStore.bindings(now: now.timeIntervalSince1970, limit: 16, lease: lease, silentSince: now.timeIntervalSince1970)
+            binds.append(UpstreamKey.configuredName)
+            binds.appendNull()
+            binds.append(16)
+            let claim = PostgresQuery(unsafeSQL: PostgresStore.claimStatement(.submission()), binds: binds)
             let claimed = try await connection.query(claim, logger: TestLog.logger).collect().count
             return (claimed, before, try await setting())
         }

@@ -12,12 +12,13 @@ struct SimulatorFaultTests {
         policy.breaker = CircuitBreaker.Policy(failureThreshold: 3, cooldown: 60, maxCooldown: 60)
         let gate = UpstreamGate(policy: policy, clock: SystemClock())
         let http = HTTPClient.relayClient(connectTimeout: 1)
-        let upstream = UpstreamClient(baseURL: harness.simulatorServer.baseURL, apiKey: RelayHarness.upstreamKey, http: http, gate: gate)
-        let taskID = try await upstream.submit(GenerationRequest(model: .fast, prompt: "a cat")).taskID
+        let upstream = UpstreamClient(baseURL: harness.simulatorServer.baseURL, http: http, gate: gate)
+        let key = Redacted(RelayHarness.upstreamKey)
+        let taskID = try await upstream.submit(GenerationRequest(model: .fast, prompt: "a cat"), key: key).taskID
         harness.simulator.reconfigure { $0.faults.dropped = 1 }
         for attempt in 1...3 {
             #expect(!gate.isOpen(), "closed before failure \(attempt)")
-            await #expect(throws: UpstreamError.self) { _ = try await upstream.task(id: taskID) }
+            await #expect(throws: UpstreamError.self) { _ = try await upstream.task(id: taskID, key: key) }
         }
         #expect(gate.isOpen(), "three answers lost mid-body are three consecutive failures")
         try await http.shutdown()

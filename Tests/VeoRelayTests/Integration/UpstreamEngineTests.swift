@@ -129,7 +129,7 @@ struct UpstreamEngineTests {
         let request = try RequestValidator().validate(harness.request())
         _ = try await store.insert(RelayTask(clientID: RelayHarness.clientID, request: request, now: now), idempotency: nil)
         let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(60))
-        var task = try await store.claimTasks(.submission, now: now, limit: 1, lease: lease)[0]
+        var task = try await store.claimTasks(.submission(), now: now, limit: 1, lease: lease)[0]
         task.beginSubmission()
         task.submitted(UpstreamSubmission(taskID: "task_the_upstream_never_heard_of", answer: ""), at: now, firstPollAt: now)
         try await store.save(task, lease: lease, keepLease: false, event: nil)

@@ -16,28 +16,28 @@ struct InstanceRegistryConformanceTests {
             _ = try await store.insert(try fixture.task(prompt, due: 0), idempotency: nil)
         }
         let lease = fixture.lease("a/submitter/1", until: 3)
-        for var task in try await store.claimTasks(.submission, now: fixture.t0, limit: 2, lease: lease) {
+        for var task in try await store.claimTasks(.submission(), now: fixture.t0, limit: 2, lease: lease) {
             task.beginSubmission()
             try await store.save(task, lease: lease, keepLease: true, event: nil)
         }
         let other = fixture.lease("b/submitter/1", until: 60)
         let later = fixture.t0.addingTimeInterval(20)
         #expect(try await store.heartbeat(instanceID: "a", at: fixture.t0.addingTimeInterval(10)))
-        #expect(try await store.claimTasks(.submission, now: later, limit: 2, lease: other, ownersSilentSince: later.addingTimeInterval(-15)).isEmpty,
+        #expect(try await store.claimTasks(.submission(), now: later, limit: 2, lease: other, ownersSilentSince: later.addingTimeInterval(-15)).isEmpty,
                 "the lease expired 17 s ago, but the owner's heartbeat 10 s ago says it is alive")
-        let silent = try await store.claimTasks(.submission, now: later, limit: 2, lease: other, ownersSilentSince: later.addingTimeInterval(-5))
+        let silent = try await store.claimTasks(.submission(), now: later, limit: 2, lease: other, ownersSilentSince: later.addingTimeInterval(-5))
         #expect(silent.count == 2 && silent.allSatisfy { $0.state == .submitting }, "silent for longer than the bound: judged gone")
 
         try await store.registerInstance(RelayInstance(id: "c", host: "h", pid: 2), now: later)
         let third = fixture.lease("c/submitter/1", until: 30)
         _ = try await store.insert(try fixture.task("owner stops", due: 0), idempotency: nil)
-        var task = try #require(try await store.claimTasks(.submission, now: later, limit: 1, lease: third).first)
+        var task = try #require(try await store.claimTasks(.submission(), now: later, limit: 1, lease: third).first)
         task.beginSubmission()
         try await store.save(task, lease: third, keepLease: true, event: nil)
         let afterLease = later.addingTimeInterval(40)
-        #expect(try await store.claimTasks(.submission, now: afterLease, limit: 1, lease: other, ownersSilentSince: later).isEmpty)
+        #expect(try await store.claimTasks(.submission(), now: afterLease, limit: 1, lease: other, ownersSilentSince: later).isEmpty)
         try await store.declareStopped(instanceIDs: ["c"], at: afterLease)
-        #expect(try await store.claimTasks(.submission, now: afterLease, limit: 1, lease: other, ownersSilentSince: later).map(\.id) == [task.id],
+        #expect(try await store.claimTasks(.submission(), now: afterLease, limit: 1, lease: other, ownersSilentSince: later).map(\.id) == [task.id],
                 "declared stopped: gone at once")
         #expect(try await store.heartbeat(instanceID: "c", at: afterLease) == false, "a stopped incarnation beats no more")
         store.close()
@@ -53,17 +53,17 @@ struct InstanceRegistryConformanceTests {
         for id in ["a", "b"] { try await store.registerInstance(RelayInstance(id: id, host: "h", pid: id == "a" ? 1 : 2), now: fixture.t0) }
         _ = try await store.insert(try fixture.task("owner killed mid-submission", due: 0), idempotency: nil)
         let first = fixture.lease("a/submitter/1", until: 3)
-        var task = try #require(try await store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: first).first)
+        var task = try #require(try await store.claimTasks(.submission(), now: fixture.t0, limit: 1, lease: first).first)
         task.beginSubmission()
         try await store.save(task, lease: first, keepLease: true, event: nil)
         try await store.declareStopped(instanceIDs: ["a"], at: fixture.t0.addingTimeInterval(1))
 
         let lost = fixture.lease("b/submitter/2", until: 10)
-        let taken = try await store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(5), limit: 1, lease: lost)
+        let taken = try await store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(5), limit: 1, lease: lost)
         #expect(taken.map(\.id) == [task.id], "the owner was declared stopped")
         #expect(try await store.heartbeat(instanceID: "b", at: fixture.t0.addingTimeInterval(15)), "the claimer lives on")
         let later = fixture.t0.addingTimeInterval(20)
-        let again = try await store.claimTasks(.submission, now: later, limit: 1, lease: fixture.lease("b/submitter/3", until: 30),
+        let again = try await store.claimTasks(.submission(), now: later, limit: 1, lease: fixture.lease("b/submitter/3", until: 30),
                                                ownersSilentSince: later.addingTimeInterval(-60))
         #expect(again.map(\.id) == [task.id], "the first claim's answer was lost; its lease expired, so the task is taken again")
         #expect(again.first?.state == .submitting)

@@ -40,7 +40,7 @@ struct StoreFixture {
     func runningTask(_ prompt: String, lease: Lease) async throws -> RelayTask {
         _ = try await store.insert(try task(prompt, due: 0), idempotency: nil)
         let submitter = self.lease("setup/submitter/\(prompt)", until: 60)
-        var claimed = try #require(try await store.claimTasks(.submission, now: t0, limit: 1, lease: submitter).first)
+        var claimed = try #require(try await store.claimTasks(.submission(), now: t0, limit: 1, lease: submitter).first)
         claimed.beginSubmission()
         claimed.submitted(UpstreamSubmission(taskID: "upstream-\(claimed.id)", answer: "{}"), at: t0, firstPollAt: t0)
         try await store.save(claimed, lease: submitter, keepLease: false, event: nil)

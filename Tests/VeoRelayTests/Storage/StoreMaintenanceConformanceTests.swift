@@ -67,7 +67,7 @@ struct StoreMaintenanceConformanceTests {
         failing.createdAt = fixture.t0.addingTimeInterval(125)
         _ = try await store.insert(failing, idempotency: nil)
         let submitter = fixture.lease("b/submitter/1", until: 300)
-        var claimed = try #require(try await store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(130), limit: 1, lease: submitter).first)
+        var claimed = try #require(try await store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(130), limit: 1, lease: submitter).first)
         _ = claimed.fail(.upstreamRejected, message: "no", at: fixture.t0.addingTimeInterval(130))
         try await store.save(claimed, lease: submitter, keepLease: false, event: nil)
 

@@ -45,9 +45,9 @@ struct TaskQueueConformanceTests {
         let future = try fixture.task("not due yet", due: 100)
         for task in [later, sooner, last, future] { _ = try await fixture.store.insert(task, idempotency: nil) }
         let now = fixture.t0.addingTimeInterval(5)
-        let a = try await fixture.store.claimTasks(.submission, now: now, limit: 2, lease: fixture.lease("a/submitter/1", until: 60))
+        let a = try await fixture.store.claimTasks(.submission(), now: now, limit: 2, lease: fixture.lease("a/submitter/1", until: 60))
         #expect(a.map(\.id) == [sooner.id, later.id])
-        let b = try await fixture.store.claimTasks(.submission, now: now, limit: 10, lease: fixture.lease("b/submitter/1", until: 60))
+        let b = try await fixture.store.claimTasks(.submission(), now: now, limit: 10, lease: fixture.lease("b/submitter/1", until: 60))
         #expect(b.map(\.id) == [last.id], "leased rows are not claimed again; rows not yet due are not claimed")
         #expect(try await fixture.store.claimTasks(.poll, now: now, limit: 10, lease: fixture.lease("b/poller/1", until: 60)).isEmpty,
                 "queued tasks are not polled")
@@ -59,10 +59,10 @@ struct TaskQueueConformanceTests {
         let fixture = try await StoreFixture(kind)
         _ = try await fixture.store.insert(try fixture.task("contested", due: 0), idempotency: nil)
         let old = fixture.lease("a/poller/1", until: 10)
-        var claimed = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: old).first)
+        var claimed = try #require(try await fixture.store.claimTasks(.submission(), now: fixture.t0, limit: 1, lease: old).first)
         let newer = fixture.lease("b/submitter/1", until: 70)
-        #expect(try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(5), limit: 1, lease: newer).isEmpty)
-        let taken = try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(11), limit: 1, lease: newer)
+        #expect(try await fixture.store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(5), limit: 1, lease: newer).isEmpty)
+        let taken = try await fixture.store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(11), limit: 1, lease: newer)
         #expect(taken.map(\.id) == [claimed.id])
         claimed.retry(at: fixture.t0.addingTimeInterval(20))
         await #expect(throws: StoreError.leaseLost(claimed.id)) {
@@ -82,13 +82,13 @@ struct TaskQueueConformanceTests {
         let queued = try [1, 3, 4].map { try fixture.task("queued \($0)", due: TimeInterval($0)) }
         for task in [abandoned] + queued { _ = try await fixture.store.insert(task, idempotency: nil) }
         let first = fixture.lease("a/submitter/1", until: 10)
-        var onTheWire = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(2), limit: 2, lease: first)
+        var onTheWire = try #require(try await fixture.store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(2), limit: 2, lease: first)
             .first { $0.id == abandoned.id })
         onTheWire.beginSubmission()
         try await fixture.store.save(onTheWire, lease: first, keepLease: true, event: nil)
         try await fixture.store.releaseTaskLeases(ownerPrefix: "a/submitter/")
         // At t0 + 11 the first lease has expired: due order is queued 1, abandoned (2), queued 3, queued 4.
-        let claimed = try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(11), limit: 3,
+        let claimed = try await fixture.store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(11), limit: 3,
                                                          lease: fixture.lease("b/submitter/1", until: 70))
         #expect(claimed.map(\.id) == [queued[0].id, abandoned.id, queued[1].id])
         #expect(claimed.map(\.state) == [.queued, .submitting, .queued])
@@ -100,14 +100,14 @@ struct TaskQueueConformanceTests {
         let fixture = try await StoreFixture(kind)
         _ = try await fixture.store.insert(try fixture.task("on the wire", due: 0), idempotency: nil)
         let lease = fixture.lease("a/submitter/1", until: 30)
-        var task = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: lease).first)
+        var task = try #require(try await fixture.store.claimTasks(.submission(), now: fixture.t0, limit: 1, lease: lease).first)
         task.beginSubmission()
         try await fixture.store.save(task, lease: lease, keepLease: true, event: nil)
         try await fixture.store.releaseTaskLeases(ownerPrefix: "a/submitter/")
         let other = fixture.lease("b/submitter/1", until: 90)
-        #expect(try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(1), limit: 1, lease: other).isEmpty,
+        #expect(try await fixture.store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(1), limit: 1, lease: other).isEmpty,
                 "only the lease's expiry may decide the outcome is unknown")
-        let orphan = try await fixture.store.claimTasks(.submission, now: fixture.t0.addingTimeInterval(31), limit: 1, lease: other)
+        let orphan = try await fixture.store.claimTasks(.submission(), now: fixture.t0.addingTimeInterval(31), limit: 1, lease: other)
         #expect(orphan.map(\.state) == [.submitting])
 
         let late = UpstreamSubmission(taskID: "upstream-1", answer: #"{"task_id":"upstream-1"}"#)
@@ -172,7 +172,7 @@ struct TaskQueueConformanceTests {
         #expect(try await fixture.store.task(id: fresh.id, scope: .allClients) == nil, "a failed batch writes nothing")
 
         let lease = fixture.lease("a/poller/1", until: 60), lost = fixture.lease("b/poller/1", until: 60)
-        let claimed = try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 3, lease: lease)
+        let claimed = try await fixture.store.claimTasks(.submission(), now: fixture.t0, limit: 3, lease: lease)
         #expect(Set(claimed.map(\.id)) == Set(tasks.map(\.id)))
         func event(_ n: Int) -> NewEvent { NewEvent(type: .taskProgress, payload: Data(#"{"n":\#(n)}"#.utf8), createdAt: fixture.t0) }
         let (first, second, refused, third) = (event(1), event(2), event(3), event(4))
@@ -203,7 +203,7 @@ struct TaskQueueConformanceTests {
         let fixture = try await StoreFixture(kind)
         let lease = fixture.lease("a/submitter/1", until: 60)
         _ = try await fixture.store.insert(try fixture.task("resubmit", due: 0), idempotency: nil)
-        var task = try #require(try await fixture.store.claimTasks(.submission, now: fixture.t0, limit: 1, lease: lease).first)
+        var task = try #require(try await fixture.store.claimTasks(.submission(), now: fixture.t0, limit: 1, lease: lease).first)
         #expect(try await fixture.store.resubmit(taskID: task.id, now: fixture.t0) == false, "only a failed task")
         _ = task.fail(.submissionOutcomeUnknown, message: "lost", at: fixture.t0)
         try await fixture.store.save(task, lease: lease, keepLease: false, event: nil)

@@ -102,7 +102,7 @@ struct RelayHarness: Sendable {
         fresh.nextRunAt = now.addingTimeInterval(86_400)
         _ = try await store.insert(fresh, idempotency: nil)
         let lease = Lease(owner: "seed", expiresAt: now.addingTimeInterval(86_460))
-        guard var task = try await store.claimTasks(.submission, now: now.addingTimeInterval(86_400), limit: 1, lease: lease)
+        guard var task = try await store.claimTasks(.submission(), now: now.addingTimeInterval(86_400), limit: 1, lease: lease)
             .first(where: { $0.id == fresh.id }) else { throw TestFailure("could not claim the seeded task") }
         task.beginSubmission()
         task.submitted(UpstreamSubmission(taskID: "task_seeded", answer: ""), at: now, firstPollAt: now)

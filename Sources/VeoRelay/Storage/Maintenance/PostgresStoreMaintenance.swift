@@ -21,7 +21,11 @@ extension PostgresStore: StoreMaintenance {
         let at = now.timeIntervalSince1970
         let lease = Lease(owner: "explain", expiresAt: now)
         var plans: [ClaimPlan] = []
-        for (name, sql, bindings) in [("submission", Self.claimStatement(.submission), Self.bindings(now: at, limit: 32, lease: lease, silentSince: at)),
+        var submission = Self.bindings(now: at, limit: 32, lease: lease, silentSince: at)
+        submission.append(UpstreamKey.configuredName)
+        submission.appendNull()
+        submission.append(32)
+        for (name, sql, bindings) in [("submission", Self.claimStatement(.submission()), submission),
                                       ("poll", Self.claimStatement(.poll), Self.bindings(now: at, limit: 32, lease: lease)),
                                       ("delivery", Self.deliveryClaimStatement, Self.bindings(now: at, limit: 32, excluded: [], lease: lease))] {
             // The plan's nodes and index conditions, without cost estimates and row filters. EXPLAIN

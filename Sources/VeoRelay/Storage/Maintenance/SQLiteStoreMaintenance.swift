@@ -16,9 +16,9 @@ extension SQLiteStore: StoreMaintenance {
     /// inside the statement, SQLite may sort where the bare query merges).
     public func explainClaims(now: Date) async throws -> [ClaimPlan] {
         let arguments: StatementArguments = ["now": now.timeIntervalSince1970, "limit": 32, "excluded": "[]", "owner": "explain", "expires": 0,
-                                                 "silentSince": 0]
+                                                 "silentSince": 0, "key": UpstreamKey.configuredName, "keyClient": nil, "capacity": 32]
         return try await read { db in
-            try [("submission", Self.claimStatement(.submission)), ("poll", Self.claimStatement(.poll)), ("delivery", Self.deliveryClaimStatement)]
+            try [("submission", Self.claimStatement(.submission())), ("poll", Self.claimStatement(.poll)), ("delivery", Self.deliveryClaimStatement)]
                 .map { name, sql in
                     let steps = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }
                     return ClaimPlan(claim: name, plan: steps.joined(separator: "; "))

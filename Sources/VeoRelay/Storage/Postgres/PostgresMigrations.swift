@@ -142,6 +142,16 @@ enum PostgresMigrations {
                 next_probe_at DOUBLE PRECISION NOT NULL, probes BIGINT NOT NULL)
             """,
         ]),
+        ("018-upstream-keys", [
+            """
+            CREATE TABLE upstream_keys (name TEXT PRIMARY KEY, secret TEXT NOT NULL, client_id TEXT, max_in_flight BIGINT,
+                rate DOUBLE PRECISION, enabled BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL)
+            """,
+            "CREATE INDEX upstream_keys_client ON upstream_keys (client_id)",
+            "ALTER TABLE tasks ADD COLUMN upstream_key TEXT",
+            "CREATE INDEX tasks_upstream_key_in_flight ON tasks (upstream_key, state) WHERE state IN ('queued', 'submitting', 'running')",
+            "UPDATE upstream_accounts SET key_id = 'default' WHERE key_id = 'upstream'",
+        ]),
     ]
 
     /// Names an earlier numbering recorded (before PostgreSQL's steps took SQLite's numbers), and the

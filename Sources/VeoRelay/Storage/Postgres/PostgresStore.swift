@@ -75,10 +75,14 @@ public final class PostgresStore: Sendable {
         runner.cancel()
     }
 
-    /// One prepared statement on its own, bounded by the deadline (see `PreparedClaim`).
-    func rows<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> [PostgresRandomAccessRow]
-    where Statement.Row == PostgresRandomAccessRow {
-        try await bounded { [client, logger] in
+    /// One prepared statement: on `connection` inside a transaction, else on its own, bounded by the
+    /// deadline (see `PreparedClaim`).
+    func rows<Statement: PostgresPreparedStatement>(_ statement: Statement, on connection: PostgresConnection? = nil) async throws
+    -> [PostgresRandomAccessRow] where Statement.Row == PostgresRandomAccessRow {
+        if let connection {
+            return try await connection.execute(statement, logger: logger).reduce(into: []) { $0.append($1) }
+        }
+        return try await bounded { [client, logger] in
             try await client.execute(statement, logger: logger).reduce(into: []) { $0.append($1) }
         }
     }

@@ -24,12 +24,12 @@ struct PreparedClaim<Text: ClaimText>: PostgresPreparedStatement {
 
 enum SubmissionClaimText: ClaimText {
     static let name = "submission_claim"
-    static var sql: String { PostgresStore.claimStatement(.submission) }
+    static var sql: String { PostgresStore.claimStatement(.submission()) }
 }
 
 enum AccountProbeClaimText: ClaimText {
     static let name = "account_probe_claim"
-    static var sql: String { PostgresStore.claimStatement(.accountProbe) }
+    static var sql: String { PostgresStore.claimStatement(.accountProbe(.configured)) }
 }
 
 enum PollClaimText: ClaimText {

@@ -262,6 +262,17 @@ enum SQLiteMigrations {
                                                 next_probe_at REAL NOT NULL, probes INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("018-upstream-keys") { db in
+            // Upstream keys beyond the configured one, the key each task was sent with, and holds per key.
+            try db.execute(sql: """
+                CREATE TABLE upstream_keys (name TEXT PRIMARY KEY, secret TEXT NOT NULL, client_id TEXT, max_in_flight INTEGER,
+                                            rate REAL, enabled INTEGER NOT NULL, created_at REAL NOT NULL);
+                CREATE INDEX upstream_keys_client ON upstream_keys (client_id);
+                ALTER TABLE tasks ADD COLUMN upstream_key TEXT;
+                CREATE INDEX tasks_upstream_key_in_flight ON tasks (upstream_key, state) WHERE state IN ('queued', 'submitting', 'running');
+                UPDATE upstream_accounts SET key_id = 'default' WHERE key_id = 'upstream';
+                """)
+        }
         return migrator
     }
 }

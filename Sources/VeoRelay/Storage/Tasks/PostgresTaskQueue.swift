@@ -73,7 +73,8 @@ extension PostgresStore: TaskQueue {
     }
 
     /// What each claim selects, with `$1` now and `$2` the limit (for submissions `$5` the oldest heartbeat
-    /// that keeps an owner alive; for deliveries `$3` the excluded destinations).
+    /// that keeps an owner alive; for deliveries `$3` the excluded destinations). Submissions and probes
+    /// bind the key, its client and the key's capacity last (`keyPlaceholders`).
     static func candidates(_ work: TaskWork) -> String {
         switch work {
         case .submission:
@@ -87,9 +88,9 @@ extension PostgresStore: TaskQueue {
             WITH queued AS (
                 SELECT id, next_run_at FROM tasks
                 WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
-                  AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND NOT EXISTS (SELECT 1 FROM upstream_accounts)
-                  AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
-                ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+                  AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND \(TaskStatements.notHeld(key: "$6"))
+                  AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses) AND \(TaskStatements.carried(owner: "$7"))
+                ORDER BY next_run_at LIMIT $8 FOR UPDATE SKIP LOCKED),
             abandoned AS (
                 SELECT id, next_run_at FROM tasks
                 WHERE state = 'submitting' AND lease_expires_at < $1 AND NOT \(InstanceStatements.ownerAlive(silentSince: "$5"))
@@ -101,7 +102,8 @@ extension PostgresStore: TaskQueue {
             SELECT id FROM tasks
             WHERE state = 'queued' AND next_run_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at < $1)
               AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
-            ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED
+              AND \(TaskStatements.carried(owner: "$6"))
+            ORDER BY next_run_at LIMIT $7 FOR UPDATE SKIP LOCKED
             """
         case .poll, .store:
             """
@@ -116,19 +118,50 @@ extension PostgresStore: TaskQueue {
     /// statement, in one round trip.
     static func claimStatement(_ work: TaskWork) -> String {
         """
-        UPDATE tasks SET lease_owner = \(TaskStatements.claimedOwner("$3")), lease_expires_at = $4
+        UPDATE tasks SET lease_owner = \(TaskStatements.claimedOwner("$3")), lease_expires_at = $4\(keyPlaceholder(work).map(TaskStatements.claimedKey) ?? "")
         WHERE id IN (\(candidates(work))) AND \(commitsWithoutFlush) RETURNING *
         """
     }
 
+    /// Where a submission's or probe's key is bound: after the heartbeat limit, or after the lease.
+    static func keyPlaceholder(_ work: TaskWork) -> String? {
+        switch work {
+        case .submission: "$6"
+        case .accountProbe: "$5"
+        case .poll, .store: nil
+        }
+    }
+
     public func claimTasks(_ work: TaskWork, now: Date, limit: Int, lease: Lease, ownersSilentSince: Date) async throws -> [RelayTask] {
         let silentSince: Double? = if case .submission = work { ownersSilentSince.timeIntervalSince1970 } else { nil }
-        let bindings = Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease, silentSince: silentSince)
-        let claimed = switch work {
-        case .submission: try await rows(PreparedClaim<SubmissionClaimText>(bindings: bindings))
-        case .accountProbe: try await rows(PreparedClaim<AccountProbeClaimText>(bindings: bindings))
-        case .poll: try await rows(PreparedClaim<PollClaimText>(bindings: bindings))
-        case .store: try await rows(PreparedClaim<StoreClaimText>(bindings: bindings))
+        @Sendable func bindings(capacity: Int) -> PostgresBindings {
+            var bindings = Self.bindings(now: now.timeIntervalSince1970, limit: limit, lease: lease, silentSince: silentSince)
+            if let share = work.share {
+                bindings.append(share.key)
+                bindings.append(share.clientID)
+                bindings.append(capacity)
+            }
+            return bindings
+        }
+        @Sendable func claim(on connection: PostgresConnection?, capacity: Int) async throws -> [PostgresRandomAccessRow] {
+            switch work {
+            case .submission: try await rows(PreparedClaim<SubmissionClaimText>(bindings: bindings(capacity: capacity)), on: connection)
+            case .accountProbe: try await rows(PreparedClaim<AccountProbeClaimText>(bindings: bindings(capacity: capacity)), on: connection)
+            case .poll: try await rows(PreparedClaim<PollClaimText>(bindings: bindings(capacity: capacity)), on: connection)
+            case .store: try await rows(PreparedClaim<StoreClaimText>(bindings: bindings(capacity: capacity)), on: connection)
+            }
+        }
+        let claimed: [PostgresRandomAccessRow]
+        if let share = work.share, let maximum = share.maxInFlight {
+            // A key with a limit: its row locked, so that relays claiming with it count one after another,
+            // each seeing what the one before claimed (a fresh snapshot per statement).
+            claimed = try await transaction(repeatable: true) { connection in
+                _ = try await self.rows(AccountStatements.lockKey, [share.key], on: connection)
+                let inFlight = try await self.rows(AccountStatements.keyInFlight, [share.key, now], on: connection).first?.integer("tasks") ?? 0
+                return try await claim(on: connection, capacity: max(0, min(limit, maximum - inFlight)))
+            }
+        } else {
+            claimed = try await claim(on: nil, capacity: limit)
         }
         return try claimed
             .map(RowMapping.task)

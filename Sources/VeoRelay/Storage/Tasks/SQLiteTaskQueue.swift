@@ -42,8 +42,9 @@ extension SQLiteStore: TaskQueue {
         return .created(remaining: remaining)
     }
 
-    /// What each claim selects (`:now`, `:limit`; for submissions `:silentSince`, for deliveries
-    /// `:excluded`): one text for the claim and for `explainClaims`, so the plan shown is the plan used.
+    /// What each claim selects (`:now`, `:limit`; for submissions `:silentSince` and the key's `:key`,
+    /// `:keyClient` and `:capacity`, for deliveries `:excluded`): one text for the claim and for
+    /// `explainClaims`, so the plan shown is the plan used.
     static func candidates(_ work: TaskWork) -> String {
         switch work {
         case .submission:
@@ -56,9 +57,9 @@ extension SQLiteStore: TaskQueue {
                 SELECT * FROM (
                     SELECT id, next_run_at FROM tasks
                     WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
-                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND NOT EXISTS (SELECT 1 FROM upstream_accounts)
-                      AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
-                    ORDER BY next_run_at LIMIT :limit)
+                      AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND \(TaskStatements.notHeld(key: ":key"))
+                      AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses) AND \(TaskStatements.carried(owner: ":keyClient"))
+                    ORDER BY next_run_at LIMIT :capacity)
                 UNION ALL
                 SELECT * FROM (
                     SELECT id, next_run_at FROM tasks
@@ -71,7 +72,8 @@ extension SQLiteStore: TaskQueue {
             SELECT id, next_run_at FROM tasks
             WHERE state = 'queued' AND next_run_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
               AND NOT EXISTS (SELECT 1 FROM submission_pauses WHERE scope = '*') AND tasks.client_id NOT IN (SELECT scope FROM submission_pauses)
-            ORDER BY next_run_at LIMIT :limit
+              AND \(TaskStatements.carried(owner: ":keyClient"))
+            ORDER BY next_run_at LIMIT :capacity
             """
         case .poll, .store:
             """
@@ -85,7 +87,7 @@ extension SQLiteStore: TaskQueue {
     /// The statements that claim work, as `claimTasks` and `claimDeliveries` run them.
     static func claimStatement(_ work: TaskWork) -> String {
         """
-        UPDATE tasks SET lease_owner = \(TaskStatements.claimedOwner(":owner")), lease_expires_at = :expires
+        UPDATE tasks SET lease_owner = \(TaskStatements.claimedOwner(":owner")), lease_expires_at = :expires\(work.share == nil ? "" : TaskStatements.claimedKey(":key"))
         WHERE id IN (SELECT id FROM (\(candidates(work))))
         RETURNING *
         """
@@ -95,8 +97,15 @@ extension SQLiteStore: TaskQueue {
         var arguments: StatementArguments = ["now": now.timeIntervalSince1970, "owner": lease.owner, "expires": lease.expiresAt.timeIntervalSince1970,
                                              "limit": limit]
         if case .submission = work { arguments += ["silentSince": ownersSilentSince.timeIntervalSince1970] }
+        if let share = work.share { arguments += ["key": share.key, "keyClient": share.clientID] }
         return try await repeatableWrite { [arguments] db in
-            try Row.fetchAll(db.cachedStatement(sql: Self.claimStatement(work)), arguments: arguments)
+            var arguments = arguments
+            if let share = work.share {
+                // One writer at a time: what is counted here is what is in flight when the claim writes.
+                let inFlight: Int = try share.maxInFlight == nil ? 0 : db.first(AccountStatements.keyInFlight, [share.key, now])?["tasks"] ?? 0
+                arguments += ["capacity": max(0, min(limit, (share.maxInFlight ?? limit) - inFlight))]
+            }
+            return try Row.fetchAll(db.cachedStatement(sql: Self.claimStatement(work)), arguments: arguments)
                 .map(RowMapping.task)
                 .sorted { ($0.nextRunAt ?? .distantPast) < ($1.nextRunAt ?? .distantPast) }
         }

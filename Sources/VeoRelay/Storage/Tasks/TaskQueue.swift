@@ -86,11 +86,11 @@ extension TaskQueue {
 
 /// Which tasks a worker claims.
 public enum TaskWork: Sendable {
-    /// Queued tasks (none while the upstream account is held), and `submitting` tasks whose lease
-    /// expired (a relay died mid-submission).
-    case submission
-    /// A queued task whatever the account's hold: the probe that finds out whether it takes work again.
-    case accountProbe
+    /// Queued tasks the key may carry (none while it is held), claimed to be sent with it, and
+    /// `submitting` tasks whose lease expired (a relay died mid-submission).
+    case submission(KeyShare = .configured)
+    /// A queued task the key may carry, whatever its hold: the probe that finds out whether it takes work again.
+    case accountProbe(KeyShare)
     /// Running tasks due for a poll.
     case poll
     /// Tasks whose videos are due to be stored.
@@ -102,6 +102,14 @@ public enum TaskWork: Sendable {
         case .submission, .accountProbe: .queued
         case .poll: .running
         case .store: .storing
+        }
+    }
+
+    /// The key a submission claim sends with.
+    var share: KeyShare? {
+        switch self {
+        case .submission(let share), .accountProbe(let share): share
+        case .poll, .store: nil
         }
     }
 }

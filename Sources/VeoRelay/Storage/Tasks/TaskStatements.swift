@@ -12,6 +12,26 @@ enum TaskStatements {
         "CASE WHEN state = 'submitting' THEN '\(Lease.recoveryPrefix)' || \(owner) ELSE \(owner) END"
     }
 
+    /// The queued tasks a key may carry (`tasks` in scope, `owner` the placeholder of the key's client):
+    /// its client's, or, for a shared key, those of every client without a key of its own.
+    static func carried(owner: String) -> String {
+        """
+        CASE WHEN CAST(\(owner) AS TEXT) IS NULL THEN tasks.client_id NOT IN (SELECT client_id FROM upstream_keys WHERE client_id IS NOT NULL)
+             ELSE tasks.client_id = \(owner) END
+        """
+    }
+
+    /// No hold on the key (`key` its placeholder).
+    static func notHeld(key: String) -> String {
+        "NOT EXISTS (SELECT 1 FROM upstream_accounts WHERE key_id = \(key))"
+    }
+
+    /// A submission claim names the key a queued task is to be sent with; an abandoned `submitting`
+    /// task keeps the key it was sent with.
+    static func claimedKey(_ key: String) -> String {
+        ", upstream_key = CASE WHEN state = 'queued' THEN \(key) ELSE upstream_key END"
+    }
+
     /// 1 id, 2 scope.
     static let byID = Statement("SELECT * FROM tasks WHERE id = $1 AND \(scoped("client_id", 2))")
 
@@ -41,7 +61,7 @@ enum TaskStatements {
 
     /// 1 now, 2 task.
     static let resubmit = Statement("""
-        UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
+        UPDATE tasks SET state = 'queued', upstream_task_id = NULL, upstream_key = NULL, upstream_json = NULL, error_code = NULL, error_message = NULL,
             submitted_at = NULL, completed_at = NULL, next_run_at = $1, failures = 0, lease_owner = NULL, lease_expires_at = NULL
         WHERE id = $2 AND state = 'failed' RETURNING *
         """)
