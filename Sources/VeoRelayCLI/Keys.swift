@@ -50,10 +50,12 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "The key's name (default: the client's id).") var name: String?
         @Option(help: "Tasks in flight with this key at most, across all relays.") var maxInFlight: Int?
         @Option(help: "Requests per second with this key, on each relay.") var rate: Double?
+        @Option(help: "A file holding the key instead of standard input.") var secretFile: String?
 
         func run() async throws {
-            var add = try Upstream.Add.parse([name ?? clientID, "--client", clientID] + (maxInFlight.map { ["--max-in-flight", "\($0)"] } ?? [])
-                                             + (rate.map { ["--rate", "\($0)"] } ?? []) + (store.database.map { ["--database", $0] } ?? []))
+            let options = [("--max-in-flight", maxInFlight.map(String.init)), ("--rate", rate.map { "\($0)" }), ("--secret-file", secretFile),
+                           ("--database", store.database)]
+            var add = try Upstream.Add.parse([name ?? clientID, "--client", clientID] + options.flatMap { name, value in value.map { [name, $0] } ?? [] })
             try await add.run()
         }
     }

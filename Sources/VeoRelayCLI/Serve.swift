@@ -103,6 +103,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Upstream requests allowed in one burst. [env: VEO_RELAY_UPSTREAM_BURST] (default: the rate)")
     var upstreamBurst: Double?
 
+    @Option(help: "Tasks in flight with the configured upstream key at most, across all relays (the account's concurrency; more keys: `upstream keys add`). [env: VEO_RELAY_UPSTREAM_MAX_IN_FLIGHT] (default: no limit)")
+    var upstreamMaxInFlight: Int?
+
     @Option(help: "Longest a task may take before it fails with `timeout`. [env: VEO_RELAY_TASK_DEADLINE] (default: 3h; shorter for short estimates)")
     var taskDeadline: String?
 
@@ -230,6 +233,7 @@ struct Serve: AsyncParsableCommand {
         if let fixed = try Env.duration(pollFixedInterval, "VEO_RELAY_POLL_FIXED_INTERVAL") { engine.polling.mode = .fixed(fixed) }
         engine.upstream.rate = try upstreamRate ?? Env.value("VEO_RELAY_UPSTREAM_RATE") ?? engine.upstream.rate
         engine.upstream.burst = try upstreamBurst ?? Env.value("VEO_RELAY_UPSTREAM_BURST") ?? engine.upstream.rate
+        engine.configuredKeyMaxInFlight = try upstreamMaxInFlight ?? Env.value("VEO_RELAY_UPSTREAM_MAX_IN_FLIGHT")
         engine.deadlines.maximum = try Env.duration(taskDeadline, "VEO_RELAY_TASK_DEADLINE") ?? engine.deadlines.maximum
         engine.deadlines.minimum = min(engine.deadlines.minimum, engine.deadlines.maximum)
         if let text = retrySchedule ?? Env.string("VEO_RELAY_RETRY_SCHEDULE") {

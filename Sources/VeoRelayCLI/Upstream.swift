@@ -37,13 +37,14 @@ struct Upstream: AsyncParsableCommand {
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a key; its secret is read from standard input (one line), so that it stays out of shell history and process lists.")
+            abstract: "Add a key; its secret is read from standard input (one line) or --secret-file, so that it stays out of shell history and process lists.")
         @OptionGroup var store: StoreOptions
         @Argument(help: "A name for the key: letters, digits, '-', '_' and '.'.") var name: String
         @Option(help: "The client whose tasks this key alone carries (default: shared by every client without a key of its own).")
         var client: String?
         @Option(help: "Tasks in flight with this key at most, across all relays (the upstream account's concurrency).") var maxInFlight: Int?
         @Option(help: "Requests per second with this key, on each relay.") var rate: Double?
+        @Option(help: "A file holding the key (e.g. a mounted secret) instead of standard input.") var secretFile: String?
 
         func validate() throws {
             guard UpstreamKey.validName(name) else {
@@ -54,8 +55,11 @@ struct Upstream: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let secret = (readLine(strippingNewline: true) ?? "").trimmingCharacters(in: .whitespaces)
-            guard !secret.isEmpty else { throw ValidationError("no key on standard input") }
+            let text = try secretFile.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? readLine(strippingNewline: true) ?? ""
+            let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !secret.isEmpty, !secret.contains(where: \.isNewline) else {
+                throw ValidationError("no key (one line) on " + (secretFile ?? "standard input"))
+            }
             try await Self.add(UpstreamKey(name: name, secret: secret, clientID: client, maxInFlight: maxInFlight, rate: rate, createdAt: Date()),
                                store: store)
         }

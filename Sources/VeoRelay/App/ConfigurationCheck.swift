@@ -72,6 +72,7 @@ extension EngineConfiguration {
         check.positive(upstream.rate, "--upstream-rate / VEO_RELAY_UPSTREAM_RATE", maximum: 1_000_000)
         check.require(upstream.burst >= 1 && upstream.burst <= 1_000_000, "--upstream-burst / VEO_RELAY_UPSTREAM_BURST",
                       "must be 1 to 1000000, not \(upstream.burst)")
+        if let configuredKeyMaxInFlight { check.atLeastOne(configuredKeyMaxInFlight, "--upstream-max-in-flight / VEO_RELAY_UPSTREAM_MAX_IN_FLIGHT") }
         check.positive(deadlines.maximum, "--task-deadline / VEO_RELAY_TASK_DEADLINE", maximum: 30 * day)
         check.require(!retrySchedule.delays.isEmpty && retrySchedule.delays.count <= 100, "--retry-schedule / VEO_RELAY_RETRY_SCHEDULE",
                       "must list 1 to 100 delays")

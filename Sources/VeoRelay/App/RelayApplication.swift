@@ -145,7 +145,7 @@ public func buildRelay(
     }
 
     let stages = UpstreamStageContext(
-        store: store, upstream: upstream, keys: UpstreamKeyRing(configuredSecret: configuredKey, store: store, clock: clock), gate: gate,
+        store: store, upstream: upstream, keys: UpstreamKeyRing(configuredSecret: configuredKey, maxInFlight: engine.configuredKeyMaxInFlight, store: store, clock: clock), gate: gate,
         clock: clock, instance: configuration.instanceID,
         schedule: PollSchedule(policy: engine.polling, estimates: DurationEstimates(defaults: engine.polling.defaultEstimates)),
         configuration: engine, transitions: transitions, logger: logger, storerWake: videoDirectory == nil ? nil : wakeups.storer)

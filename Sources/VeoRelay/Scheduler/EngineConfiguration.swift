@@ -8,6 +8,8 @@ public struct EngineConfiguration: Sendable {
     public var deadlines = DeadlinePolicy()
     /// The shared upstream request allowance and breaker.
     public var upstream = UpstreamGate.Policy()
+    /// Tasks in flight with the configured upstream key at most, across all relays; nil: no limit.
+    public var configuredKeyMaxInFlight: Int?
     /// How long a claimed row stays owned; must exceed the longest HTTP call.
     public var leaseDuration: TimeInterval = 60
     /// How long an owner's heartbeat may be silent before its `submitting` tasks are judged abandoned.

@@ -21,8 +21,8 @@ public final class UpstreamKeyRing: Sendable {
     private let clock: any WallClock
     private let state = Mutex(State())
 
-    public init(configuredSecret: String, store: any UpstreamAccounts, clock: any WallClock) {
-        configured = UpstreamKey(name: UpstreamKey.configuredName, secret: configuredSecret, createdAt: .distantPast)
+    public init(configuredSecret: String, maxInFlight: Int? = nil, store: any UpstreamAccounts, clock: any WallClock) {
+        configured = UpstreamKey(name: UpstreamKey.configuredName, secret: configuredSecret, maxInFlight: maxInFlight, createdAt: .distantPast)
         self.store = store
         self.clock = clock
     }

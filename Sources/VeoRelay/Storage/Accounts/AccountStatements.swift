@@ -41,8 +41,9 @@ enum AccountStatements {
         SELECT count(*) AS tasks FROM tasks
         WHERE upstream_key = $1 AND state IN ('queued', 'submitting', 'running') AND (state <> 'queued' OR lease_expires_at >= $2)
         """)
-    /// Serialises claims with one key on PostgreSQL (SQLite has one writer anyway).
-    static let lockKey = Statement("SELECT name FROM upstream_keys WHERE name = $1 FOR UPDATE")
+    /// Serialises claims with one key on PostgreSQL until the transaction ends (SQLite has one writer
+    /// anyway); a lock on the name, as the configured key has no row.
+    static let lockKey = Statement("SELECT pg_advisory_xact_lock(7318202, hashtext($1)) AS locked")
     static let keyUsed = Statement("SELECT count(*) AS tasks FROM tasks WHERE upstream_key = $1 AND state IN ('submitting', 'running')")
 }
 

@@ -153,7 +153,7 @@ extension PostgresStore: TaskQueue {
         }
         let claimed: [PostgresRandomAccessRow]
         if let share = work.share, let maximum = share.maxInFlight {
-            // A key with a limit: its row locked, so that relays claiming with it count one after another,
+            // A key with a limit: its name locked, so that relays claiming with it count one after another,
             // each seeing what the one before claimed (a fresh snapshot per statement).
             claimed = try await transaction(repeatable: true) { connection in
                 _ = try await self.rows(AccountStatements.lockKey, [share.key], on: connection)
