@@ -129,6 +129,12 @@ environment = dict(os.environ, VEO_RELAY_API_KEYS=API_KEY, VEO_RELAY_WEBHOOK_SEC
                    VEO_RELAY_SIMULATOR_TIME_SCALE="0.02", VEO_RELAY_RETRY_SCHEDULE="0,1s", VEO_RELAY_PORT=str(port),
                    VEO_RELAY_DEFAULT_BUDGET="per_day=500,in_flight=50", VEO_RELAY_DATABASE=os.path.join(work, "relay.sqlite"),
                    VEO_RELAY_STORE_VIDEOS=os.path.join(work, "videos"), VEO_RELAY_PUBLIC_URL=relay)
+# A second upstream key, added and disabled as an operator does (the built-in simulator knows only its own key):
+# the console shows it by name and last four characters only.
+STORED_KEY = "sk-browser-stored-4321"
+subprocess.run([binary, "upstream", "keys", "add", "spare", "--max-in-flight", "3"], env=environment, input=STORED_KEY + "\n",
+               text=True, check=True, stdout=subprocess.DEVNULL)
+subprocess.run([binary, "upstream", "keys", "disable", "spare"], env=environment, check=True, stdout=subprocess.DEVNULL)
 log = open(os.path.join(artifacts, "relay.log"), "w")
 process = subprocess.Popen([binary, "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
 options = webdriver.ChromeOptions()
@@ -185,6 +191,12 @@ try:
     driver.save_screenshot(os.path.join(artifacts, "console-paused.png"))
     driver.find_element(By.ID, "resume").click()
     until("the switch to show running", lambda: driver.find_elements(By.ID, "running"))
+    driver.get(relay + "/console/upstream")
+    spare = driver.find_element(By.ID, "key-spare").text
+    check("…4321" in spare and "disabled" in spare and STORED_KEY not in driver.page_source,
+          "the Upstream page lists the stored key by its last four characters, never whole")
+    check("takes work" in driver.find_element(By.ID, "key-default").text, "and the configured key's standing")
+    driver.save_screenshot(os.path.join(artifacts, "console-upstream.png"))
     driver.get(relay + "/console/clients")
     check("per_day=500,in_flight=50" in driver.find_element(By.ID, "clients").text, "the client's budget is listed")
     driver.find_element(By.CSS_SELECTOR, "#clients a[href*='/console/usage?client=']").click()

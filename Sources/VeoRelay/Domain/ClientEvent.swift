@@ -10,6 +10,10 @@ public enum ClientEventType: String, Sendable, CaseIterable {
     case budgetWarning = "budget.warning"
     /// A period limit of the client's budget is used up.
     case budgetExhausted = "budget.exhausted"
+    /// The upstream account behind the key that carries the client's tasks refuses work: they wait.
+    case upstreamUnavailable = "upstream.unavailable"
+    /// That account takes work again: the waiting tasks go on.
+    case upstreamRestored = "upstream.restored"
 }
 
 /// The event type names an endpoint may subscribe to.
@@ -103,6 +107,44 @@ public struct BudgetAlert: Encodable, Sendable, Equatable {
 
     /// The event that announces it.
     public func event(at now: Date) throws -> NewEvent {
+        NewEvent(clientEvent: type, payload: try JSONCoding.encode(ClientEventPayload(type: type, at: now, data: self)), createdAt: now)
+    }
+}
+
+/// `upstream.unavailable` / `upstream.restored` data: which key (by name), why, since when and, while it
+/// holds, when it is next tried.
+public struct UpstreamStandingEvent: Encodable, Sendable, Equatable {
+    public var key: String
+    public var reason: String?
+    public var since: Date
+    public var nextProbeAt: Date?
+    /// On `upstream.restored`: how long the hold lasted.
+    public var heldSeconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case key, reason, since
+        case nextProbeAt = "next_probe_at"
+        case heldSeconds = "held_seconds"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(key, forKey: .key)
+        try container.encodeIfPresent(reason, forKey: .reason)
+        try container.encode(since.unixSeconds, forKey: .since)
+        try container.encodeIfPresent(nextProbeAt?.unixSeconds, forKey: .nextProbeAt)
+        try container.encodeIfPresent(heldSeconds, forKey: .heldSeconds)
+    }
+
+    static func unavailable(key: String, reason: String, at now: Date, nextProbeAt: Date) throws -> NewEvent {
+        try UpstreamStandingEvent(key: key, reason: reason, since: now, nextProbeAt: nextProbeAt).event(.upstreamUnavailable, at: now)
+    }
+
+    static func restored(key: String, heldSince: Date, at now: Date) throws -> NewEvent {
+        try UpstreamStandingEvent(key: key, since: heldSince, heldSeconds: Int(now.timeIntervalSince(heldSince))).event(.upstreamRestored, at: now)
+    }
+
+    private func event(_ type: ClientEventType, at now: Date) throws -> NewEvent {
         NewEvent(clientEvent: type, payload: try JSONCoding.encode(ClientEventPayload(type: type, at: now, data: self)), createdAt: now)
     }
 }

@@ -41,7 +41,7 @@ struct AccountStanding: Sendable {
 
     /// A probe the upstream accepted: the key's hold ends.
     func probeAccepted(key: String) async throws {
-        guard let since = try await store.releaseAccount(key: key) else { return }
+        guard let since = try await store.releaseAccount(key: key, at: clock.now()) else { return }
         logger.notice("the upstream account takes work again: submissions with this key resume",
                       metadata: ["key": "\(key)", "held_for": "\(Int(clock.now().timeIntervalSince(since))) s"])
     }

@@ -195,6 +195,8 @@ struct ConsoleTests {
 
     @Test func hostileTextRendersAsTextAndNoSecretIsEverShown() async throws {
         let harness = try await RelayHarness.start()
+        let storedKey = "sk-console-stored-9999"
+        try await UpstreamKeyTests.add([UpstreamKey(name: "spare", secret: storedKey, maxInFlight: 3, createdAt: Date())], to: harness)
         let relay = try await Self.consoleRelay(harness)
         let hostile = "<script>alert('prompt')</script>"
         let taskID = try await APIClient(baseURL: relay.baseURL).submit(harness.request(prompt: "a fox " + hostile, extra: [
@@ -213,8 +215,9 @@ struct ConsoleTests {
         #expect(pages[1].contains("&lt;script&gt;alert(&#39;prompt&#39;)&lt;/script&gt;") || pages[1].contains("&lt;script&gt;"))
         #expect(pages[1].contains("&lt;img src=x onerror=alert(1)&gt;"))
         #expect(pages[3].contains(RelayHarness.clientID), "clients are listed")
+        #expect(pages[4].contains("spare (…9999)") && pages[4].contains("takes work"), "upstream keys by name and last four characters")
         for secret in [RelayHarness.apiKey, RelayHarness.secret, String(RelayHarness.secret.dropFirst("whsec_".count)), Self.token,
-                       RelayHarness.upstreamKey] {
+                       RelayHarness.upstreamKey, storedKey] {
             #expect(!all.contains(secret), "a secret on a console page")
         }
         try await harness.stop(relay)

@@ -74,14 +74,24 @@ struct UpstreamKeyTests {
         let relay = try await harness.startRelay(logger: capture.logger)
         let mine = APIClient(baseURL: relay.baseURL)
         let theirs = APIClient(baseURL: relay.baseURL, key: RelayHarness.otherAPIKey)
+        // Both clients listen for the upstream's standing; only the one whose key is held is told.
+        for client in [mine, theirs] {
+            let endpoint = try await client.post("/v1/endpoints", json: .object([
+                "url": .string(harness.receiverServer.baseURL + "/standing"),
+                "event_types": .array([.string("upstream.unavailable"), .string("upstream.restored")])]))
+            #expect(endpoint.status == 201, "\(endpoint.json)")
+        }
 
         var own: [String] = []
         for n in 0..<3 { own.append(try await theirs.submit(harness.request(prompt: "own key \(n)"))) }
         var shared: [String] = []
         for n in 0..<3 { shared.append(try await mine.submit(harness.request(prompt: "shared key \(n)"))) }
-        let flowed = try await harness.receiver.next(3, within: .seconds(60))
+        let first = try await harness.receiver.next(4, within: .seconds(60))
+        let flowed = first.filter { $0.path != "/standing" }
         #expect(Set(flowed.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == Set(shared), "the other client's tasks flow")
-        try await capture.line(containing: "refuses work")
+        let unavailable = try #require(first.first { $0.path == "/standing" })
+        #expect(unavailable.type == "upstream.unavailable" && unavailable.json["data"]?["key"] == .string("own"), "\(unavailable.json)")
+        #expect(unavailable.json["data"]?["reason"]?.stringValue?.contains("402") == true)
         #expect(harness.simulator.submissionsByKey == [RelayHarness.upstreamKey: 3], "the held client's tasks went with no other key")
         let status = try await mine.get("/v1/tasks/\(own[0])")
         #expect(status.status == 404, "one client's task is not another's to see")
@@ -89,8 +99,9 @@ struct UpstreamKeyTests {
 
         harness.simulator.reconfigure { $0.refusingKeys = [:] }
         clock.advance(by: AccountProbes.first)
-        let rest = try await harness.receiver.next(3, within: .seconds(60))
-        #expect(Set(rest.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == Set(own))
+        let after = try await harness.receiver.next(4, within: .seconds(60))
+        #expect(Set(after.filter { $0.path != "/standing" }.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == Set(own))
+        #expect(after.filter { $0.path == "/standing" }.map(\.type) == ["upstream.restored"])
         #expect(harness.simulator.submissionsByKey == [RelayHarness.upstreamKey: 3, Self.ownSecret: 3], "the simulator saw which key paid")
         #expect(harness.simulator.foreignPolls == 0)
         try await harness.stop(relay)

@@ -10,7 +10,7 @@ import Testing
     static let catalogue = [
         "veo_relay_tasks", "veo_relay_oldest_due_seconds",
         "veo_relay_upstream_requests_total", "veo_relay_upstream_request_duration_seconds_bucket",
-        "veo_relay_upstream_breaker_open", "veo_relay_upstream_budget_tokens", "veo_relay_upstream_account_held_seconds",
+        "veo_relay_upstream_breaker_open", "veo_relay_upstream_budget_tokens", "veo_relay_upstream_account_held_seconds", "veo_relay_upstream_key_in_flight",
         "veo_relay_delivery_attempts_total", "veo_relay_delivery_duration_seconds_bucket",
         "veo_relay_destination_circuits_open", "veo_relay_dead_letters_total",
         "hb_requests", "http_server_request_duration_bucket",

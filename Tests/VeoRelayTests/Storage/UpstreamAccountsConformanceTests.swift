@@ -32,8 +32,8 @@ struct UpstreamAccountsConformanceTests {
         let other = try await store.claimTasks(.submission(spare), now: later, limit: 1, lease: fixture.lease("a/submitter/3", until: 60))
         #expect(other.count == 1 && other.first?.upstreamKey == "spare", "another key's claim is not held, and names its key")
 
-        #expect(try await store.releaseAccount(key: "default") == t0)
-        #expect(try await store.releaseAccount(key: "default") == nil)
+        #expect(try await store.releaseAccount(key: "default", at: later) == t0)
+        #expect(try await store.releaseAccount(key: "default", at: later) == nil)
         #expect(try await store.accountHolds().isEmpty)
         #expect(try await store.claimTasks(.submission(), now: later, limit: 2, lease: fixture.lease("a/submitter/4", until: 60)).count == 1,
                 "the last task flows once the hold ends (the others are leased)")

@@ -17,6 +17,21 @@ enum AccountStatements {
         RETURNING key_id
         """)
     static let release = Statement("DELETE FROM upstream_accounts WHERE key_id = $1 RETURNING held_since")
+    /// The clients told of a key's standing (1 the event type's JSON text pattern, 2 key): those whose
+    /// tasks the key carries (its owner, or every client without a key of its own) with an enabled
+    /// endpoint subscribed.
+    static let toldOfStanding = Statement("""
+        SELECT DISTINCT client_id FROM endpoints
+        WHERE enabled = 1 AND event_types LIKE $1
+          AND CASE WHEN (SELECT client_id FROM upstream_keys WHERE name = $2) IS NULL
+                   THEN client_id NOT IN (SELECT client_id FROM upstream_keys WHERE client_id IS NOT NULL)
+                   ELSE client_id = (SELECT client_id FROM upstream_keys WHERE name = $2) END
+        ORDER BY client_id
+        """)
+
+    static func toldArguments(_ type: ClientEventType, key: String) -> [any SQLBindable] {
+        ["%\"\(type.rawValue)\"%", key]
+    }
 
     static let addKey = Statement("""
         INSERT INTO upstream_keys (name, secret, client_id, max_in_flight, rate, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -48,10 +63,6 @@ enum AccountStatements {
 }
 
 extension UpstreamAccounts where Self: StatementRunner {
-    public func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> Bool {
-        try await first(AccountStatements.hold, [key, reason, now, firstProbeAt], access: .write) { try $0.integer("began") } == 1
-    }
-
     public func accountHolds() async throws -> [AccountHold] {
         try await rows(AccountStatements.holds) { row in
             AccountHold(key: try row.text("key_id"), reason: try row.text("reason"), since: try row.date("held_since"),
@@ -61,10 +72,6 @@ extension UpstreamAccounts where Self: StatementRunner {
 
     public func takeAccountProbe(_ hold: AccountHold, next: Date) async throws -> Bool {
         try await changed(AccountStatements.takeProbe, [hold.key, hold.nextProbeAt, hold.probes, next]) == 1
-    }
-
-    public func releaseAccount(key: String) async throws -> Date? {
-        try await first(AccountStatements.release, [key], access: .write) { try $0.date("held_since") }
     }
 
     public func addUpstreamKey(_ key: UpstreamKey) async throws -> Bool {

@@ -6,14 +6,15 @@ import Foundation
 /// upstream accepts ends the hold. Other keys go on working.
 public protocol UpstreamAccounts: Sendable {
     /// Records an account refusal of `key`: begins a hold (its first probe at `firstProbeAt`), or updates
-    /// the reason of the hold under way. True when it began one.
+    /// the reason of the hold under way. True when it began one; then the clients whose tasks the key
+    /// carries are told (`upstream.unavailable`) in the same transaction.
     func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> Bool
     /// The holds under way, by key name.
     func accountHolds() async throws -> [AccountHold]
     /// Takes the probe that `hold` made due, and sets the one after at `next`: true for one caller only.
     func takeAccountProbe(_ hold: AccountHold, next: Date) async throws -> Bool
-    /// Ends `key`'s hold; when it began, if there was one.
-    func releaseAccount(key: String) async throws -> Date?
+    /// Ends `key`'s hold, telling its clients (`upstream.restored`); when it began, if there was one.
+    func releaseAccount(key: String, at now: Date) async throws -> Date?
 
     /// Adds a key; false if its name is taken.
     func addUpstreamKey(_ key: UpstreamKey) async throws -> Bool
