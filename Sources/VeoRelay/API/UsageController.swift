@@ -2,9 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// `GET /v1/usage?from=…&to=…&group_by=day|model`: a client's own usage (UTC days, both ends
-/// included; this month so far by default) and its budget as it stands, read from the usage
-/// aggregate, so its cost does not grow with the number of tasks.
+/// `GET /v1/usage?from=…&to=…&group_by=day|model|upstream_key`: a client's own usage (UTC days, both
+/// ends included; this month so far by default) and its budget as it stands, read from the usage
+/// aggregates, so its cost does not grow with the number of tasks. By upstream key, the rows are the
+/// generations each key paid for (submitted tasks that ended), not the budget's counts.
 public struct UsageController: Sendable {
     let store: any UsageLedger
     let clock: any WallClock
@@ -28,11 +29,15 @@ public struct UsageController: Sendable {
             throw APIError.invalidRequest("The range may span at most \(Self.maximumDays) days.", param: "from")
         }
         let groupBy = parameters.get("group_by") ?? "day"
+        guard ["day", "model", "upstream_key"].contains(groupBy) else {
+            throw APIError.invalidRequest("group_by must be day, model or upstream_key.", param: "group_by")
+        }
         let records = try await store.usage(.client(client.id), from: from, through: to)
         let rows: [UsageRow] = switch groupBy {
         case "day": records.byDay(from: from, through: to).map { UsageRow(day: $0.day, counts: $0.counts) }
         case "model": records.byModel.map { UsageRow(model: $0.model, counts: $0.counts) }
-        default: throw APIError.invalidRequest("group_by must be day or model.", param: "group_by")
+        default: try await store.upstreamUsage(.client(client.id), from: from, through: to).byUpstreamKey
+            .map { UsageRow(upstreamKey: $0.key, counts: $0.counts) }
         }
         let standing = try await store.budgetStanding(clientID: client.id, at: now)
         let report = UsageReport(from: from, to: to, groupBy: groupBy, totals: records.totals, usage: rows,
@@ -65,16 +70,21 @@ public struct UsageController: Sendable {
     struct UsageRow: Encodable {
         var day: String?
         var model: String?
+        var upstreamKey: String?
         var counts: UsageCounts
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encodeIfPresent(day, forKey: .day)
             try container.encodeIfPresent(model, forKey: .model)
+            try container.encodeIfPresent(upstreamKey, forKey: .upstreamKey)
             try counts.encode(to: encoder)
         }
 
-        enum CodingKeys: String, CodingKey { case day, model }
+        enum CodingKeys: String, CodingKey {
+            case day, model
+            case upstreamKey = "upstream_key"
+        }
     }
 
     /// The client's limits, what it used of each, what is left, and when each period ends.

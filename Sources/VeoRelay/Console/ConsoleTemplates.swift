@@ -120,6 +120,8 @@ enum ConsoleTemplates {
         {{#hasBudget}}<h2>Budget (UTC day and month)</h2><table id="budget">{{#budget}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/budget}}</table>{{/hasBudget}}
         <h2>By model</h2><table id="usage-models"><tr><th>Model</th>\(usageHeader)</tr>
         {{#models}}<tr><td>{{label}}</td>\(usageRow)</tr>{{/models}}{{#total}}<tr><th>{{label}}</th>\(usageRow)</tr>{{/total}}</table>
+        <h2>Paid by upstream key</h2><table id="usage-keys"><tr><th>Key</th>\(usageHeader)</tr>
+        {{#keys}}<tr><td>{{label}}</td>\(usageRow)</tr>{{/keys}}</table>{{^keys}}<p>No submitted task has ended in these days.</p>{{/keys}}
         <h2>By day</h2><table id="usage-days"><tr><th>Day</th>\(usageHeader)</tr>
         {{#days}}<tr><td>{{label}}</td>\(usageRow)</tr>{{/days}}</table>{{^days}}<p>No use in these days.</p>{{/days}}
         <p>Generations count against budgets; a task cancelled before submission gives its share back and counts as cancelled.</p>

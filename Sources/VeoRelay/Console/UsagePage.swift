@@ -36,6 +36,8 @@ struct UsagePage: Sendable {
         let view = UsageView(clients: clients, client: clientID ?? "all clients", chart: chart.svg, budget: budget, hasBudget: !budget.isEmpty,
                              days: days.reversed().filter { $0.counts != UsageCounts() }.map { UsageLine(label: $0.day, $0.counts) },
                              models: records.byModel.map { UsageLine(label: $0.model, $0.counts) },
+                             keys: try await store.upstreamUsage(clientID.map(ClientScope.client) ?? .allClients, from: first, through: last)
+                                 .byUpstreamKey.map { UsageLine(label: $0.key, $0.counts) },
                              total: UsageLine(label: "total", records.totals))
         return pages.page("Usage", "usage", view, signedIn: try context.signedIn)
     }
@@ -49,6 +51,8 @@ struct UsageView {
     var hasBudget: Bool
     var days: [UsageLine]
     var models: [UsageLine]
+    /// Generations each upstream key paid for.
+    var keys: [UsageLine]
     var total: UsageLine
 }
 

@@ -7,12 +7,15 @@ public struct UsageRecord: Sendable, Equatable {
     public var day: String
     public var model: String
     public var counts: UsageCounts
+    /// On a row of paid generations by key (`UsageLedger.upstreamUsage`): the key that paid.
+    public var upstreamKey: String?
 
-    public init(clientID: String, day: String, model: String, counts: UsageCounts) {
+    public init(clientID: String, day: String, model: String, counts: UsageCounts, upstreamKey: String? = nil) {
         self.clientID = clientID
         self.day = day
         self.model = model
         self.counts = counts
+        self.upstreamKey = upstreamKey
     }
 }
 
@@ -45,18 +48,21 @@ public struct UsageCounts: Sendable, Equatable, Codable {
     }
 }
 
-/// How a task's transition changes the aggregate (a delta on the row of its client, accepted day and model).
+/// How a task's transition changes the aggregate (a delta on the row of its client, accepted day and
+/// model), or, with `upstreamKey`, the paid generations of the key that sent it.
 struct UsageChange: Sendable, Equatable {
     var clientID: String
     var day: String
     var model: String
     var delta: UsageCounts
+    var upstreamKey: String?
 
-    private init(_ task: RelayTask, _ delta: UsageCounts) {
+    private init(_ task: RelayTask, _ delta: UsageCounts, upstreamKey: String? = nil) {
         clientID = task.clientID
         day = UsagePeriod.day(of: task.createdAt)
         model = task.request.model.rawValue
         self.delta = delta
+        self.upstreamKey = upstreamKey
     }
 
     static func accepted(_ task: RelayTask) -> UsageChange {
@@ -73,6 +79,16 @@ struct UsageChange: Sendable, Equatable {
         }
     }
 
+    /// The changes a task's end makes: its client's row, and the row of the key that paid for it when
+    /// it was submitted (a generation the upstream took, whatever its outcome).
+    static func ends(_ task: RelayTask) -> [UsageChange] {
+        guard let ended = ended(task) else { return [] }
+        guard task.upstreamTaskID != nil, task.state == .succeeded || task.state == .failed else { return [ended] }
+        let paid = UsageCounts(generations: 1, videoSeconds: task.request.requestedSeconds, succeeded: task.state == .succeeded ? 1 : 0,
+                               failed: task.state == .failed ? 1 : 0)
+        return [ended, UsageChange(task, paid, upstreamKey: task.keyName)]
+    }
+
     /// A failed task sent again by an operator is in flight again, no longer failed.
     static func resubmitted(_ task: RelayTask) -> UsageChange {
         UsageChange(task, UsageCounts(failed: -1))
@@ -83,7 +99,7 @@ struct UsageChange: Sendable, Equatable {
     static func merged(_ changes: [UsageChange]) -> [UsageChange] {
         var merged: [String: UsageChange] = [:]
         for change in changes {
-            let key = "\(change.clientID)\u{0}\(change.day)\u{0}\(change.model)"
+            let key = "\(change.upstreamKey ?? "")\u{0}\(change.clientID)\u{0}\(change.day)\u{0}\(change.model)"
             if var existing = merged[key] {
                 existing.delta = existing.delta + change.delta
                 merged[key] = existing
@@ -109,6 +125,12 @@ extension [UsageRecord] {
             date = UsagePeriod.day.end(of: date)
         }
         return days
+    }
+
+    /// One sum per upstream key, in name order (rows of `UsageLedger.upstreamUsage`).
+    public var byUpstreamKey: [(key: String, counts: UsageCounts)] {
+        Dictionary(map { ($0.upstreamKey ?? UpstreamKey.configuredName, $0.counts) }, uniquingKeysWith: +).sorted { $0.key < $1.key }
+            .map { ($0.key, $0.value) }
     }
 
     /// One sum per model, in model order.

@@ -61,6 +61,13 @@ struct UpstreamKeyTests {
         #expect(harness.simulator.concurrencyRefusals == 0)
         #expect(harness.simulator.foreignPolls == 0, "every poll with its task's own key")
         #expect(Set(harness.simulator.pollsByKey.keys) == [RelayHarness.upstreamKey, Self.secondSecret])
+        // Usage by key: what each key paid for, by its name.
+        let usage = try await api.get("/v1/usage?group_by=upstream_key")
+        #expect(usage.json["data"]?["usage"] == .array([
+            .object(["upstream_key": .string("default"), "generations": .int(4), "video_seconds": .int(32), "succeeded": .int(4), "failed": .int(0),
+                     "cancelled": .int(0)]),
+            .object(["upstream_key": .string("second"), "generations": .int(2), "video_seconds": .int(16), "succeeded": .int(2), "failed": .int(0),
+                     "cancelled": .int(0)])]), "\(usage.json)")
         try await harness.stop(relay)
     }
 

@@ -22,7 +22,8 @@ struct SchemaEquivalenceTests {
         let sqlite = try await Self.sqliteSchema()
         let postgres = try await Self.postgresSchema()
         #expect(Set(sqlite.columns.keys) == ["clients", "tasks", "events", "delivery_attempts", "idempotency_keys", "shared_secrets", "submission_pauses",
-                                                "usage_daily", "endpoints", "deliveries", "instances", "upstream_accounts", "upstream_keys"])
+                                                "usage_daily", "endpoints", "deliveries", "instances", "upstream_accounts", "upstream_keys",
+                                                "upstream_usage_daily"])
         #expect(Set(sqlite.columns.keys) == Set(postgres.columns.keys))
         #expect(sqlite.columns["events"]?["task_id"] == "text, null", "the latest migration is there")
         #expect(sqlite.columns["events"]?["state"] == nil, "delivery state lives in deliveries")

@@ -92,4 +92,19 @@ struct UpstreamAccountsConformanceTests {
         #expect(try await store.removeUpstreamKey("own") == .notFound)
         store.close()
     }
+
+    /// A submitted task's end counts a paid generation on the row of the key that sent it; an end
+    /// without a submission (nothing paid) counts none.
+    @Test(arguments: TestStores.all)
+    func paidGenerationsAreCountedByKey(store kind: TestStores.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        let day = UsagePeriod.day(of: fixture.t0)
+        #expect(try await fixture.store.upstreamUsage(.allClients, from: day, through: day).isEmpty)
+        _ = try await fixture.finishedTask("paid")
+        let paid = try await fixture.store.upstreamUsage(.client(fixture.client.id), from: day, through: day)
+        #expect(paid == [UsageRecord(clientID: fixture.client.id, day: day, model: "veo3.1-fast-official",
+                                     counts: UsageCounts(generations: 1, videoSeconds: 8, succeeded: 1), upstreamKey: "default")])
+        #expect(try await fixture.store.upstreamUsage(.client("someone-else"), from: day, through: day).isEmpty)
+        fixture.store.close()
+    }
 }

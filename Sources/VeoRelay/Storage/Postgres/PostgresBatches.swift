@@ -88,7 +88,7 @@ extension PostgresStore {
             transition.event.flatMap { written.contains(transition.task.id) ? NewEventRow($0, of: transition.task) : nil }
         }
         // A task is held only until it ends, so a written end is the task's one end.
-        let ends = batch.compactMap { transition, _ in written.contains(transition.task.id) ? UsageChange.ended(transition.task) : nil }
+        let ends = batch.flatMap { transition, _ in written.contains(transition.task.id) ? UsageChange.ends(transition.task) : [] }
         if !events.isEmpty { try await insertEvents(events, on: connection) }
         try await record(ends, on: connection)
         return written

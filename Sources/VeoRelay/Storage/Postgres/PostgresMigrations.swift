@@ -151,6 +151,12 @@ enum PostgresMigrations {
             "ALTER TABLE tasks ADD COLUMN upstream_key TEXT",
             "CREATE INDEX tasks_upstream_key_in_flight ON tasks (upstream_key, state) WHERE state IN ('queued', 'submitting', 'running')",
             "UPDATE upstream_accounts SET key_id = 'default' WHERE key_id = 'upstream'",
+            """
+            CREATE TABLE upstream_usage_daily (upstream_key TEXT NOT NULL, client_id TEXT NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL,
+                generations BIGINT NOT NULL, video_seconds BIGINT NOT NULL, succeeded BIGINT NOT NULL, failed BIGINT NOT NULL,
+                PRIMARY KEY (upstream_key, client_id, day, model))
+            """,
+            "CREATE INDEX upstream_usage_daily_day ON upstream_usage_daily (day)",
         ]),
     ]
 

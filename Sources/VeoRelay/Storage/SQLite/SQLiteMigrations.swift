@@ -263,7 +263,7 @@ enum SQLiteMigrations {
                 """)
         }
         migrator.registerMigration("018-upstream-keys") { db in
-            // Upstream keys beyond the configured one, the key each task was sent with, and holds per key.
+            // Upstream keys beyond the configured one, the key each task was sent with, holds and paid generations per key.
             try db.execute(sql: """
                 CREATE TABLE upstream_keys (name TEXT PRIMARY KEY, secret TEXT NOT NULL, client_id TEXT, max_in_flight INTEGER,
                                             rate REAL, enabled INTEGER NOT NULL, created_at REAL NOT NULL);
@@ -271,6 +271,10 @@ enum SQLiteMigrations {
                 ALTER TABLE tasks ADD COLUMN upstream_key TEXT;
                 CREATE INDEX tasks_upstream_key_in_flight ON tasks (upstream_key, state) WHERE state IN ('queued', 'submitting', 'running');
                 UPDATE upstream_accounts SET key_id = 'default' WHERE key_id = 'upstream';
+                CREATE TABLE upstream_usage_daily (upstream_key TEXT NOT NULL, client_id TEXT NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL,
+                                                   generations INTEGER NOT NULL, video_seconds INTEGER NOT NULL, succeeded INTEGER NOT NULL,
+                                                   failed INTEGER NOT NULL, PRIMARY KEY (upstream_key, client_id, day, model));
+                CREATE INDEX upstream_usage_daily_day ON upstream_usage_daily (day);
                 """)
         }
         return migrator

@@ -132,7 +132,7 @@ extension SQLiteStore: TaskQueue {
                              keepLease ? lease.owner : nil, keepLease ? lease.expiresAt.timeIntervalSince1970 : nil,
                              task.id, lease.owner])
         guard db.changesCount == 1 else { return false }
-        if let ended = UsageChange.ended(task) { try record([ended], db: db) }
+        try record(UsageChange.ends(task), db: db)
         guard let event = transition.event else { return true }
         try writeEvent(event, of: task, db: db)
         return true

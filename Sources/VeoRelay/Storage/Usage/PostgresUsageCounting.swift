@@ -27,27 +27,35 @@ extension PostgresStore {
 
     /// A change to one usage row, as `record` sends it.
     struct UsageRow: Encodable {
+        var upstream_key: String?
         var client_id, day, model: String
         var generations, video_seconds, succeeded, failed, cancelled: Int
 
         init(_ change: UsageChange) {
-            (client_id, day, model) = (change.clientID, change.day, change.model)
+            (upstream_key, client_id, day, model) = (change.upstreamKey, change.clientID, change.day, change.model)
             let delta = change.delta
             (generations, video_seconds, succeeded, failed, cancelled) = (delta.generations, delta.videoSeconds, delta.succeeded,
                                                                          delta.failed, delta.cancelled)
         }
     }
 
-    /// Adds the changes to the aggregate in one statement; run last in its transaction, so that the
-    /// rows it locks are held only until the commit.
+    /// Adds the changes to the aggregate, clients' rows and keys' rows, in one statement; run last in its
+    /// transaction, so that the rows it locks are held only until the commit.
     func record(_ changes: [UsageChange], on connection: PostgresConnection?) async throws {
         let rows = UsageChange.merged(changes).map(UsageRow.init)
         guard !rows.isEmpty else { return }
+        let columns = """
+            r(upstream_key text, client_id text, day text, model text, generations bigint, video_seconds bigint, succeeded bigint,
+              failed bigint, cancelled bigint)
+            """
         try await self.rows(PostgresQuery(unsafeSQL: """
+            WITH r AS (SELECT * FROM json_to_recordset($1::json) AS \(columns)),
+            paid AS (
+                INSERT INTO upstream_usage_daily (upstream_key, client_id, day, model, generations, video_seconds, succeeded, failed)
+                SELECT upstream_key, client_id, day, model, generations, video_seconds, succeeded, failed FROM r WHERE upstream_key IS NOT NULL
+                \(UsageStatements.paidUpsertSuffix))
             INSERT INTO usage_daily (client_id, day, model, generations, video_seconds, succeeded, failed, cancelled)
-            SELECT client_id, day, model, generations, video_seconds, succeeded, failed, cancelled
-            FROM json_to_recordset($1::json) AS r(client_id text, day text, model text, generations bigint, video_seconds bigint,
-                                                  succeeded bigint, failed bigint, cancelled bigint)
+            SELECT client_id, day, model, generations, video_seconds, succeeded, failed, cancelled FROM r WHERE upstream_key IS NULL
             \(UsageStatements.upsertSuffix)
             """, binds: try Self.recordset(rows)), on: connection)
     }

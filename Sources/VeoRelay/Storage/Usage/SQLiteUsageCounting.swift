@@ -19,8 +19,13 @@ extension SQLiteStore {
     static func record(_ changes: [UsageChange], db: Database) throws {
         for change in UsageChange.merged(changes) {
             let delta = change.delta
-            try db.rows(UsageStatements.add, [change.clientID, change.day, change.model, delta.generations, delta.videoSeconds,
-                                               delta.succeeded, delta.failed, delta.cancelled])
+            if let key = change.upstreamKey {
+                try db.rows(UsageStatements.addPaid, [key, change.clientID, change.day, change.model, delta.generations, delta.videoSeconds,
+                                                      delta.succeeded, delta.failed])
+            } else {
+                try db.rows(UsageStatements.add, [change.clientID, change.day, change.model, delta.generations, delta.videoSeconds,
+                                                   delta.succeeded, delta.failed, delta.cancelled])
+            }
         }
     }
 }

@@ -9,6 +9,9 @@ public protocol UsageLedger: Sendable {
     /// The aggregate's rows for `scope` whose day lies between `from` and `through` (UTC day names,
     /// both included), ordered by day, client and model.
     func usage(_ scope: ClientScope, from: String, through: String) async throws -> [UsageRecord]
+    /// Paid generations by the upstream key that sent them, for `scope` between `from` and `through`
+    /// (days the tasks were accepted): counted as each submitted task ends, succeeded or failed.
+    func upstreamUsage(_ scope: ClientScope, from: String, through: String) async throws -> [UsageRecord]
     /// A client's limits and what it has used of them at `now`; nil if there is no such client.
     func budgetStanding(clientID: String, at now: Date) async throws -> BudgetStanding?
 }

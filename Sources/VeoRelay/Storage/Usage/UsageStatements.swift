@@ -43,6 +43,24 @@ enum UsageStatements {
             failed = usage_daily.failed + excluded.failed, cancelled = usage_daily.cancelled + excluded.cancelled
         """
 
+    /// Adds paid generations to their key's row, creating it.
+    static let paidUpsertSuffix = """
+        ON CONFLICT (upstream_key, client_id, day, model) DO UPDATE SET generations = upstream_usage_daily.generations + excluded.generations,
+            video_seconds = upstream_usage_daily.video_seconds + excluded.video_seconds,
+            succeeded = upstream_usage_daily.succeeded + excluded.succeeded, failed = upstream_usage_daily.failed + excluded.failed
+        """
+
+    /// Paid generations (1 key, 2 client, 3 day, 4 model, 5–8 the counts' deltas).
+    static let addPaid = Statement("""
+        INSERT INTO upstream_usage_daily (upstream_key, client_id, day, model, generations, video_seconds, succeeded, failed)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \(paidUpsertSuffix)
+        """)
+
+    /// Paid generations by key (1 scope, 2 first day, 3 last day).
+    static let paid = Statement("""
+        SELECT * FROM upstream_usage_daily WHERE \(scoped("client_id", 1)) AND day BETWEEN $2 AND $3 ORDER BY day, upstream_key, client_id, model
+        """)
+
     /// One change (1 client, 2 day, 3 model, 4–8 the counts' deltas).
     static let add = Statement("""
         INSERT INTO usage_daily (client_id, day, model, generations, video_seconds, succeeded, failed, cancelled)
@@ -59,11 +77,13 @@ enum UsageStatements {
         return use
     }
 
-    static func record(_ row: some StoredRow) throws -> UsageRecord {
+    /// A row of `usage_daily`, or with `paid` of `upstream_usage_daily` (which has its key and no cancellations).
+    static func record(_ row: some StoredRow, paid: Bool = false) throws -> UsageRecord {
         UsageRecord(clientID: try row.text("client_id"), day: try row.text("day"), model: try row.text("model"),
                     counts: UsageCounts(generations: try row.integer("generations"), videoSeconds: try row.integer("video_seconds"),
                                         succeeded: try row.integer("succeeded"), failed: try row.integer("failed"),
-                                        cancelled: try row.integer("cancelled")))
+                                        cancelled: paid ? 0 : try row.integer("cancelled")),
+                    upstreamKey: paid ? try row.text("upstream_key") : nil)
     }
 }
 
@@ -74,6 +94,10 @@ extension UsageLedger where Self: StatementRunner {
 
     public func usage(_ scope: ClientScope, from: String, through: String) async throws -> [UsageRecord] {
         try await rows(UsageStatements.usage, [scope, from, through]) { try UsageStatements.record($0) }
+    }
+
+    public func upstreamUsage(_ scope: ClientScope, from: String, through: String) async throws -> [UsageRecord] {
+        try await rows(UsageStatements.paid, [scope, from, through]) { try UsageStatements.record($0, paid: true) }
     }
 
     public func budgetStanding(clientID: String, at now: Date) async throws -> BudgetStanding? {
