@@ -79,6 +79,40 @@ struct PostgresTests {
         try await harness.stop(second)
     }
 
+    /// Two relays on one database: a refusal one of them met holds the other's submissions too (so the
+    /// broke account is asked a bounded number of times, not once per task), one probe at a time goes
+    /// from either, and the release lets both work the queue.
+    @Test func twoRelaysHoldOnOneRefusalAndResumeOnOneProbe() async throws {
+        var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)
+        simulator.accountRefusal = .balance
+        let clock = ShiftedClock()
+        let harness = try await RelayHarness.start(simulator: simulator, clock: clock, database: try await TestPostgres.freshDatabase())
+        let (logA, logB) = (LogCapture(), LogCapture())
+        let a = try await harness.startRelay(instance: "relay-a", logger: logA.logger)
+        let b = try await harness.startRelay(instance: "relay-b", logger: logB.logger)
+        var ids: Set<String> = []
+        for n in 0..<60 { ids.insert(try await APIClient(baseURL: (n % 2 == 0 ? a : b).baseURL).submit(harness.request(prompt: "pg broke \(n)"))) }
+        try await eventually("a relay to meet the refusal") {
+            logA.text.contains("the upstream account refuses work") || logB.text.contains("the upstream account refuses work")
+        }
+        let windowStart = clock.now()
+        clock.advance(by: AccountProbes.first)
+        try await eventually("a probe") { logA.text.contains("probing the upstream account") || logB.text.contains("probing the upstream account") }
+        harness.simulator.reconfigure { $0.accountRefusal = nil }
+        clock.advance(by: 2 * AccountProbes.first)
+        let finished = try await harness.receiver.next(60, within: .seconds(120))
+        #expect(Set(finished.compactMap { $0.json["data"]?["task_id"]?.stringValue }) == ids)
+        #expect(finished.allSatisfy { $0.type == "task.succeeded" })
+        #expect(harness.simulator.totalSubmissions == 60 && harness.simulator.maxSubmissionsOfOneRequest == 1, "each paid once")
+        let probes = [logA, logB].map { $0.text.components(separatedBy: "probing the upstream account").count - 1 }.reduce(0, +)
+        let window = clock.now().timeIntervalSince(windowStart) + AccountProbes.first
+        #expect(probes >= 1 && probes <= 1 + Int(window / AccountProbes.first), "\(probes) probes from both relays in \(window) s")
+        // Besides the probes, only what each relay had on its way when the first refusal came back.
+        #expect(harness.simulator.accountRefusals - probes <= 2 * harness.configuration.engine.submitters,
+                "\(harness.simulator.accountRefusals) refusals for 60 tasks")
+        try await harness.stop(a, b)
+    }
+
     @Test func idempotencyDeadLettersAndReplayBehaveAsOnSQLite() async throws {
         let harness = try await RelayHarness.start(
             receiverAnswer: { attempt in attempt <= 2 ? .init(status: .serviceUnavailable) : .init(status: .ok) },
