@@ -269,6 +269,19 @@ try:
     until("the task page's player to show the stored video", lambda: driver.execute_script(
         "const v = document.querySelector('video.stored-video'); return v !== null && v.readyState >= 2"))
     driver.save_screenshot(os.path.join(artifacts, "console-video.png"))
+
+    print("console: every page, screenshot")
+    for name, path in [("overview", ""), ("tasks", "/tasks"), ("task", f"/tasks/{task}"), ("dead-letters", "/dead-letters"),
+                       ("clients", "/clients"), ("endpoints", "/endpoints"), ("usage", "/usage"), ("upstream", "/upstream")]:
+        driver.get(relay + "/console" + path)
+        check(driver.find_element(By.TAG_NAME, "h1").text != "" and "veo-relay console" in driver.title, f"the {name} page is there")
+        driver.save_screenshot(os.path.join(artifacts, f"page-{name}.png"))
+    driver.get(relay + "/console")
+    choices = [option.text for option in driver.find_elements(By.CSS_SELECTOR, "#switch-client option")]
+    check(choices[0] == "all clients" and any("(" in choice for choice in choices[1:]), f"the stop switch offers clients by name: {choices}")
+    driver.get(relay + "/console/sign-in")
+    check("veo-relay" in driver.find_element(By.TAG_NAME, "main").text, "the sign-in page names the product")
+    driver.save_screenshot(os.path.join(artifacts, "page-sign-in.png"))
     print(f"browser tests passed; screenshots in {artifacts}")
 except Exception:
     if driver:

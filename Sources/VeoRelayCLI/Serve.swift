@@ -336,6 +336,11 @@ struct Banner {
                       "!!! Videos are fake and nothing is billed. Set the key to talk to the real API. !!!",
                       "upstream: \(relay.upstreamDescription)", ""]
         }
+        let callbacks = configuration.callbacks
+        let networks = callbacks.addresses.allowed.map(\.description)
+        lines.append("callbacks: " + (callbacks.allowHTTP ? "https and http" : "https only (--callback-allow-http for http)") + "; "
+            + (networks.isEmpty ? "public addresses only (--callback-allow-cidr 127.0.0.0/8 for webhooks on this machine)"
+                : "public addresses and \(networks.joined(separator: ", "))"))
         let engine = configuration.engine
         lines.append("upstream allowance: \(engine.upstream.rate.formatted(.number.grouping(.never))) requests/s; up to \(engine.submitters) submissions and \(engine.pollers) polls in flight")
         if let directory = configuration.videos.directory {
@@ -345,8 +350,9 @@ struct Banner {
             }
         }
         switch relay.clients {
-        case .configured(let count):
-            lines.append("clients: \(count) API key(s) from configuration, signing with VEO_RELAY_WEBHOOK_SECRET")
+        case .configured(let count, let others):
+            lines.append("clients: \(count) API key(s) from configuration, signing with VEO_RELAY_WEBHOOK_SECRET"
+                + (others > 0 ? "; \(others) more stored in the database, whose keys authenticate too (`veo-relay keys list`)" : ""))
         case .stored(let count):
             lines.append("clients: \(count) stored in the database (their keys were shown when created)")
         case .created(let name, let apiKey, let secret):
@@ -354,6 +360,8 @@ struct Banner {
                       "  API key (Authorization: Bearer …): \(apiKey)",
                       "  webhook signing secret:            \(secret)"]
         }
+        lines.append(configuration.consoleToken == nil ? "console: off (set VEO_RELAY_CONSOLE_TOKEN to open it)"
+            : "console: http://\(configuration.host):\(port)/console")
         lines.append(rule)
         return lines.joined(separator: "\n")
     }

@@ -5,7 +5,9 @@ import Foundation
 /// and no usable client stored, one client is created and its key and secret are shown once.
 public enum ClientBootstrap {
     public enum Outcome: Sendable, Equatable {
-        case configured(count: Int)
+        /// `others`: clients stored in the database (created with `keys create` or generated) whose keys
+        /// authenticate too.
+        case configured(count: Int, others: Int)
         case created(name: String, apiKey: String, signingSecret: String)
         case stored(count: Int)
     }
@@ -32,7 +34,7 @@ public enum ClientBootstrap {
                                              keyHash: hash, now: now, budget: budget)
             }
             _ = try await store.revokeClients(prefix: configuredPrefix, keeping: configured, at: now)
-            return .configured(count: apiKeys.count)
+            return .configured(count: apiKeys.count, others: max(0, try await store.clientCount() - configured.count))
         }
         _ = try await store.revokeClients(prefix: configuredPrefix, keeping: [], at: now)
         let count = try await store.clientCount()

@@ -122,6 +122,8 @@ public func buildRelay(
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
         try Console(store: store, cancellation: cancellation, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
                               destinations: destinations, videos: videoFiles, endpointTester: endpointTester).addRoutes(to: router)
+    } else {
+        ConsoleOff.addRoutes(to: router)
     }
     MetricsSampler.recordStart(at: clock.now())
     let upstream: UpstreamClient

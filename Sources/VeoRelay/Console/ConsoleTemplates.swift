@@ -30,6 +30,8 @@ enum ConsoleTemplates {
         """
 
     static let signIn = """
+        <p>The operator console of this veo-relay: tasks, webhooks, clients, usage and the upstream, on every instance
+        that shares its database. Sign in with the token the relay was started with (<code>VEO_RELAY_CONSOLE_TOKEN</code>).</p>
         <form method="post" action="/console/sign-in">
         <input type="hidden" name="nonce" value="{{nonce}}">
         <label>Operator token <input type="password" name="token" id="token" autocomplete="current-password" autofocus></label>
@@ -148,11 +150,11 @@ enum ConsoleTemplates {
         {{#pauses}}<p class="state-failed paused">Paused for {{name}} since {{value}}</p>{{/pauses}}
         {{^pauses}}<p class="state-succeeded" id="running">Running for every client.</p>{{/pauses}}
         <form method="post" action="/console/pause"><input type="hidden" name="csrf" value="{{csrf}}">
-        <label>Client (empty: all) <input name="client" id="pause-client"></label> <button id="pause">Pause</button></form>
-        <form method="post" action="/console/resume"><input type="hidden" name="csrf" value="{{csrf}}">
-        <label>Client (empty: all) <input name="client" id="resume-client"></label> <button id="resume">Resume</button></form>
+        <label>Submissions of <select name="client" id="switch-client"><option value="">all clients</option>
+        {{#clients}}<option value="{{id}}">{{name}} ({{id}})</option>{{/clients}}</select></label>
+        <button id="pause">Pause</button> <button id="resume" formaction="/console/resume">Resume</button></form>
         <p>Paused, nothing new is sent upstream (on every instance within a second); intake, polls, webhooks and streams go on.</p></section>
+        <section id="backlog-now"><h2>Backlog now (all instances)</h2><table id="backlog">{{#backlog}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/backlog}}</table></section>
         {{#sections}}<h2>{{title}}</h2><div class="charts">{{#charts}}{{{svg}}}{{/charts}}</div>{{/sections}}
-        <h2>Backlog now (all instances)</h2><table id="backlog">{{#backlog}}<tr><th>{{name}}</th><td>{{value}}</td></tr>{{/backlog}}</table>
         """
 }

@@ -4,7 +4,7 @@ import Hummingbird
 /// The console's landing page: the last hour and the last day as charts, the backlog now, and the stop
 /// switch with its buttons. Everything is read from the database, so every instance shows the same.
 struct OverviewPage: Sendable {
-    let store: any TaskQueue & StoreMaintenance & EndpointDirectory & UpstreamAccounts
+    let store: any TaskQueue & StoreMaintenance & EndpointDirectory & UpstreamAccounts & ClientDirectory
     let pages: ConsolePages
     let clock: any WallClock
 
@@ -22,7 +22,8 @@ struct OverviewPage: Sendable {
             // Whole slots ending with the one now running.
             let end = (now.timeIntervalSince1970 / slot).rounded(.up) * slot
             let report = try await store.activity(from: Date(timeIntervalSince1970: end - slot * Double(count)), slot: slot, count: count)
-            sections.append(.init(title: "\(title) (\(per))", charts: Self.charts(report, per: per, now: now).map { .init(svg: $0.svg) }))
+            sections.append(.init(title: "\(title) (\(per))", charts: Self.charts(report, per: per, now: now, dated: slot * Double(count) > 3_600)
+                .map { .init(svg: $0.svg) }))
         }
         let backlog = try await store.backlog(now: now)
         func late(_ date: Date?) -> String { date.map { "oldest due \(Int(now.timeIntervalSince($0))) s ago" } ?? "nothing due" }
@@ -35,17 +36,22 @@ struct OverviewPage: Sendable {
             NamedValue(name: pause.scope.label, value: ConsolePages.time(pause.since))
         }
         let disabled = try await store.endpoints(scope: .allClients).count { !$0.enabled && $0.disabledReason != nil }
-        let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, csrf: signedIn.csrf,
+        let clients = try await store.clients().filter { $0.revokedAt == nil }.map { ClientChoice(id: $0.id, name: $0.name, selected: false) }
+        let view = OverviewView(sections: sections, backlog: stages, pauses: pauses, clients: clients, csrf: signedIn.csrf,
                                 disabledEndpoints: disabled == 0 ? nil : disabled,
                                 accountHold: AccountHold.text(try await store.accountHolds(), now: now))
         return pages.page("Overview", "overview", view, signedIn: signedIn, notice: request.uri.queryParameters.get("notice"))
     }
 
     /// Tasks, webhook success, notification lag and upstream errors over the report's window.
-    static func charts(_ report: ActivityReport, per: String, now: Date) -> [SVGChart] {
-        let start = report.start.formatted(.iso8601.time(includingFractionalSeconds: false))
+    /// `dated`: the axis names the day too (a window longer than an hour spans midnight now and then).
+    static func charts(_ report: ActivityReport, per: String, now: Date, dated: Bool = false) -> [SVGChart] {
+        func label(_ date: Date) -> String {
+            dated ? ConsolePages.time(date) : date.formatted(.iso8601.time(includingFractionalSeconds: false)) + " UTC"
+        }
+        let start = label(report.start)
         let end = report.start.addingTimeInterval(report.slot * Double(report.accepted.count))
-        let endLabel = end > now ? "now" : end.formatted(.iso8601.time(includingFractionalSeconds: false))
+        let endLabel = end > now ? "now" : label(end)
         func counts(_ values: [Int]) -> [Double?] { values.map(Double.init) }
         let successRate = zip(report.webhooksAccepted, report.webhookAttempts).map { accepted, attempts in
             attempts == 0 ? nil : Double(accepted) * 100 / Double(attempts)
@@ -105,6 +111,8 @@ struct OverviewView {
     var sections: [Section]
     var backlog: [NamedValue]
     var pauses: [NamedValue]
+    /// The stop switch's choices besides every client.
+    var clients: [ClientChoice]
     var csrf: String
     /// How many endpoints the relay disabled for failing (nil: none), for the notice.
     var disabledEndpoints: Int?

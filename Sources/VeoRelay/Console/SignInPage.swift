@@ -14,7 +14,7 @@ struct SignInPage: Sendable {
 
     @Sendable func form(_ request: Request, context: ConsoleRequestContext) async throws -> Response {
         let (nonce, cookie) = sessions.newSignInNonce()
-        var response = pages.page("Sign in", "signin", SignInView(nonce: nonce, failed: request.uri.queryParameters.get("failed") != nil),
+        var response = pages.page("Sign in to the veo-relay console", "signin", SignInView(nonce: nonce, failed: request.uri.queryParameters.get("failed") != nil),
                                   signedIn: nil)
         response.setCookie(cookie)
         return response

@@ -43,7 +43,7 @@ public struct CallbackGuard: Sendable {
         }
         let scheme = components.scheme?.lowercased()
         guard scheme == "https" || (scheme == "http" && policy.allowHTTP) else {
-            throw ValidationFailure(param: param, "\(param) must use https.")
+            throw ValidationFailure(param: param, "\(param) must use https (an operator may allow http with --callback-allow-http, VEO_RELAY_CALLBACK_ALLOW_HTTP=true).")
         }
         let addresses: [[UInt8]]
         if let literal = IPNetwork.parseAddress(host) {
@@ -59,7 +59,10 @@ public struct CallbackGuard: Sendable {
         }
         guard !addresses.isEmpty else { throw ValidationFailure(param: param, "\(param)'s host '\(host)' does not resolve.") }
         if let refused = addresses.first(where: { !policy.addresses.allows($0) }) {
-            throw ValidationFailure(param: param, "\(param) points to a private, loopback or reserved address (\(IPNetwork.format(refused) ?? "?")), which the relay does not call.")
+            throw ValidationFailure(param: param, """
+                \(param) points to a private, loopback or reserved address (\(IPNetwork.format(refused) ?? "?")), which the relay does not call \
+                (an operator may allow a network with --callback-allow-cidr, e.g. 127.0.0.0/8 for this machine).
+                """)
         }
     }
 

@@ -69,10 +69,15 @@ struct ConsoleTests {
         try await harness.startRelay { $0.consoleToken = Self.token }
     }
 
-    @Test func withoutATokenThereIsNoConsole() async throws {
+    @Test func withoutATokenTheConsoleSaysHowToOpenIt() async throws {
         let harness = try await RelayHarness.start()
         let relay = try await harness.startRelay()
-        #expect(try await Browser(base: relay.baseURL).get("/console/tasks").status == 404)
+        for path in ["/console", "/console/tasks"] {
+            let page = try await Browser(base: relay.baseURL).get(path)
+            #expect(page.status == 404)
+            #expect(page.html.contains("console is off") && page.html.contains("VEO_RELAY_CONSOLE_TOKEN"), "\(path): \(page.html)")
+        }
+        #expect(try await APIClient(baseURL: relay.baseURL).post("/console/pause", json: .object([:])).status >= 400, "nothing behind it")
         try await harness.stop(relay)
     }
 
