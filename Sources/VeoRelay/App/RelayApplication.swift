@@ -85,7 +85,7 @@ public func buildRelay(
 
     let router = Router(context: RelayRequestContext.self)
     router.middlewares.add(MetricsMiddleware())
-    if !configuration.streams.corsOrigins.isEmpty { router.middlewares.add(AllowedOriginsCORS(origins: configuration.streams.corsOrigins)) }
+    router.middlewares.add(AllowedOriginsCORS(origins: configuration.streams.corsOrigins))
     router.middlewares.add(ErrorEnvelopeMiddleware(logger: logger))
     let api = router.group("v1")
     // Spans only where a tracer takes them: without one the middleware would still build each request's

@@ -198,6 +198,12 @@ struct StreamTests {
                       ("Access-Control-Request-Headers", "authorization,content-type")])
         #expect(preflight.status == 204)
         #expect(preflight.headers["access-control-allow-headers"]?.lowercased().contains("authorization") == true)
+        // Another origin's preflight is refused as such, naming the setting, and without CORS headers.
+        let refused = try await APIClient(baseURL: relay.baseURL, key: nil).send(
+            .OPTIONS, "/v1/videos/generations", body: nil, headers: [("Origin", "http://evil.example"), ("Access-Control-Request-Method", "POST")])
+        #expect(refused.status == 403 && refused.headers["access-control-allow-origin"] == nil)
+        #expect(refused.json["error"]?["type"] == .string("cors_refused"))
+        #expect(refused.json["error"]?["message"]?.stringValue?.contains("--cors-origin") == true, "\(refused.json)")
         try await harness.stop(relay)
     }
 }
