@@ -22,8 +22,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on. [env: VEO_RELAY_PORT] (default: 8080)")
     var port: Int?
 
-    @Option(help: "SQLite database file, or a postgres://user:password@host:5432/db URL for several relays sharing one database. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
+    @Option(help: "SQLite database file, or a postgres://user:password@host:5432/db?sslmode=verify-full&sslrootcert=ca.crt URL for several relays sharing one database. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
     var database: String?
+
+    @Option(help: "A file holding the database location (a PostgreSQL URL with its password, e.g. a mounted secret). [env: VEO_RELAY_DATABASE_FILE]")
+    var databaseFile: String?
 
     @Option(help: "How long any one database call may take before the request answers 503 (and a worker retries later); also PostgreSQL's statement timeout. [env: VEO_RELAY_DATABASE_TIMEOUT] (default: 5s)")
     var databaseTimeout: String?
@@ -192,7 +195,8 @@ struct Serve: AsyncParsableCommand {
         var configuration = RelayConfiguration()
         configuration.host = host ?? Env.string("VEO_RELAY_HOST") ?? configuration.host
         configuration.port = try port ?? Env.value("VEO_RELAY_PORT") ?? configuration.port
-        configuration.databasePath = database ?? Env.string("VEO_RELAY_DATABASE") ?? configuration.databasePath
+        configuration.databasePath = try database ?? Env.string("VEO_RELAY_DATABASE")
+            ?? Self.secret(fromFile: databaseFile ?? Env.string("VEO_RELAY_DATABASE_FILE"), named: "database URL") ?? configuration.databasePath
         if let timeout = try Env.duration(databaseTimeout, "VEO_RELAY_DATABASE_TIMEOUT") { configuration.databaseTimeout = .seconds(timeout) }
         let upstreamURL = upstreamURL ?? Env.string("VEO_RELAY_UPSTREAM_URL") ?? RelayConfiguration.defaultUpstreamURL
         if let key = try upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY")
@@ -326,7 +330,7 @@ struct Banner {
     var text: String {
         let rule = String(repeating: "=", count: 78)
         var lines = [rule, "veo-relay listening on http://\(configuration.host):\(port)",
-                     "database: \(StoreLocation.display(configuration.databasePath))"]
+                     "database: \(StoreLocation.display(configuration.databasePath)), \(StoreLocation.link(configuration.databasePath))"]
         switch configuration.upstream {
         case .remote:
             lines.append("upstream: \(relay.upstreamDescription)")

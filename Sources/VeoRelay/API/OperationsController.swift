@@ -9,6 +9,8 @@ struct OperationsController {
     let metrics: PrometheusCollectorRegistry
     let sampler: MetricsSampler
     let openAPI: String
+    /// Whether the link to the database is encrypted (`StoreLocation.link`), said with readiness.
+    let databaseLink: String
 
     /// How long readiness waits for the database before calling it unavailable.
     static let readinessTimeout: Duration = .seconds(2)
@@ -33,12 +35,12 @@ struct OperationsController {
     /// otherwise 503 with the reason, so a load balancer sends the work elsewhere.
     func readiness() async throws -> Response {
         func unavailable(_ reason: String) throws -> Response {
-            try JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": reason])
+            try JSONResponse.make(.serviceUnavailable, ["status": "unavailable", "reason": reason, "database_link": databaseLink])
         }
         if stopState.isStopping { return try unavailable("the relay is stopping") }
         do {
             try await answer(within: Self.readinessTimeout) { [store] in try await store.checkReady() }
-            return try JSONResponse.make(.ok, ["status": "ready"])
+            return try JSONResponse.make(.ok, ["status": "ready", "database_link": databaseLink])
         } catch is TimedOut {
             return try unavailable("the database did not answer within \(Self.readinessTimeout)")
         } catch {

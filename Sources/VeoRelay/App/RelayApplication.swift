@@ -116,7 +116,7 @@ public func buildRelay(
     OperationsController(store: store, stopState: stopState, metrics: metrics,
                          sampler: MetricsSampler(store: store, upstream: gate, destinations: destinations, clock: clock,
                                                  failures: FailureBackoff(component: "metrics", logger: logger)),
-                         openAPI: openAPI).addRoutes(to: router)
+                         openAPI: openAPI, databaseLink: StoreLocation.link(configuration.databasePath)).addRoutes(to: router)
     if let token = configuration.consoleToken, let consoleSecret = secrets.console {
         let sessions = ConsoleSessions(token: token, sharedSecret: consoleSecret,
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)

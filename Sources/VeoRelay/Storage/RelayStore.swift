@@ -87,6 +87,12 @@ public enum StoreLocation {
         }
     }
 
+    /// For the banner and `/readyz`: whether the link to the database is encrypted.
+    public static func link(_ location: String) -> String {
+        guard isPostgres(location) else { return "a local SQLite file" }
+        return (try? PostgresLocation(url: location).link) ?? "unknown"
+    }
+
     /// For logs and banners: the location without a password.
     public static func display(_ location: String) -> String {
         guard isPostgres(location), var components = URLComponents(string: location) else {

@@ -5,6 +5,9 @@ import PostgresNIO
 /// The PostgreSQL server `scripts/test` starts for the tests (`VEO_RELAY_TEST_POSTGRES_URL`).
 enum TestPostgres {
     static let adminURL = ProcessInfo.processInfo.environment["VEO_RELAY_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    /// The folder of that server's throwaway CA (`ca.crt`, and `other-ca.crt` which did not sign it),
+    /// when it takes TLS (`VEO_RELAY_TEST_POSTGRES_TLS`).
+    static let tlsCertificates = ProcessInfo.processInfo.environment["VEO_RELAY_TEST_POSTGRES_TLS"].flatMap { $0.isEmpty ? nil : $0 }
 
     /// A new, empty database on that server; returns its URL.
     static func freshDatabase() async throws -> String {

@@ -12,19 +12,17 @@ public final class PostgresStore: Sendable {
     let deadline: StoreDeadline
     let storageFull = StorageFullSignal()
 
-    /// Connects (`postgres://user:password@host:port/database`) and brings the schema up to date.
-    /// The first connection is made alone and bounded by `connectTimeout`, so that a wrong address or
-    /// wrong credentials fail the start with the reason, where the pool would retry quietly forever.
+    /// Connects (`postgres://user:password@host:port/database`, with `sslmode` and `sslrootcert` as
+    /// `PostgresLocation` reads them) and brings the schema up to date. The first connection is made
+    /// alone and bounded by `connectTimeout`, so that a wrong address, wrong credentials or a refused
+    /// TLS handshake fail the start with the reason, where the pool would retry quietly forever.
     /// Every later call is bounded by `deadline` (see `StoreDeadline`).
     public init(url: String, logger: Logger = Logger(label: "veo-relay.postgres"), connectTimeout: Duration = .seconds(4),
                 deadline limit: Duration = StoreDeadline.defaultLimit) async throws {
-        guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
-              let host = components.host, let user = components.user
-        else { throw ConfigurationError("a PostgreSQL URL looks like postgres://user:password@host:5432/database") }
-        let port = components.port ?? 5432
-        let database = components.path.isEmpty ? nil : String(components.path.dropFirst())
-        var first = PostgresConnection.Configuration(host: host, port: port, username: user, password: components.password,
-                                                     database: database, tls: .disable)
+        let location = try PostgresLocation(url: url)
+        var first = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
+                                                     password: location.password, database: location.database,
+                                                     tls: try location.connectionTLS())
         first.options.connectTimeout = .interval(Double(connectTimeout.components.seconds))
         do {
             let connection = try await PostgresConnection.connect(configuration: first, id: 0, logger: logger)
@@ -39,12 +37,12 @@ public final class PostgresStore: Sendable {
             // A server that accepts the connection but does not answer in time (a partition, a failover)
             // may answer later: the start waits for it (`StartupWait`). A refusal is final.
             if case .connectTimeout? = (error as? PSQLError)?.underlying as? ChannelError {
-                throw StorageFault.unavailable(database: "PostgreSQL at \(host):\(port)", after: connectTimeout)
+                throw StorageFault.unavailable(database: location.name, after: connectTimeout)
             }
-            throw StoreOpenError(location: StoreLocation.display(url), reason: Self.reason(error))
+            throw StoreOpenError(location: StoreLocation.display(url), reason: location.tlsRefusal(error) ?? Self.reason(error))
         }
-        var configuration = PostgresClient.Configuration(host: host, port: port, username: user, password: components.password,
-                                                         database: database, tls: .disable)
+        var configuration = PostgresClient.Configuration(host: location.host, port: location.port, username: location.user,
+                                                         password: location.password, database: location.database, tls: try location.clientTLS())
         configuration.options.connectTimeout = connectTimeout
         // The server ends a statement past the deadline (the client has given up on it by then), and a
         // transaction left idle by a client that vanished mid-way, so its row locks do not outlive it.
@@ -57,7 +55,7 @@ public final class PostgresStore: Sendable {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
-        self.deadline = StoreDeadline(limit: limit, database: "PostgreSQL at \(host):\(port)")
+        self.deadline = StoreDeadline(limit: limit, database: location.name)
         self.runner = Task { await client.run() }
     }
 
