@@ -76,8 +76,13 @@ final class RelayProcess: Sendable {
         }
         let pid = child
         self.pid = pid
+        // The exit is reported once both pipes are read to their end: a test that reads the output after
+        // the exit must see all of it, however far behind the readers are on a loaded machine.
+        let drained = DispatchGroup()
         for (descriptor, isError) in [(stdout[0], false), (stderr[0], true)] {
+            drained.enter()
             Thread.detachNewThread { [output] in
+                defer { drained.leave() }
                 var chunk = [UInt8](repeating: 0, count: 64 * 1024)
                 while true {
                     let count = read(descriptor, &chunk, chunk.count)
@@ -97,6 +102,7 @@ final class RelayProcess: Sendable {
             var status: Int32 = 0
             while waitpid(pid, &status, 0) == -1, errno == EINTR {}
             running.flag.withLock { $0 = false }
+            drained.wait()
             // As Foundation's terminationStatus: the exit code, or the signal that ended it.
             continuation.yield(status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f)
             continuation.finish()
