@@ -42,12 +42,13 @@ enum ConsoleTemplates {
     static let tasks = """
         <form method="get" action="/console/tasks">
         <label>State <select name="state"><option value="">any</option>{{#states}}<option{{#selected}} selected{{/selected}}>{{name}}</option>{{/states}}</select></label>
-        <label>Client <input name="client" value="{{client}}"></label>
+        <label>Client <select name="client"><option value="">all clients</option>
+        {{#clients}}<option value="{{id}}"{{#selected}} selected{{/selected}}>{{name}} ({{id}})</option>{{/clients}}</select></label>
         <label>Search <input name="q" id="search" value="{{search}}" placeholder="task id, upstream id or metadata value"></label>
         <button id="filter">Filter</button></form>
         <table id="tasks"><tr><th>Task</th><th>State</th><th>Webhook</th><th>Client</th><th>Model</th><th>Prompt</th><th>Created</th></tr>
         {{#rows}}<tr><td><a href="/console/tasks/{{id}}">{{id}}</a></td><td class="state-{{state}}">{{state}}</td>
-        <td class="state-{{delivery}}">{{delivery}}</td><td>{{clientID}}</td><td>{{model}}</td><td>{{prompt}}</td><td>{{created}}</td></tr>{{/rows}}
+        <td class="state-{{delivery}}">{{delivery}}</td><td title="{{clientID}}">{{clientName}}</td><td>{{model}}</td><td>{{prompt}}</td><td>{{created}}</td></tr>{{/rows}}
         </table>{{^rows}}<p>No tasks.</p>{{/rows}}
         {{#older}}<p><a id="older" href="{{older}}">Older tasks →</a></p>{{/older}}
         """

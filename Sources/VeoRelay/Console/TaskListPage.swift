@@ -3,7 +3,7 @@ import Hummingbird
 
 /// `/console/tasks`: every client's tasks, newest first, by state, client and prompt, a page at a time.
 struct TaskListPage: Sendable {
-    let store: any TaskQueue & Outbox
+    let store: any TaskQueue & Outbox & ClientDirectory
     let pages: ConsolePages
     static let pageSize = 50
 
@@ -31,8 +31,11 @@ struct TaskListPage: Sendable {
             components.queryItems = query
             older = components.string
         }
-        let view = TaskListView(states: TaskState.allCases.map { .init(name: $0.rawValue, selected: $0 == state) }, client: client ?? "",
-                                search: search ?? "", rows: tasks.map { TaskRow($0, delivery: deliveries[$0.id]) }, older: older)
+        let names = Dictionary(try await store.clients().map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        let clients = names.sorted { $0.value < $1.value }.map { ClientChoice(id: $0.key, name: $0.value, selected: $0.key == client) }
+        let view = TaskListView(states: TaskState.allCases.map { .init(name: $0.rawValue, selected: $0 == state) }, clients: clients,
+                                search: search ?? "", rows: tasks.map { TaskRow($0, delivery: deliveries[$0.id], clientName: names[$0.clientID]) },
+                                older: older)
         return pages.page("Tasks", "tasks", view, signedIn: try context.signedIn)
     }
 
@@ -50,21 +53,22 @@ struct TaskListView {
     }
 
     var states: [StateOption]
-    var client: String
+    var clients: [ClientChoice]
     var search: String
     var rows: [TaskRow]
     var older: String?
 }
 
 struct TaskRow {
-    var id, state, delivery, clientID, model, prompt, created: String
+    var id, state, delivery, clientID, clientName, model, prompt, created: String
 
     /// `delivery`: the state of the task's latest webhook, if it has one.
-    init(_ task: RelayTask, delivery: DeliveryState?) {
+    init(_ task: RelayTask, delivery: DeliveryState?, clientName: String?) {
         id = task.id
         state = task.state.rawValue
         self.delivery = delivery?.rawValue ?? (task.callbackURL == nil ? "stream only" : "—")
         clientID = task.clientID
+        self.clientName = clientName ?? task.clientID
         model = task.request.model.rawValue
         prompt = task.request.prompt.count > 80 ? task.request.prompt.prefix(80) + "…" : task.request.prompt
         created = ConsolePages.time(task.createdAt)
