@@ -16,175 +16,175 @@ struct Serve: AsyncParsableCommand {
             without an upstream key, runs the built-in upstream simulator. SIGTERM or SIGINT stop it gracefully.
             """)
 
-    @Option(help: "Address to listen on. [env: VEO_RELAY_HOST] (default: 127.0.0.1)")
+    @Option(help: ServeSettings.host.help)
     var host: String?
 
-    @Option(help: "Port to listen on. [env: VEO_RELAY_PORT] (default: 8080)")
+    @Option(help: ServeSettings.port.help)
     var port: Int?
 
-    @Option(help: "SQLite database file, or a postgres://user:password@host:5432/db?sslmode=verify-full&sslrootcert=ca.crt URL for several relays sharing one database. [env: VEO_RELAY_DATABASE] (default: veo-relay.sqlite)")
+    @Option(help: ServeSettings.database.help)
     var database: String?
 
-    @Option(help: "A file holding the database location (a PostgreSQL URL with its password, e.g. a mounted secret). [env: VEO_RELAY_DATABASE_FILE]")
+    @Option(help: ServeSettings.databaseFile.help)
     var databaseFile: String?
 
-    @Option(help: "How long any one database call may take before the request answers 503 (and a worker retries later); also PostgreSQL's statement timeout. [env: VEO_RELAY_DATABASE_TIMEOUT] (default: 5s)")
+    @Option(help: ServeSettings.databaseTimeout.help)
     var databaseTimeout: String?
 
-    @Option(help: "Upstream base URL. [env: VEO_RELAY_UPSTREAM_URL] (default: \(RelayConfiguration.defaultUpstreamURL))")
+    @Option(help: ServeSettings.upstreamURL.help)
     var upstreamURL: String?
 
-    @Option(help: "Upstream API key; without one the built-in simulator is used. Prefer the variable: flags show in `ps`. [env: VEO_RELAY_UPSTREAM_API_KEY]")
+    @Option(help: ServeSettings.upstreamAPIKey.help)
     var upstreamAPIKey: String?
 
-    @Option(help: "A file holding the upstream API key (e.g. a mounted secret). [env: VEO_RELAY_UPSTREAM_API_KEY_FILE]")
+    @Option(help: ServeSettings.upstreamAPIKeyFile.help)
     var upstreamAPIKeyFile: String?
 
-    @Flag(help: "Accept http:// callback URLs (default: https only). [env: VEO_RELAY_CALLBACK_ALLOW_HTTP=true]")
+    @Flag(help: ServeSettings.callbackAllowHTTP.help)
     var callbackAllowHTTP = false
 
-    @Option(help: "A network callbacks may reach although it is private or loopback, e.g. 127.0.0.0/8; repeatable. [env: VEO_RELAY_CALLBACK_ALLOW_CIDRS, comma-separated]")
+    @Option(help: ServeSettings.callbackAllowCIDR.help)
     var callbackAllowCIDR: [String] = []
 
     // Named explicitly: derived from the property, the flag would be `--check-image-ur-ls`.
     @Flag(name: .customLong("check-image-urls"),
-          help: "Apply the callback address checks to first_frame_image and last_frame_image too. [env: VEO_RELAY_CHECK_IMAGE_URLS=true]")
+          help: ServeSettings.checkImageURLs.help)
     var checkImageURLs = false
 
-    @Option(help: "Keep a copy of every finished video in this directory (a volume every instance on the database mounts) and serve it at /v1/tasks/{id}/videos/{index}; the upstream's URLs expire after a day. [env: VEO_RELAY_STORE_VIDEOS] (default: off)")
+    @Option(help: ServeSettings.storeVideos.help)
     var storeVideos: String?
 
-    @Option(help: "Largest video the relay stores, in bytes. [env: VEO_RELAY_MAX_VIDEO_BYTES] (default: 536870912)")
+    @Option(help: ServeSettings.maxVideoBytes.help)
     var maxVideoBytes: Int64?
 
-    @Option(help: "How long a finished task's result may wait for its videos to be stored before it is announced with the upstream's URLs and a store_error. [env: VEO_RELAY_STORE_TIMEOUT] (default: 10m)")
+    @Option(help: ServeSettings.storeTimeout.help)
     var storeTimeout: String?
 
-    @Option(help: "How long stored videos are kept. [env: VEO_RELAY_VIDEO_RETENTION] (default: 30d)")
+    @Option(help: ServeSettings.videoRetention.help)
     var videoRetention: String?
 
     @Flag(name: .customLong("check-video-urls"),
-          help: "Apply the callback address checks to the video URLs the relay downloads. [env: VEO_RELAY_CHECK_VIDEO_URLS=true]")
+          help: ServeSettings.checkVideoURLs.help)
     var checkVideoURLs = false
 
-    @Option(help: "API requests per second per client (bursts of twice that). [env: VEO_RELAY_RATE_LIMIT] (default: 20)")
+    @Option(help: ServeSettings.rateLimit.help)
     var rateLimit: Double?
 
-    @Option(help: "Largest request body in bytes. [env: VEO_RELAY_MAX_BODY_BYTES] (default: 65536)")
+    @Option(help: ServeSettings.maxBodyBytes.help)
     var maxBodyBytes: Int?
 
-    @Option(help: "Longest prompt in characters. [env: VEO_RELAY_MAX_PROMPT_CHARS] (default: 20000)")
+    @Option(help: ServeSettings.maxPromptChars.help)
     var maxPromptChars: Int?
 
-    @Option(help: "Largest metadata object in bytes of JSON. [env: VEO_RELAY_MAX_METADATA_BYTES] (default: 4096)")
+    @Option(help: ServeSettings.maxMetadataBytes.help)
     var maxMetadataBytes: Int?
 
-    @Option(help: "Longest URL in bytes. [env: VEO_RELAY_MAX_URL_LENGTH] (default: 2048)")
+    @Option(help: ServeSettings.maxURLLength.help)
     var maxURLLength: Int?
 
-    @Option(name: .customLong("api-key"), help: "A relay API key clients must send as a Bearer token; repeatable. [env: VEO_RELAY_API_KEYS, comma-separated] (default: a generated key stored in the database)")
+    @Option(name: .customLong("api-key"), help: ServeSettings.apiKeys.help)
     var apiKeys: [String] = []
 
-    @Option(help: "Webhook signing secret (whsec_…; or an Ed25519 key whsk_… for v1a signatures, or both space-separated) for the configured API keys. [env: VEO_RELAY_WEBHOOK_SECRET]")
+    @Option(help: ServeSettings.webhookSecret.help)
     var webhookSecret: String?
 
-    @Option(help: "Limits for the clients this relay creates, e.g. per_day=500,per_month=10000,video_seconds_per_day=4000,video_seconds_per_month=80000,in_flight=50; existing clients keep theirs (see `keys budget`). [env: VEO_RELAY_DEFAULT_BUDGET] (default: unlimited)")
+    @Option(help: ServeSettings.defaultBudget.help)
     var defaultBudget: String?
 
-    @Option(help: "Shortest gap between two polls of a task. [env: VEO_RELAY_POLL_FLOOR] (default: 1s)")
+    @Option(help: ServeSettings.pollFloor.help)
     var pollFloor: String?
 
-    @Option(help: "Longest gap between two polls of a task. [env: VEO_RELAY_POLL_CEILING] (default: 60s)")
+    @Option(help: ServeSettings.pollCeiling.help)
     var pollCeiling: String?
 
-    @Option(help: "Poll every this often instead of adaptively (for comparison). [env: VEO_RELAY_POLL_FIXED_INTERVAL]")
+    @Option(help: ServeSettings.pollFixedInterval.help)
     var pollFixedInterval: String?
 
-    @Option(help: "Upstream request allowance in requests per second, shared by submissions and polls. [env: VEO_RELAY_UPSTREAM_RATE] (default: 10)")
+    @Option(help: ServeSettings.upstreamRate.help)
     var upstreamRate: Double?
 
-    @Option(help: "Upstream requests allowed in one burst. [env: VEO_RELAY_UPSTREAM_BURST] (default: the rate)")
+    @Option(help: ServeSettings.upstreamBurst.help)
     var upstreamBurst: Double?
 
-    @Option(help: "Tasks in flight with the configured upstream key at most, across all relays (the account's concurrency; more keys: `upstream keys add`). [env: VEO_RELAY_UPSTREAM_MAX_IN_FLIGHT] (default: no limit)")
+    @Option(help: ServeSettings.upstreamMaxInFlight.help)
     var upstreamMaxInFlight: Int?
 
-    @Option(help: "Longest a task may take before it fails with `timeout`. [env: VEO_RELAY_TASK_DEADLINE] (default: 3h; shorter for short estimates)")
+    @Option(help: ServeSettings.taskDeadline.help)
     var taskDeadline: String?
 
-    @Option(help: "Webhook retry delays, e.g. 0,5s,5m,30m,2h,5h,10h,10h. [env: VEO_RELAY_RETRY_SCHEDULE] (default: that one)")
+    @Option(help: ServeSettings.retrySchedule.help)
     var retrySchedule: String?
 
-    @Option(help: "Total timeout of one webhook attempt. [env: VEO_RELAY_DELIVERY_TIMEOUT] (default: 15s)")
+    @Option(help: ServeSettings.deliveryTimeout.help)
     var deliveryTimeout: String?
 
-    @Option(help: "Connect timeout of one webhook attempt. [env: VEO_RELAY_DELIVERY_CONNECT_TIMEOUT] (default: 5s)")
+    @Option(help: ServeSettings.deliveryConnectTimeout.help)
     var deliveryConnectTimeout: String?
 
-    @Option(help: "Concurrent webhook attempts in all. [env: VEO_RELAY_DELIVERY_CONCURRENCY] (default: 32)")
+    @Option(help: ServeSettings.deliveryConcurrency.help)
     var deliveryConcurrency: Int?
 
-    @Option(help: "Concurrent webhook attempts to one host:port. [env: VEO_RELAY_DESTINATION_CONCURRENCY] (default: 8)")
+    @Option(help: ServeSettings.destinationConcurrency.help)
     var destinationConcurrency: Int?
 
-    @Option(help: "Consecutive failures that open a destination's circuit. [env: VEO_RELAY_BREAKER_THRESHOLD] (default: 5)")
+    @Option(help: ServeSettings.breakerThreshold.help)
     var breakerThreshold: Int?
 
-    @Option(help: "First cool-down of an open circuit; doubles per failed probe up to 10m. [env: VEO_RELAY_BREAKER_COOLDOWN] (default: 30s)")
+    @Option(help: ServeSettings.breakerCooldown.help)
     var breakerCooldown: String?
 
-    @Option(help: "How long delivery attempt logs are kept. [env: VEO_RELAY_ATTEMPT_RETENTION] (default: 30d)")
+    @Option(help: ServeSettings.attemptRetention.help)
     var attemptRetention: String?
 
-    @Option(help: "Disable an endpoint whose every attempt has failed for this long (its client's other endpoints hear endpoint.disabled). [env: VEO_RELAY_ENDPOINT_DISABLE_AFTER] (default: 5d)")
+    @Option(help: ServeSettings.endpointDisableAfter.help)
     var endpointDisableAfter: String?
 
-    @Option(help: "How long a claimed task or event stays owned by this instance before another may take it over. [env: VEO_RELAY_LEASE_DURATION] (default: 60s)")
+    @Option(help: ServeSettings.leaseDuration.help)
     var leaseDuration: String?
 
-    @Option(help: "How long an instance's heartbeat may be silent before its submissions in flight are judged lost (outcome unknown); longer than a database partition or failover lasts. [env: VEO_RELAY_OWNER_SILENCE_LIMIT] (default: 5m)")
+    @Option(help: ServeSettings.ownerSilenceLimit.help)
     var ownerSilenceLimit: String?
 
-    @Option(help: "How long a task waits while the upstream account refuses work (401, 402, 403 naming the balance or key) before it fails upstream_account_unavailable. [env: VEO_RELAY_ACCOUNT_HOLD_LIMIT] (default: 24h)")
+    @Option(help: ServeSettings.accountHoldLimit.help)
     var accountHoldLimit: String?
 
-    @Option(help: "On PostgreSQL, warn while this host's clock is further than this from the database's (the relay runs on the database's). [env: VEO_RELAY_CLOCK_OFFSET_WARNING] (default: 1s)")
+    @Option(help: ServeSettings.clockOffsetWarning.help)
     var clockOffsetWarning: String?
 
-    @Option(help: "Total timeout of one upstream request. [env: VEO_RELAY_UPSTREAM_TIMEOUT] (default: 30s)")
+    @Option(help: ServeSettings.upstreamTimeout.help)
     var upstreamTimeout: String?
 
-    @Option(help: "How long SIGTERM/SIGINT may drain in-flight work before it is cut short; a second signal stops at once. [env: VEO_RELAY_DRAIN_TIMEOUT] (default: 25s)")
+    @Option(help: ServeSettings.drainTimeout.help)
     var drainTimeout: String?
 
-    @Option(help: "After SIGTERM/SIGINT, keep serving this long with /readyz failing before the server closes, so load balancers stop routing here first; part of the drain timeout. [env: VEO_RELAY_READINESS_GRACE] (default: 0s)")
+    @Option(help: ServeSettings.readinessGrace.help)
     var readinessGrace: String?
 
-    @Flag(help: "Serve the API and event streams only; other instances on the same database submit, poll and deliver. [env: VEO_RELAY_API_ONLY=true]")
+    @Flag(help: ServeSettings.apiOnly.help)
     var apiOnly = false
 
-    @Option(name: .customLong("cors-origin"), help: "A browser origin allowed to call the API (CORS), e.g. https://app.example.com; repeatable. [env: VEO_RELAY_CORS_ORIGINS, comma-separated] (default: none)")
+    @Option(name: .customLong("cors-origin"), help: ServeSettings.corsOrigins.help)
     var corsOrigins: [String] = []
 
-    @Option(help: "The relay's address as clients reach it, for the watch_url it hands out. [env: VEO_RELAY_PUBLIC_URL] (default: http://<the request's Host>)")
+    @Option(help: ServeSettings.publicURL.help)
     var publicURL: String?
 
-    @Option(help: "How long a watch_url works. [env: VEO_RELAY_WATCH_TOKEN_LIFETIME] (default: 6h)")
+    @Option(help: ServeSettings.watchTokenLifetime.help)
     var watchTokenLifetime: String?
 
-    @Option(help: "Event streams one client may hold open at once; more get 429. [env: VEO_RELAY_MAX_STREAMS_PER_CLIENT] (default: 100)")
+    @Option(help: ServeSettings.maxStreamsPerClient.help)
     var maxStreamsPerClient: Int?
 
-    @Option(help: "Interval of the comment line that keeps idle event streams open through proxies. [env: VEO_RELAY_STREAM_HEARTBEAT] (default: 15s)")
+    @Option(help: ServeSettings.streamHeartbeat.help)
     var streamHeartbeat: String?
 
-    @Option(help: "Operator console sign-in token; without one /console is disabled. Prefer the variable or the file: flags show in `ps`. [env: VEO_RELAY_CONSOLE_TOKEN]")
+    @Option(help: ServeSettings.consoleToken.help)
     var consoleToken: String?
 
-    @Option(help: "A file holding the console token. [env: VEO_RELAY_CONSOLE_TOKEN_FILE]")
+    @Option(help: ServeSettings.consoleTokenFile.help)
     var consoleTokenFile: String?
 
-    @Option(help: "Simulator only: multiply job durations by this factor. [env: VEO_RELAY_SIMULATOR_TIME_SCALE] (default: 0.1)")
+    @Option(help: ServeSettings.simulatorTimeScale.help)
     var simulatorTimeScale: Double?
 
     @OptionGroup var logging: LoggingOptions
@@ -193,82 +193,82 @@ struct Serve: AsyncParsableCommand {
 
     func configuration() throws -> RelayConfiguration {
         var configuration = RelayConfiguration()
-        configuration.host = host ?? Env.string("VEO_RELAY_HOST") ?? configuration.host
-        configuration.port = try port ?? Env.value("VEO_RELAY_PORT") ?? configuration.port
-        configuration.databasePath = try database ?? Env.string("VEO_RELAY_DATABASE")
-            ?? Self.secret(fromFile: databaseFile ?? Env.string("VEO_RELAY_DATABASE_FILE"), named: "database URL") ?? configuration.databasePath
-        if let timeout = try Env.duration(databaseTimeout, "VEO_RELAY_DATABASE_TIMEOUT") { configuration.databaseTimeout = .seconds(timeout) }
-        let upstreamURL = upstreamURL ?? Env.string("VEO_RELAY_UPSTREAM_URL") ?? RelayConfiguration.defaultUpstreamURL
-        if let key = try upstreamAPIKey ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY")
-            ?? Self.secret(fromFile: upstreamAPIKeyFile ?? Env.string("VEO_RELAY_UPSTREAM_API_KEY_FILE"), named: "upstream key") {
+        configuration.host = host ?? Env.string(ServeSettings.host.variable) ?? configuration.host
+        configuration.port = try port ?? Env.value(ServeSettings.port.variable) ?? configuration.port
+        configuration.databasePath = try database ?? Env.string(ServeSettings.database.variable)
+            ?? Self.secret(fromFile: databaseFile ?? Env.string(ServeSettings.databaseFile.variable), named: "database URL") ?? configuration.databasePath
+        if let timeout = try Env.duration(databaseTimeout, ServeSettings.databaseTimeout.variable) { configuration.databaseTimeout = .seconds(timeout) }
+        let upstreamURL = upstreamURL ?? Env.string(ServeSettings.upstreamURL.variable) ?? RelayConfiguration.defaultUpstreamURL
+        if let key = try upstreamAPIKey ?? Env.string(ServeSettings.upstreamAPIKey.variable)
+            ?? Self.secret(fromFile: upstreamAPIKeyFile ?? Env.string(ServeSettings.upstreamAPIKeyFile.variable), named: "upstream key") {
             configuration.upstream = .remote(url: upstreamURL, apiKey: key)
         } else {
-            let scale = try simulatorTimeScale ?? Env.value("VEO_RELAY_SIMULATOR_TIME_SCALE") ?? 0.1
+            let scale = try simulatorTimeScale ?? Env.value(ServeSettings.simulatorTimeScale.variable) ?? 0.1
             configuration.upstream = .simulated(timeScale: scale)
         }
-        configuration.apiKeys = apiKeys.isEmpty ? Env.list("VEO_RELAY_API_KEYS") : apiKeys
-        configuration.callbacks.allowHTTP = callbackAllowHTTP || Env.flag("VEO_RELAY_CALLBACK_ALLOW_HTTP")
-        configuration.callbacks.checkImageURLs = checkImageURLs || Env.flag("VEO_RELAY_CHECK_IMAGE_URLS")
-        configuration.callbacks.addresses.allowed = try (callbackAllowCIDR.isEmpty ? Env.list("VEO_RELAY_CALLBACK_ALLOW_CIDRS") : callbackAllowCIDR)
+        configuration.apiKeys = apiKeys.isEmpty ? Env.list(ServeSettings.apiKeys.variable) : apiKeys
+        configuration.callbacks.allowHTTP = callbackAllowHTTP || Env.flag(ServeSettings.callbackAllowHTTP.variable)
+        configuration.callbacks.checkImageURLs = checkImageURLs || Env.flag(ServeSettings.checkImageURLs.variable)
+        configuration.callbacks.addresses.allowed = try (callbackAllowCIDR.isEmpty ? Env.list(ServeSettings.callbackAllowCIDR.variable) : callbackAllowCIDR)
             .map { text in
                 guard let network = IPNetwork(text) else { throw ValidationError("'\(text)' is not a CIDR network such as 127.0.0.0/8") }
                 return network
             }
-        if let rate = try rateLimit ?? Env.value("VEO_RELAY_RATE_LIMIT", as: Double.self) {
+        if let rate = try rateLimit ?? Env.value(ServeSettings.rateLimit.variable, as: Double.self) {
             configuration.rateLimit.rate = rate
             configuration.rateLimit.burst = rate * 2
         }
-        configuration.maxBodyBytes = try maxBodyBytes ?? Env.value("VEO_RELAY_MAX_BODY_BYTES") ?? configuration.maxBodyBytes
-        configuration.limits.maxPromptCharacters = try maxPromptChars ?? Env.value("VEO_RELAY_MAX_PROMPT_CHARS") ?? configuration.limits.maxPromptCharacters
-        configuration.limits.maxMetadataBytes = try maxMetadataBytes ?? Env.value("VEO_RELAY_MAX_METADATA_BYTES") ?? configuration.limits.maxMetadataBytes
-        configuration.limits.maxURLLength = try maxURLLength ?? Env.value("VEO_RELAY_MAX_URL_LENGTH") ?? configuration.limits.maxURLLength
-        configuration.webhookSecret = webhookSecret ?? Env.string("VEO_RELAY_WEBHOOK_SECRET")
-        configuration.defaultBudget = try ClientBudget(parsing: defaultBudget ?? Env.string("VEO_RELAY_DEFAULT_BUDGET") ?? "")
+        configuration.maxBodyBytes = try maxBodyBytes ?? Env.value(ServeSettings.maxBodyBytes.variable) ?? configuration.maxBodyBytes
+        configuration.limits.maxPromptCharacters = try maxPromptChars ?? Env.value(ServeSettings.maxPromptChars.variable) ?? configuration.limits.maxPromptCharacters
+        configuration.limits.maxMetadataBytes = try maxMetadataBytes ?? Env.value(ServeSettings.maxMetadataBytes.variable) ?? configuration.limits.maxMetadataBytes
+        configuration.limits.maxURLLength = try maxURLLength ?? Env.value(ServeSettings.maxURLLength.variable) ?? configuration.limits.maxURLLength
+        configuration.webhookSecret = webhookSecret ?? Env.string(ServeSettings.webhookSecret.variable)
+        configuration.defaultBudget = try ClientBudget(parsing: defaultBudget ?? Env.string(ServeSettings.defaultBudget.variable) ?? "")
         var videos = configuration.videos
-        videos.directory = storeVideos ?? Env.string("VEO_RELAY_STORE_VIDEOS")
-        videos.maxBytes = try maxVideoBytes ?? Env.value("VEO_RELAY_MAX_VIDEO_BYTES") ?? videos.maxBytes
-        videos.timeout = try Env.duration(storeTimeout, "VEO_RELAY_STORE_TIMEOUT") ?? videos.timeout
-        videos.retention = try Env.duration(videoRetention, "VEO_RELAY_VIDEO_RETENTION") ?? videos.retention
-        videos.checkAddresses = checkVideoURLs || Env.flag("VEO_RELAY_CHECK_VIDEO_URLS")
+        videos.directory = storeVideos ?? Env.string(ServeSettings.storeVideos.variable)
+        videos.maxBytes = try maxVideoBytes ?? Env.value(ServeSettings.maxVideoBytes.variable) ?? videos.maxBytes
+        videos.timeout = try Env.duration(storeTimeout, ServeSettings.storeTimeout.variable) ?? videos.timeout
+        videos.retention = try Env.duration(videoRetention, ServeSettings.videoRetention.variable) ?? videos.retention
+        videos.checkAddresses = checkVideoURLs || Env.flag(ServeSettings.checkVideoURLs.variable)
         configuration.videos = videos
         var engine = configuration.engine
-        engine.polling.floor = try Env.duration(pollFloor, "VEO_RELAY_POLL_FLOOR") ?? engine.polling.floor
-        engine.polling.ceiling = try Env.duration(pollCeiling, "VEO_RELAY_POLL_CEILING") ?? engine.polling.ceiling
-        if let fixed = try Env.duration(pollFixedInterval, "VEO_RELAY_POLL_FIXED_INTERVAL") { engine.polling.mode = .fixed(fixed) }
-        engine.upstream.rate = try upstreamRate ?? Env.value("VEO_RELAY_UPSTREAM_RATE") ?? engine.upstream.rate
-        engine.upstream.burst = try upstreamBurst ?? Env.value("VEO_RELAY_UPSTREAM_BURST") ?? engine.upstream.rate
-        engine.configuredKeyMaxInFlight = try upstreamMaxInFlight ?? Env.value("VEO_RELAY_UPSTREAM_MAX_IN_FLIGHT")
-        engine.deadlines.maximum = try Env.duration(taskDeadline, "VEO_RELAY_TASK_DEADLINE") ?? engine.deadlines.maximum
+        engine.polling.floor = try Env.duration(pollFloor, ServeSettings.pollFloor.variable) ?? engine.polling.floor
+        engine.polling.ceiling = try Env.duration(pollCeiling, ServeSettings.pollCeiling.variable) ?? engine.polling.ceiling
+        if let fixed = try Env.duration(pollFixedInterval, ServeSettings.pollFixedInterval.variable) { engine.polling.mode = .fixed(fixed) }
+        engine.upstream.rate = try upstreamRate ?? Env.value(ServeSettings.upstreamRate.variable) ?? engine.upstream.rate
+        engine.upstream.burst = try upstreamBurst ?? Env.value(ServeSettings.upstreamBurst.variable) ?? engine.upstream.rate
+        engine.configuredKeyMaxInFlight = try upstreamMaxInFlight ?? Env.value(ServeSettings.upstreamMaxInFlight.variable)
+        engine.deadlines.maximum = try Env.duration(taskDeadline, ServeSettings.taskDeadline.variable) ?? engine.deadlines.maximum
         engine.deadlines.minimum = min(engine.deadlines.minimum, engine.deadlines.maximum)
-        if let text = retrySchedule ?? Env.string("VEO_RELAY_RETRY_SCHEDULE") {
+        if let text = retrySchedule ?? Env.string(ServeSettings.retrySchedule.variable) {
             engine.retrySchedule = try RetrySchedule(parsing: text)
         }
-        engine.deliveryTimeout = try Env.duration(deliveryTimeout, "VEO_RELAY_DELIVERY_TIMEOUT") ?? engine.deliveryTimeout
-        engine.upstreamTimeout = try Env.duration(upstreamTimeout, "VEO_RELAY_UPSTREAM_TIMEOUT") ?? engine.upstreamTimeout
-        engine.leaseDuration = try Env.duration(leaseDuration, "VEO_RELAY_LEASE_DURATION") ?? engine.leaseDuration
-        engine.ownerSilenceLimit = try Env.duration(ownerSilenceLimit, "VEO_RELAY_OWNER_SILENCE_LIMIT") ?? engine.ownerSilenceLimit
-        engine.accountHoldLimit = try Env.duration(accountHoldLimit, "VEO_RELAY_ACCOUNT_HOLD_LIMIT") ?? engine.accountHoldLimit
-        engine.clockOffsetWarning = try Env.duration(clockOffsetWarning, "VEO_RELAY_CLOCK_OFFSET_WARNING") ?? engine.clockOffsetWarning
-        engine.deliveryConnectTimeout = try Env.duration(deliveryConnectTimeout, "VEO_RELAY_DELIVERY_CONNECT_TIMEOUT") ?? engine.deliveryConnectTimeout
-        engine.deliveryConcurrency = try deliveryConcurrency ?? Env.value("VEO_RELAY_DELIVERY_CONCURRENCY") ?? engine.deliveryConcurrency
-        engine.destinations.maxConcurrent = try destinationConcurrency ?? Env.value("VEO_RELAY_DESTINATION_CONCURRENCY") ?? engine.destinations.maxConcurrent
-        engine.destinations.failureThreshold = try breakerThreshold ?? Env.value("VEO_RELAY_BREAKER_THRESHOLD") ?? engine.destinations.failureThreshold
-        engine.destinations.cooldown = try Env.duration(breakerCooldown, "VEO_RELAY_BREAKER_COOLDOWN") ?? engine.destinations.cooldown
-        engine.attemptRetention = try Env.duration(attemptRetention, "VEO_RELAY_ATTEMPT_RETENTION") ?? engine.attemptRetention
-        engine.endpointDisableAfter = try Env.duration(endpointDisableAfter, "VEO_RELAY_ENDPOINT_DISABLE_AFTER") ?? engine.endpointDisableAfter
+        engine.deliveryTimeout = try Env.duration(deliveryTimeout, ServeSettings.deliveryTimeout.variable) ?? engine.deliveryTimeout
+        engine.upstreamTimeout = try Env.duration(upstreamTimeout, ServeSettings.upstreamTimeout.variable) ?? engine.upstreamTimeout
+        engine.leaseDuration = try Env.duration(leaseDuration, ServeSettings.leaseDuration.variable) ?? engine.leaseDuration
+        engine.ownerSilenceLimit = try Env.duration(ownerSilenceLimit, ServeSettings.ownerSilenceLimit.variable) ?? engine.ownerSilenceLimit
+        engine.accountHoldLimit = try Env.duration(accountHoldLimit, ServeSettings.accountHoldLimit.variable) ?? engine.accountHoldLimit
+        engine.clockOffsetWarning = try Env.duration(clockOffsetWarning, ServeSettings.clockOffsetWarning.variable) ?? engine.clockOffsetWarning
+        engine.deliveryConnectTimeout = try Env.duration(deliveryConnectTimeout, ServeSettings.deliveryConnectTimeout.variable) ?? engine.deliveryConnectTimeout
+        engine.deliveryConcurrency = try deliveryConcurrency ?? Env.value(ServeSettings.deliveryConcurrency.variable) ?? engine.deliveryConcurrency
+        engine.destinations.maxConcurrent = try destinationConcurrency ?? Env.value(ServeSettings.destinationConcurrency.variable) ?? engine.destinations.maxConcurrent
+        engine.destinations.failureThreshold = try breakerThreshold ?? Env.value(ServeSettings.breakerThreshold.variable) ?? engine.destinations.failureThreshold
+        engine.destinations.cooldown = try Env.duration(breakerCooldown, ServeSettings.breakerCooldown.variable) ?? engine.destinations.cooldown
+        engine.attemptRetention = try Env.duration(attemptRetention, ServeSettings.attemptRetention.variable) ?? engine.attemptRetention
+        engine.endpointDisableAfter = try Env.duration(endpointDisableAfter, ServeSettings.endpointDisableAfter.variable) ?? engine.endpointDisableAfter
         configuration.engine = engine
-        configuration.drainTimeout = try Env.duration(drainTimeout, "VEO_RELAY_DRAIN_TIMEOUT") ?? configuration.drainTimeout
-        configuration.readinessGrace = try Env.duration(readinessGrace, "VEO_RELAY_READINESS_GRACE") ?? configuration.readinessGrace
-        configuration.apiOnly = apiOnly || Env.flag("VEO_RELAY_API_ONLY")
+        configuration.drainTimeout = try Env.duration(drainTimeout, ServeSettings.drainTimeout.variable) ?? configuration.drainTimeout
+        configuration.readinessGrace = try Env.duration(readinessGrace, ServeSettings.readinessGrace.variable) ?? configuration.readinessGrace
+        configuration.apiOnly = apiOnly || Env.flag(ServeSettings.apiOnly.variable)
         var streams = configuration.streams
-        streams.corsOrigins = corsOrigins.isEmpty ? Env.list("VEO_RELAY_CORS_ORIGINS") : corsOrigins
-        streams.publicURL = publicURL ?? Env.string("VEO_RELAY_PUBLIC_URL")
-        streams.watchTokenLifetime = try Env.duration(watchTokenLifetime, "VEO_RELAY_WATCH_TOKEN_LIFETIME") ?? streams.watchTokenLifetime
-        streams.maxPerClient = try maxStreamsPerClient ?? Env.value("VEO_RELAY_MAX_STREAMS_PER_CLIENT") ?? streams.maxPerClient
-        if let heartbeat = try Env.duration(streamHeartbeat, "VEO_RELAY_STREAM_HEARTBEAT") { streams.heartbeat = .seconds(heartbeat) }
+        streams.corsOrigins = corsOrigins.isEmpty ? Env.list(ServeSettings.corsOrigins.variable) : corsOrigins
+        streams.publicURL = publicURL ?? Env.string(ServeSettings.publicURL.variable)
+        streams.watchTokenLifetime = try Env.duration(watchTokenLifetime, ServeSettings.watchTokenLifetime.variable) ?? streams.watchTokenLifetime
+        streams.maxPerClient = try maxStreamsPerClient ?? Env.value(ServeSettings.maxStreamsPerClient.variable) ?? streams.maxPerClient
+        if let heartbeat = try Env.duration(streamHeartbeat, ServeSettings.streamHeartbeat.variable) { streams.heartbeat = .seconds(heartbeat) }
         configuration.streams = streams
-        configuration.consoleToken = try consoleToken ?? Env.string("VEO_RELAY_CONSOLE_TOKEN")
-            ?? Self.secret(fromFile: consoleTokenFile ?? Env.string("VEO_RELAY_CONSOLE_TOKEN_FILE"), named: "console token")
+        configuration.consoleToken = try consoleToken ?? Env.string(ServeSettings.consoleToken.variable)
+            ?? Self.secret(fromFile: consoleTokenFile ?? Env.string(ServeSettings.consoleTokenFile.variable), named: "console token")
         return configuration
     }
 

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import VeoRelay
 
-@Suite("OpenAPI contract")
+@Suite("OpenAPI contract", .stopsWhatItStarts, .stopsWhatItStarts)
 struct ContractTests {
     /// With every optional part of the API on (stored videos).
     @Test func theDocumentDescribesExactlyTheRoutesTheRelayServes() async throws {
@@ -20,10 +20,11 @@ struct ContractTests {
             return relay.application
         }
         try await server.stop()
+        // The console's pages (here: the page saying it is off) are HTML for people, not API.
         let served = Set(routes.withLock { $0 }.map { route -> String in
             let parts = route.split(separator: " ", maxSplits: 1).map(String.init)
             return "\(parts[0]) \(OpenAPIDocument.normalise(parts[1]))"
-        })
+        }.filter { !$0.contains(" /console") })
         let documented = OpenAPIDocument.operations(in: try OpenAPIDocument.load())
         #expect(!documented.isEmpty)
         #expect(served == documented, "served but undocumented: \(served.subtracting(documented)); documented but not served: \(documented.subtracting(served))")

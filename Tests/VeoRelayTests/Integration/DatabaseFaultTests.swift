@@ -7,7 +7,7 @@ import VeoRelayDevTools
 /// The database hangs (a partition: connections stay open, nothing answers) or fills up. Requests get
 /// a bounded 503 that says why, workers resume by themselves, and an upstream answer in hand is never
 /// dropped for a write that could not be made yet.
-@Suite("Database faults")
+@Suite("Database faults", .stopsWhatItStarts, .stopsWhatItStarts)
 struct DatabaseFaultTests {
     @Test(.enabled(if: TestPostgres.adminURL != nil))
     func aPartitionedPostgresAnswers503AndASubmissionAnsweredMeanwhileIsRecordedAfterwards() async throws {
@@ -100,7 +100,7 @@ enum SmallFilesystem {
 }
 
 /// One at a time: the tests share the one small filesystem.
-@Suite("Full storage", .serialized)
+@Suite("Full storage", .stopsWhatItStarts, .serialized)
 struct FullStorageTests {
     @Test(.enabled(if: SmallFilesystem.path != nil))
     func aFullDiskAnswers503WithItsOwnMessageLogsSparinglyAndRecoversWhenSpaceReturns() async throws {

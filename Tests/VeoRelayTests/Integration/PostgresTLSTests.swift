@@ -8,7 +8,7 @@ import Testing
 /// for `localhost` from a throwaway CA (`scripts/postgres start DIR --tls`): `verify-full` connects and
 /// the link is encrypted; a wrong CA, a wrong host name and `require` against a server without TLS
 /// each fail the start with their own line.
-@Suite("PostgreSQL over TLS", .enabled(if: TestPostgres.tlsCertificates != nil, "set VEO_RELAY_TEST_POSTGRES_TLS (scripts/test does)"))
+@Suite("PostgreSQL over TLS", .stopsWhatItStarts, .enabled(if: TestPostgres.tlsCertificates != nil, "set VEO_RELAY_TEST_POSTGRES_TLS (scripts/test does)"))
 struct PostgresTLSTests {
     static let certificates = TestPostgres.tlsCertificates
 

@@ -4,7 +4,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("PostgreSQL store", .enabled(if: TestPostgres.adminURL != nil, "set VEO_RELAY_TEST_POSTGRES_URL (scripts/test does)"))
+@Suite("PostgreSQL store", .stopsWhatItStarts, .enabled(if: TestPostgres.adminURL != nil, "set VEO_RELAY_TEST_POSTGRES_URL (scripts/test does)"))
 struct PostgresTests {
     @Test func twoRelaysSharingOneDatabaseDeliverEveryTaskExactlyOnce() async throws {
         let harness = try await RelayHarness.start(database: try await TestPostgres.freshDatabase())

@@ -4,7 +4,7 @@ import Testing
 import VeoRelayDevTools
 
 /// The live event stream (`GET /v1/tasks/{id}/events`) and watch tokens, over loopback.
-@Suite("Event stream and watch tokens")
+@Suite("Event stream and watch tokens", .stopsWhatItStarts, .stopsWhatItStarts)
 struct StreamTests {
     static let allEvents: JSONValue = .array(WebhookEventType.allCases.map { .string($0.rawValue) })
 
@@ -208,7 +208,7 @@ struct StreamTests {
     }
 }
 
-@Suite("Event stream across instances", .enabled(if: TestPostgres.adminURL != nil, "set VEO_RELAY_TEST_POSTGRES_URL (scripts/test does)"))
+@Suite("Event stream across instances", .stopsWhatItStarts, .enabled(if: TestPostgres.adminURL != nil, "set VEO_RELAY_TEST_POSTGRES_URL (scripts/test does)"))
 struct SharedStreamTests {
     @Test func aStreamOnRelayBSeesTheEventsRelayAWrites() async throws {
         let harness = try await StreamTests.heldHarness(database: try await TestPostgres.freshDatabase())

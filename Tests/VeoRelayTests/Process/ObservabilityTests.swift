@@ -5,7 +5,7 @@ import Testing
 @testable import VeoRelay
 
 /// What an operator sees of a running relay process: readiness, the metrics catalogue, JSON logs.
-@Suite struct ObservabilityTests {
+@Suite(.stopsWhatItStarts) struct ObservabilityTests {
     /// Every series the metrics table (docs/operations.md) lists, as named on `/metrics`.
     static let catalogue = [
         "veo_relay_tasks", "veo_relay_oldest_due_seconds",

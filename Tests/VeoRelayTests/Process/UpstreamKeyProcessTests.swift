@@ -7,7 +7,7 @@ import VeoRelayDevTools
 /// The upstream account refuses work while 100 tasks arrive, against the relay process as an operator
 /// runs it: a balance run out (402) and topped up, or a key revoked (401) and replaced with
 /// `veo-relay upstream keys add` while the relay runs.
-@Suite struct UpstreamKeyProcessTests {
+@Suite(.stopsWhatItStarts) struct UpstreamKeyProcessTests {
     static let configuredKey = "sk-configured-0001"
     static let replacementKey = "sk-replacement-0002"
 

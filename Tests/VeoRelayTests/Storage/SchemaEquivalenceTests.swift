@@ -7,7 +7,7 @@ import Testing
 /// The two stores' migrations are written separately (SQL dialects differ); this keeps them from
 /// drifting: the same tables, the same columns with the same kind of type and nullability, and the
 /// same indexed column lists.
-@Suite("Schema equivalence", .enabled(if: TestPostgres.adminURL != nil, "needs the test PostgreSQL"))
+@Suite("Schema equivalence", .stopsWhatItStarts, .enabled(if: TestPostgres.adminURL != nil, "needs the test PostgreSQL"))
 struct SchemaEquivalenceTests {
     /// table → column → "type class, nullable"; table → indexed column lists.
     struct Schema: Equatable, CustomStringConvertible {

@@ -107,7 +107,12 @@ final class RelayProcess: Sendable {
             continuation.yield(status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f)
             continuation.finish()
         }
-        exit = Task { await exits.first { _ in true } ?? -1 }
+        let exit = Task { await exits.first { _ in true } ?? -1 }
+        self.exit = exit
+        ServerScope.enrol { [running] in
+            if running.flag.withLock({ $0 }) { kill(pid, SIGKILL) }
+            _ = await exit.value
+        }
     }
 
     private static let launches = NSLock()

@@ -3,7 +3,7 @@ import Testing
 @testable import VeoRelay
 
 /// Group commit batches what arrives during a write and isolates an item that fails its batch.
-@Suite struct GroupCommitTests {
+@Suite(.stopsWhatItStarts) struct GroupCommitTests {
     /// Records every batch written; the first write waits until the test opens the gate.
     final class Writer: Sendable {
         let batches = Mutex<[[Int]]>([])
