@@ -56,7 +56,7 @@ enum ServeSettings {
     static let upstreamBurst = ServeSetting("VEO_RELAY_UPSTREAM_BURST", "Upstream requests allowed in one burst.", default: "the rate")
     static let upstreamMaxInFlight = ServeSetting("VEO_RELAY_UPSTREAM_MAX_IN_FLIGHT", "Tasks in flight with the configured upstream key at most, across all relays (the account's concurrency; more keys: `upstream keys add`).", default: "no limit")
     static let taskDeadline = ServeSetting("VEO_RELAY_TASK_DEADLINE", "Longest a task may take before it fails with `timeout`.", default: "3h; shorter for short estimates")
-    static let retrySchedule = ServeSetting("VEO_RELAY_RETRY_SCHEDULE", "Webhook retry delays, e.g. 0,5s,5m,30m,2h,5h,10h,10h.", default: "that one")
+    static let retrySchedule = ServeSetting("VEO_RELAY_RETRY_SCHEDULE", "Webhook retry delays, from the first attempt on.", default: "0,5s,5m,30m,2h,5h,10h,10h")
     static let deliveryTimeout = ServeSetting("VEO_RELAY_DELIVERY_TIMEOUT", "Total timeout of one webhook attempt.", default: "15s")
     static let deliveryConnectTimeout = ServeSetting("VEO_RELAY_DELIVERY_CONNECT_TIMEOUT", "Connect timeout of one webhook attempt.", default: "5s")
     static let deliveryConcurrency = ServeSetting("VEO_RELAY_DELIVERY_CONCURRENCY", "Concurrent webhook attempts in all.", default: "32")
@@ -78,7 +78,7 @@ enum ServeSettings {
     static let watchTokenLifetime = ServeSetting("VEO_RELAY_WATCH_TOKEN_LIFETIME", "How long a watch_url works.", default: "6h")
     static let maxStreamsPerClient = ServeSetting("VEO_RELAY_MAX_STREAMS_PER_CLIENT", "Event streams one client may hold open at once; more get 429.", default: "100")
     static let streamHeartbeat = ServeSetting("VEO_RELAY_STREAM_HEARTBEAT", "Interval of the comment line that keeps idle event streams open through proxies.", default: "15s")
-    static let consoleToken = ServeSetting("VEO_RELAY_CONSOLE_TOKEN", "Operator console sign-in token; without one /console is disabled. Prefer the variable or the file: flags show in `ps`.")
+    static let consoleToken = ServeSetting("VEO_RELAY_CONSOLE_TOKEN", "Operator console sign-in token; without one /console is disabled. Prefer the variable or the file: flags show in `ps`.", default: "off")
     static let consoleTokenFile = ServeSetting("VEO_RELAY_CONSOLE_TOKEN_FILE", "A file holding the console token.")
     static let simulatorTimeScale = ServeSetting("VEO_RELAY_SIMULATOR_TIME_SCALE", "Simulator only: multiply job durations by this factor.", default: "0.1")
 }

@@ -10,7 +10,7 @@ import VeoRelay
 /// requests carry its `traceparent`. The standard `OTEL_*` variables (protocol, headers, sampler,
 /// resource attributes…) refine the exporter.
 struct TracingOptions: ParsableArguments {
-    @Option(help: "Export OpenTelemetry traces over OTLP/HTTP to this collector, e.g. http://otel-collector:4318 (spans go to /v1/traces); off when unset. [env: VEO_RELAY_OTEL_ENDPOINT]")
+    @Option(help: "Export OpenTelemetry traces over OTLP/HTTP to this collector, e.g. http://otel-collector:4318 (spans go to /v1/traces). [env: VEO_RELAY_OTEL_ENDPOINT] (default: off)")
     var otelEndpoint: String?
 
     /// Installs the process's tracer. The returned service exports spans and flushes them when it

@@ -18,5 +18,19 @@ struct DocumentationTests {
         let document = try String(contentsOf: Self.root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         let missing = flags.union(variables).filter { !document.contains("`\($0)`") }.sorted()
         #expect(missing.isEmpty, "docs/configuration.md lacks \(missing)")
+
+        // And each variable's default there is the one --help gives (a switch's is "off"; none is "—").
+        let flowing = text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        var checked = 0
+        for match in flowing.matches(of: /\[env: (VEO_RELAY_[A-Z0-9_]+)([^\]]*)\](?: \(default: ([^)]*)\))?/) {
+            let (variable, note, given) = (String(match.output.1), String(match.output.2), match.output.3.map(String.init))
+            guard let row = document.split(separator: "\n").first(where: { $0.hasPrefix("| `\(variable)` |") }) else { continue }
+            let columns = row.split(separator: "|", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+            let documented = columns[3].replacingOccurrences(of: "`", with: "")
+            let expected = given ?? (note.contains("=true") ? "off" : "—")
+            #expect(documented == expected, "\(variable): docs/configuration.md says \(documented), --help \(expected)")
+            checked += 1
+        }
+        #expect(checked >= 40, "compared \(checked) defaults")
     }
 }
