@@ -4,7 +4,7 @@ import Testing
 
 /// Budgets and usage as a client meets them over HTTP: what is left on every accepted answer, a 429
 /// naming the spent limit, and `GET /v1/usage`.
-@Suite("Budgets and usage over HTTP", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Budgets and usage over HTTP", .stopsWhatItStarts)
 struct BudgetTests {
     /// 2026-01-15T23:00:00Z: an hour before a UTC midnight.
     static let anHourBeforeMidnight = Date(timeIntervalSince1970: 1_768_518_000)

@@ -3,7 +3,7 @@ import Testing
 @testable import VeoRelay
 
 /// A client takes back tasks it no longer wants, while the submitter works through the queue.
-@Suite("Cancel", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Cancel", .stopsWhatItStarts)
 struct CancelTests {
     /// 1,000 tasks, each cancelled as soon as it is accepted while the submitter runs: the database
     /// orders every cancel against the submitter's `submitting` write, so a task answered as cancelled

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("The relay follows its configuration", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("The relay follows its configuration", .stopsWhatItStarts)
 struct ConfigurationFollowTests {
     @Test(arguments: TestStores.all)
     func aKeyRemovedFromTheConfigurationIsRefusedAfterARestart(store kind: TestStores.Kind) async throws {

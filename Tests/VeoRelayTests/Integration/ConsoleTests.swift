@@ -8,7 +8,7 @@ import Testing
 
 /// The operator console over loopback, as a browser without scripts would use it: cookies, forms,
 /// redirects followed by hand so that each answer can be checked.
-@Suite("Operator console", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Operator console", .stopsWhatItStarts)
 struct ConsoleTests {
     static let token = "console-test-token-0123456789"
 

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import VeoRelay
 
-@Suite("OpenAPI contract", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("OpenAPI contract", .stopsWhatItStarts)
 struct ContractTests {
     /// With every optional part of the API on (stored videos).
     @Test func theDocumentDescribesExactlyTheRoutesTheRelayServes() async throws {

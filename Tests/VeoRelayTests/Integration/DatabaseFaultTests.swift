@@ -7,7 +7,7 @@ import VeoRelayDevTools
 /// The database hangs (a partition: connections stay open, nothing answers) or fills up. Requests get
 /// a bounded 503 that says why, workers resume by themselves, and an upstream answer in hand is never
 /// dropped for a write that could not be made yet.
-@Suite("Database faults", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Database faults", .stopsWhatItStarts)
 struct DatabaseFaultTests {
     @Test(.enabled(if: TestPostgres.adminURL != nil))
     func aPartitionedPostgresAnswers503AndASubmissionAnsweredMeanwhileIsRecordedAfterwards() async throws {

@@ -4,7 +4,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("Delivery engine", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Delivery engine", .stopsWhatItStarts)
 struct DeliveryEngineTests {
     /// The production schedule without jitter, so attempt times are exact under the manual clock.
     static func standardSchedule(_ configuration: inout RelayConfiguration) {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Webhook delivery", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Webhook delivery", .stopsWhatItStarts)
 struct DeliveryTests {
     @Test func aFailingReceiverGetsTheSameEventAgainUntilItAccepts() async throws {
         let harness = try await RelayHarness.start(receiverAnswer: { attempt in .init(status: attempt <= 2 ? .internalServerError : .ok) })

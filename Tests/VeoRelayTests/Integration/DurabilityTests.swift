@@ -3,7 +3,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("Durability and paid-submission safety", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Durability and paid-submission safety", .stopsWhatItStarts)
 struct DurabilityTests {
     /// An answered intake must survive power loss: the SQLite writer connection syncs each commit
     /// except the repeatable ones (see `RelayStore`), and turns the sync back on after each of those.

@@ -3,7 +3,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("End to end over loopback", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("End to end over loopback", .stopsWhatItStarts)
 struct EndToEndTests {
     @Test func aSuccessfulGenerationYieldsExactlyOneSignedSucceededEvent() async throws {
         let harness = try await RelayHarness.start()

@@ -6,7 +6,7 @@ import Testing
 
 /// Registered endpoints over real sockets: fan-out with filters, isolation, replay to one destination,
 /// v1a signatures, the test event, auto-disable and re-enable, and `max_rate` across two instances.
-@Suite("Endpoints", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Endpoints", .stopsWhatItStarts)
 struct EndpointTests {
     /// A receiver on its own port (its own destination), and its URL.
     struct Receiver {

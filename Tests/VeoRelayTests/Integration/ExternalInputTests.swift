@@ -5,7 +5,7 @@ import Testing
 
 /// Numbers from outside — receivers' and the upstream's headers, the upstream's task fields, stored
 /// rows, configuration — never crash the relay: they are bounded before use, or refused at start.
-@Suite("Numbers from outside", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Numbers from outside", .stopsWhatItStarts)
 struct ExternalInputTests {
     /// Edge values, then random bit patterns (every NaN, infinity, subnormal and huge value shows up).
     static let values: [Double] = {

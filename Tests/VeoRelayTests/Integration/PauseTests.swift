@@ -3,7 +3,7 @@ import Testing
 @testable import VeoRelay
 
 /// The stop switch: submissions paused for one client or all, on every instance on the database.
-@Suite("Stop switch", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Stop switch", .stopsWhatItStarts)
 struct PauseTests {
     static let otherClientID = ClientBootstrap.configuredPrefix + APIKey.hash(RelayHarness.otherAPIKey).prefix(12)
 

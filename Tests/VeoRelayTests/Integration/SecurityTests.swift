@@ -15,7 +15,7 @@ struct FakeResolver: HostResolver {
     }
 }
 
-@Suite("SSRF guard", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("SSRF guard", .stopsWhatItStarts)
 struct SSRFGuardTests {
     static let blocked = [
         "127.0.0.1", "127.255.255.254", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
@@ -135,7 +135,7 @@ struct SSRFGuardTests {
     }
 }
 
-@Suite("Tenants, limits and secrets", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Tenants, limits and secrets", .stopsWhatItStarts)
 struct TenantTests {
     @Test func oneClientCannotSeeOrTouchAnothersTasks() async throws {
         let harness = try await RelayHarness.start()

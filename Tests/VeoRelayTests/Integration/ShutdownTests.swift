@@ -3,7 +3,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("Graceful shutdown", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Graceful shutdown", .stopsWhatItStarts)
 struct ShutdownTests {
     /// Stages stop one after another (submitter, poller, dispatcher). Each must give back only its
     /// own leases once it is done: a stage that gave back everyone's let another instance re-send

@@ -4,7 +4,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("Simulator faults as the relay sees them", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Simulator faults as the relay sees them", .stopsWhatItStarts)
 struct SimulatorFaultTests {
     @Test func answersDroppedMidBodyOpenTheUpstreamBreaker() async throws {
         let harness = try await RelayHarness.start()

@@ -4,7 +4,7 @@ import Testing
 import VeoRelayDevTools
 
 /// The live event stream (`GET /v1/tasks/{id}/events`) and watch tokens, over loopback.
-@Suite("Event stream and watch tokens", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Event stream and watch tokens", .stopsWhatItStarts)
 struct StreamTests {
     static let allEvents: JSONValue = .array(WebhookEventType.allCases.map { .string($0.rawValue) })
 

@@ -5,7 +5,7 @@ import VeoRelayDevTools
 
 /// The upstream account refuses work (its balance ran out): tasks wait in the queue instead of failing,
 /// the broke account is asked only by one probe per interval, and the queue flows once it is topped up.
-@Suite("Upstream account", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Upstream account", .stopsWhatItStarts)
 struct UpstreamAccountTests {
     @Test func aBrokeAccountHoldsTheQueueAndATopUpLetsItFlow() async throws {
         var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)

@@ -5,7 +5,7 @@ import VeoRelayDevTools
 
 /// Gateways of the xcompute family word their answers a little differently; the relay reads them
 /// all, and what it cannot read ends the task with a clear error and a webhook, never a silent wait.
-@Suite("Upstream answer shapes", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Upstream answer shapes", .stopsWhatItStarts)
 struct UpstreamDialectTests {
     struct Shape: Sendable, CustomTestStringConvertible {
         var name: String

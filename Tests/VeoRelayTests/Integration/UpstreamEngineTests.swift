@@ -4,7 +4,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("Upstream engine", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Upstream engine", .stopsWhatItStarts)
 struct UpstreamEngineTests {
     @Test func underA30PercentFaultRateEveryTaskEndsWithOneWebhookAndNothingIsPaidTwice() async throws {
         var simulator = SimulatorConfiguration(apiKey: RelayHarness.upstreamKey, timeScale: 0.002)

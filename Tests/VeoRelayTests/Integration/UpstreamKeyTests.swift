@@ -6,7 +6,7 @@ import VeoRelayDevTools
 /// Several upstream keys: submissions spread over them within each key's `max_in_flight`, every poll is
 /// made with its task's own key, a held key leaves the others working, and a client's own key carries
 /// that client's tasks only.
-@Suite("Upstream keys", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Upstream keys", .stopsWhatItStarts)
 struct UpstreamKeyTests {
     static let secondSecret = "sk-second-key-2222"
     static let ownSecret = "sk-client-own-3333"

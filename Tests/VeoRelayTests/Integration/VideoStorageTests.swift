@@ -9,7 +9,7 @@ import VeoRelayDevTools
 
 /// `--store-videos`: every finished video copied before the result is announced, served with Range
 /// and ETag to the task's own client or watch token, and every failure announced with a reason.
-@Suite("Stored videos", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Stored videos", .stopsWhatItStarts)
 struct VideoStorageTests {
     static func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
 

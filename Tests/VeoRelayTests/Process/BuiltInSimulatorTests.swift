@@ -6,7 +6,7 @@ import Testing
 /// The newcomer's default: `serve` with no upstream key runs the built-in simulator in the relay's
 /// own process, so it dies with the relay. Its jobs must outlive it, as real upstream jobs outlive a
 /// relay, or `kill -9` during the walk-through shows tasks failing that the relay promises to finish.
-@Suite("Built-in simulator", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Built-in simulator", .stopsWhatItStarts)
 struct BuiltInSimulatorTests {
     @Test func tasksInFlightWhenTheRelayIsKilledSucceedAfterTheRestart() async throws {
         let receiver = WebhookReceiver()

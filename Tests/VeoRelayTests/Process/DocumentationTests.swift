@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The documentation keeps up with the code: every setting `serve` accepts is described.
-@Suite("Documentation", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Documentation", .stopsWhatItStarts)
 struct DocumentationTests {
     static let root = Repository.root
 

@@ -6,7 +6,7 @@ import Testing
 /// Every start-up failure ends `veo-relay serve` with a non-zero status and one line naming the
 /// cause, without a banner and without a flood of log lines (a busy port once made it spin at
 /// 78,000 log lines a second).
-@Suite("Start-up failures and signals of the real process", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Start-up failures and signals of the real process", .stopsWhatItStarts)
 struct StartupTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var name: String

@@ -4,7 +4,7 @@ import Testing
 
 /// The client directory (`ClientDirectory`): keys, secrets, rotation and revocation.
 /// The same expectations on SQLite and on PostgreSQL, each case on a new empty database.
-@Suite("Client directory conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Client directory conformance", .stopsWhatItStarts)
 struct ClientDirectoryConformanceTests {
     @Test(arguments: TestStores.all)
     func clientsSecretsRotationAndRevocation(store kind: TestStores.Kind) async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// Endpoints (`EndpointDirectory`) and the fan-out, parking, rate and health they bring to the outbox.
 /// The same expectations on SQLite and on PostgreSQL, each case on a new empty database.
-@Suite("Endpoint directory conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Endpoint directory conformance", .stopsWhatItStarts)
 struct EndpointDirectoryConformanceTests {
     func endpoint(_ fixture: StoreFixture, _ host: String, types: [String] = EventTypeName.endpointDefault, rate: Int? = nil) -> Endpoint {
         Endpoint(clientID: fixture.client.id, url: "https://\(host)/in", eventTypes: types, maxRate: rate, now: fixture.t0)

@@ -4,7 +4,7 @@ import Testing
 
 /// The event log (`EventLog`): every event a transition wrote, webhook or not, in commit order.
 /// The same expectations on SQLite and on PostgreSQL, each case on a new empty database.
-@Suite("Event log conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Event log conformance", .stopsWhatItStarts)
 struct EventLogConformanceTests {
     @Test(arguments: TestStores.all)
     func streamsReadEveryEventInOrderAndResumeAfterOne(store kind: TestStores.Kind) async throws {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Instance registry conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Instance registry conformance", .stopsWhatItStarts)
 struct InstanceRegistryConformanceTests {
     /// A `submitting` task whose lease expired stays with its owner while the owner is alive; it goes to
     /// the submission claim (to be declared outcome-unknown) once the owner is declared stopped, or once

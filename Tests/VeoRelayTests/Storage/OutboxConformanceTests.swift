@@ -4,7 +4,7 @@ import Testing
 
 /// The outbox (`Outbox`): delivery claims in order, attempts, retries, dead letters and replay.
 /// The same expectations on SQLite and on PostgreSQL, each case on a new empty database.
-@Suite("Outbox conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Outbox conformance", .stopsWhatItStarts)
 struct OutboxConformanceTests {
     @Test(arguments: TestStores.all)
     func eventsOfOneTaskAreDeliveredInOrderOneAtATime(store kind: TestStores.Kind) async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// Maintenance (`StoreMaintenance`): migrations, claim plans, retention, backlog and readiness.
 /// The same expectations on SQLite and on PostgreSQL, each case on a new empty database.
-@Suite("Maintenance conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Maintenance conformance", .stopsWhatItStarts)
 struct StoreMaintenanceConformanceTests {
     @Test(arguments: TestStores.all)
     func migrationsBuildAnEmptyDatabaseAndRunAgainAsANoOp(store kind: TestStores.Kind) async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// The task queue (`TaskQueue`): intake, claims under leases, transitions and their events.
 /// The same expectations on SQLite and on PostgreSQL, each case on a new empty database.
-@Suite("Task queue conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Task queue conformance", .stopsWhatItStarts)
 struct TaskQueueConformanceTests {
     @Test(arguments: TestStores.all)
     func tasksRoundTripAndStayWithTheirClient(store kind: TestStores.Kind) async throws {

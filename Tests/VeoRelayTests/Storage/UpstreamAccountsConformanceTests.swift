@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Upstream accounts conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Upstream accounts conformance", .stopsWhatItStarts)
 struct UpstreamAccountsConformanceTests {
     /// A hold begins once, keeps the newest reason, stops its key's submission claim but not the probe's
     /// nor another key's, gives each probe to one caller only, and ends with its start time.

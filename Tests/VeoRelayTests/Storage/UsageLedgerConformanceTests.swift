@@ -4,7 +4,7 @@ import Testing
 
 /// Budgets and usage (`UsageLedger`, and the checks and counts intake, ends and cancels make in the
 /// task queue's transactions). The same expectations on SQLite and on PostgreSQL.
-@Suite("Usage ledger conformance", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Usage ledger conformance", .stopsWhatItStarts)
 struct UsageLedgerConformanceTests {
     /// 2026-01-15T23:59:59Z: one second before a UTC midnight.
     static let lateOnJanuary15 = Date(timeIntervalSince1970: 1_768_521_599)

@@ -4,7 +4,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("Destination circuit breaker", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Destination circuit breaker", .stopsWhatItStarts)
 struct DestinationGateTests {
     @Test func opensAfterConsecutiveFailuresProbesOnceAndClosesOnSuccess() {
         var policy = DestinationGate.Policy()

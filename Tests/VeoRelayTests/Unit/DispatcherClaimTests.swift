@@ -3,7 +3,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Dispatcher claims", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Dispatcher claims", .stopsWhatItStarts)
 struct DispatcherClaimTests {
     /// The deliveries beyond a destination's free slots go back in a write of their own. When that write
     /// fails (the database away for a moment), the claimed ones still go out: each holds a slot that

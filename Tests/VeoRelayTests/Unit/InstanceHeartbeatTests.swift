@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Instances and the relay's clock", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Instances and the relay's clock", .stopsWhatItStarts)
 struct InstanceHeartbeatTests {
     /// A relay that starts declares the incarnations of its host whose process is gone, and an earlier
     /// one with its own process id; a running process, and other hosts, it leaves alone.

@@ -5,7 +5,7 @@ import Testing
 /// The protocol model (`protocol/relay.pml`, checked by spin in the test command) and the Swift state
 /// machine read from one table, `TaskStateMachine`: the model's state changes are exactly the rows it
 /// says it models, in the same states.
-@Suite("Protocol model", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Protocol model", .stopsWhatItStarts)
 struct ProtocolModelTests {
     static let model = Repository.root.appendingPathComponent("protocol/relay.pml")
 

@@ -52,7 +52,7 @@ enum RandomJSON {
     }
 }
 
-@Suite("Validator fuzzing", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Validator fuzzing", .stopsWhatItStarts)
 struct FuzzTests {
     static let valid: [String: JSONValue] = try! JSONValue.parse(Scenarios.relayBody(Scenarios.all[1].json)).objectValue!
 

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Standard Webhooks signatures", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Standard Webhooks signatures", .stopsWhatItStarts)
 struct SignatureTests {
     // The reference Python library's test vector, from shared/standard-webhooks.md.
     let secret = try! WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import VeoRelay
 
-@Suite("Waiting for the database at start", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Waiting for the database at start", .stopsWhatItStarts)
 struct StartupWaitTests {
     /// A database that does not answer (a partition, a failover) is waited for, saying so.
     @Test func aDatabaseThatDoesNotAnswerIsWaitedFor() async throws {

@@ -4,7 +4,7 @@ import Testing
 @testable import VeoRelay
 import VeoRelayDevTools
 
-@Suite("Upstream protection and poll scheduling", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Upstream protection and poll scheduling", .stopsWhatItStarts)
 struct UpstreamGateTests {
     @Test func theBudgetRefillsAtItsRateAndCapsBursts() {
         let clock = ManualClock.startingNow()

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Upstream key ring", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Upstream key ring", .stopsWhatItStarts)
 struct UpstreamKeyRingTests {
     /// Enabled keys are asked first in turn; a disabled key takes no submission but its secret still
     /// polls; a key's rate is its own; a key added later is found when a task names it.

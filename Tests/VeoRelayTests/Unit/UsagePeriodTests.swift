@@ -3,7 +3,7 @@ import Testing
 @testable import VeoRelay
 
 /// The UTC periods budgets count over, worked out without `Calendar` on intake's path.
-@Suite("Usage periods", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Usage periods", .stopsWhatItStarts)
 struct UsagePeriodTests {
     /// Every day from 1900 to 2200 (leap years, the century rules, 1970 itself), at its first and
     /// last second, is named as Foundation's Gregorian UTC calendar names it.

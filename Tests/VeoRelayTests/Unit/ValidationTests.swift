@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import VeoRelay
 
-@Suite("Request validation", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Request validation", .stopsWhatItStarts)
 struct ValidationTests {
     let validator = RequestValidator()
 
@@ -40,7 +40,7 @@ struct ValidationTests {
     }
 }
 
-@Suite("JSON values", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("JSON values", .stopsWhatItStarts)
 struct JSONValueTests {
     // `8.0` is an integral JSON number and is forwarded as `8`; `7.5` is not an integer.
     @Test(arguments: [("0", JSONValue.int(0)), ("1", .int(1)), ("true", .bool(true)), ("8.0", .int(8)), ("7.5", .double(7.5)),

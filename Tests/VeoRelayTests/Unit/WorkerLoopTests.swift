@@ -6,7 +6,7 @@ import Testing
 /// The worker loop's timer: an item must be claimed when it falls due, not an idle interval later. The
 /// idle interval here is an hour, so a loop that waits it out fails the test's time limit instead of
 /// passing slowly; nothing waits on the wall clock otherwise.
-@Suite("Worker loop", .stopsWhatItStarts, .stopsWhatItStarts)
+@Suite("Worker loop", .stopsWhatItStarts)
 struct WorkerLoopTests {
     /// A stage over an in-memory list of due times; `claim` takes what is due, `process` records it and
     /// runs the item's follow-up (which may schedule another item).
