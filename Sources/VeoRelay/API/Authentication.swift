@@ -9,9 +9,12 @@ public struct RelayRequestContext: RequestContext {
     public var client: Client?
     /// Set instead of `client` for a request authorised by a watch token: it may read one task only.
     public var watch: WatchToken?
+    /// The address the request came from (a proxy's, behind one), for slowing guesses (`FailedAttempts`).
+    public let peer: String
 
     public init(source: Source) {
         coreContext = .init(source: source)
+        peer = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// The client; a watch token is not enough for anything that calls this.
@@ -44,7 +47,9 @@ public enum APIKey {
     }
 }
 
-/// Resolves `Authorization: Bearer <key>` to a client, or answers 401. A key found is remembered for
+/// Resolves `Authorization: Bearer <key>` to a client, or answers 401 (429 to an address that keeps
+/// failing: `FailedAttempts`; a valid key is always let in, so clients behind one proxy with a guesser
+/// are not locked out, and 160 random bits are not guessed by any rate anyway). A key found is remembered for
 /// `remembered` (so a revocation, in this or another instance, takes effect within that time) instead
 /// of reading the database on every request; unknown keys are never remembered. Without the header,
 /// a `watch_token` query parameter (what a browser's `EventSource` can send) authorises reading one task.
@@ -53,12 +58,15 @@ public struct BearerAuthenticator: RouterMiddleware {
     let store: any ClientDirectory
     let watchTokens: WatchTokenSigner
     let clock: any WallClock
+    /// Unknown keys and invalid watch tokens, counted per address.
+    let failures: FailedAttempts
     private let known = KnownClients()
 
-    public init(store: any ClientDirectory, watchTokens: WatchTokenSigner, clock: any WallClock) {
+    public init(store: any ClientDirectory, watchTokens: WatchTokenSigner, clock: any WallClock, failures: FailedAttempts) {
         self.store = store
         self.watchTokens = watchTokens
         self.clock = clock
+        self.failures = failures
     }
 
     static let watchTokenParameter = "watch_token"
@@ -76,6 +84,7 @@ public struct BearerAuthenticator: RouterMiddleware {
             do {
                 context.watch = try watchTokens.verify(token, now: clock.now())
             } catch {
+                try failures.refuse(context.peer)
                 throw APIError(.unauthorized, type: "authentication_error",
                                message: error == .expired ? "The watch token has expired." : "The watch token is invalid.",
                                param: Self.watchTokenParameter)
@@ -84,7 +93,10 @@ public struct BearerAuthenticator: RouterMiddleware {
         }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
         let key = header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
-        guard !key.isEmpty, let client = try await client(keyHash: APIKey.hash(key)) else { throw APIError.unauthorized }
+        guard !key.isEmpty, let client = try await client(keyHash: APIKey.hash(key)) else {
+            try failures.refuse(context.peer)
+            throw APIError.unauthorized
+        }
         var context = context
         context.client = client
         return try await next(request, context)

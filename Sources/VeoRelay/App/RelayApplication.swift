@@ -93,7 +93,9 @@ public func buildRelay(
     if !(InstrumentationSystem.tracer is NoOpTracer) {
         api.add(middleware: TracingMiddleware(redactingQueryParameters: [BearerAuthenticator.watchTokenParameter]))
     }
-    api.add(middleware: BearerAuthenticator(store: store, watchTokens: watchTokens, clock: clock))
+    api.add(middleware: BearerAuthenticator(store: store, watchTokens: watchTokens, clock: clock,
+                                            failures: FailedAttempts("authentications", policy: configuration.failedAttempts, clock: clock,
+                                                                     logger: logger)))
         .add(middleware: RateLimitMiddleware(policy: configuration.rateLimit, clock: clock))
     GenerationsController(inserts: GroupCommit { batch in try await store.insert(batch) }, validator: RequestValidator(limits: configuration.limits),
                           callbackGuard: CallbackGuard(policy: configuration.callbacks, resolver: resolver), clock: clock,
@@ -120,7 +122,9 @@ public func buildRelay(
     if let token = configuration.consoleToken, let consoleSecret = secrets.console {
         let sessions = ConsoleSessions(token: token, sharedSecret: consoleSecret,
                                        secureCookies: !configuration.listensOnLoopback, clock: clock)
-        try Console(store: store, cancellation: cancellation, sessions: sessions, clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
+        try Console(store: store, cancellation: cancellation, sessions: sessions,
+                    failures: FailedAttempts("console sign-ins", policy: configuration.failedAttempts, clock: clock, logger: logger),
+                    clock: clock, dispatcherWake: wakeups.dispatcher, upstream: gate,
                               destinations: destinations, videos: videoFiles, endpointTester: endpointTester).addRoutes(to: router)
     } else {
         ConsoleOff.addRoutes(to: router)

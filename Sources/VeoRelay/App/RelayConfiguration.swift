@@ -57,6 +57,9 @@ public struct RelayConfiguration: Sendable, CustomStringConvertible {
     public var callbacks = CallbackGuard.Policy()
     /// Per-client API request rate.
     public var rateLimit = RateLimitMiddleware.Policy()
+    /// How many failed authentications (API keys, watch tokens, the console token) one address may make
+    /// before its attempts are refused for a while.
+    public var failedAttempts = FailedAttempts.Policy()
     /// How long a graceful stop may drain in-flight work before it is cut short (`serve`).
     public var drainTimeout: TimeInterval = 25
     /// How long a graceful stop keeps serving with `/readyz` failing before the server closes, so that

@@ -18,11 +18,11 @@ public struct Console: Sendable {
     let usage: UsagePage
     let upstream: UpstreamPage
 
-    init(store: any RelayStore, cancellation: TaskCancellation, sessions: ConsoleSessions, clock: any WallClock, dispatcherWake: WakeSignal,
-         upstream: UpstreamGate, destinations: DestinationGate, videos: VideoCopyResponder? = nil, endpointTester: EndpointTester) throws {
+    init(store: any RelayStore, cancellation: TaskCancellation, sessions: ConsoleSessions, failures: FailedAttempts, clock: any WallClock,
+         dispatcherWake: WakeSignal, upstream: UpstreamGate, destinations: DestinationGate, videos: VideoCopyResponder? = nil, endpointTester: EndpointTester) throws {
         let pages = try ConsolePages()
         door = ConsoleDoor(sessions: sessions, pages: pages)
-        signIn = SignInPage(sessions: sessions, pages: pages)
+        signIn = SignInPage(sessions: sessions, pages: pages, failures: failures)
         overview = OverviewPage(store: store, pages: pages, clock: clock)
         taskList = TaskListPage(store: store, pages: pages)
         task = TaskPage(store: store, cancellation: cancellation, videos: videos, pages: pages, clock: clock, dispatcherWake: dispatcherWake)

@@ -5,6 +5,8 @@ import Hummingbird
 struct SignInPage: Sendable {
     let sessions: ConsoleSessions
     let pages: ConsolePages
+    /// Wrong tokens, counted per address: guessing is slowed.
+    let failures: FailedAttempts
 
     func addRoutes(outside: RouterGroup<ConsoleRequestContext>, inside: RouterGroup<ConsoleRequestContext>) {
         outside.get("sign-in", use: form)
@@ -24,8 +26,10 @@ struct SignInPage: Sendable {
         var request = request
         let form = try await ConsolePages.form(SignInForm.self, &request)
         guard sessions.checkSignInNonce(form.nonce, request) else { return pages.formExpired() }
+        if let wait = failures.lockedOut(context.parent.peer) { throw FailedAttempts.refusal(retryAfter: wait, what: failures.what) }
         guard sessions.accepts(token: form.token ?? "") else {
-            context.logger.notice("console sign-in refused")
+            failures.failed(context.parent.peer)
+            context.logger.notice("console sign-in refused", metadata: ["address": "\(context.parent.peer)"])
             return ConsolePages.redirect("/console/sign-in?failed=1")
         }
         let (_, cookie) = sessions.newSession()
