@@ -107,7 +107,7 @@ public struct BudgetAlert: Encodable, Sendable, Equatable {
 
     /// The event that announces it.
     public func event(at now: Date) throws -> NewEvent {
-        NewEvent(clientEvent: type, payload: try JSONCoding.encode(ClientEventPayload(type: type, at: now, data: self)), createdAt: now)
+        try NewEvent(clientEvent: type, data: self, at: now)
     }
 }
 
@@ -137,14 +137,19 @@ public struct UpstreamStandingEvent: Encodable, Sendable, Equatable {
     }
 
     static func unavailable(key: String, reason: String, at now: Date, nextProbeAt: Date) throws -> NewEvent {
-        try UpstreamStandingEvent(key: key, reason: reason, since: now, nextProbeAt: nextProbeAt).event(.upstreamUnavailable, at: now)
+        try NewEvent(clientEvent: .upstreamUnavailable, data: UpstreamStandingEvent(key: key, reason: reason, since: now, nextProbeAt: nextProbeAt),
+                     at: now)
     }
 
     static func restored(key: String, heldSince: Date, at now: Date) throws -> NewEvent {
-        try UpstreamStandingEvent(key: key, since: heldSince, heldSeconds: Int(now.timeIntervalSince(heldSince))).event(.upstreamRestored, at: now)
+        try NewEvent(clientEvent: .upstreamRestored,
+                     data: UpstreamStandingEvent(key: key, since: heldSince, heldSeconds: Int(now.timeIntervalSince(heldSince))), at: now)
     }
+}
 
-    private func event(_ type: ClientEventType, at now: Date) throws -> NewEvent {
-        NewEvent(clientEvent: type, payload: try JSONCoding.encode(ClientEventPayload(type: type, at: now, data: self)), createdAt: now)
+extension NewEvent {
+    /// A client event with its `{type, timestamp, data}` envelope, happening `now`.
+    init(clientEvent type: ClientEventType, data: some Encodable & Sendable, at now: Date) throws {
+        self.init(clientEvent: type, payload: try JSONCoding.encode(ClientEventPayload(type: type, at: now, data: data)), createdAt: now)
     }
 }

@@ -77,9 +77,6 @@ enum EndpointEvents {
     }
 
     static func disabled(_ endpoint: Endpoint, at now: Date) throws -> NewEvent {
-        NewEvent(clientEvent: .endpointDisabled,
-                 payload: try JSONCoding.encode(ClientEventPayload(type: .endpointDisabled, at: now,
-                                                                   data: EndpointEventData(endpoint, reason: endpoint.disabledReason ?? ""))),
-                 createdAt: now)
+        try NewEvent(clientEvent: .endpointDisabled, data: EndpointEventData(endpoint, reason: endpoint.disabledReason ?? ""), at: now)
     }
 }
