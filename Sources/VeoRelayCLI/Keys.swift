@@ -48,15 +48,14 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument var clientID: String
         @Option(help: "The key's name (default: the client's id).") var name: String?
-        @Option(help: "Tasks in flight with this key at most, across all relays.") var maxInFlight: Int?
-        @Option(help: "Requests per second with this key, on each relay.") var rate: Double?
-        @Option(help: "A file holding the key instead of standard input.") var secretFile: String?
+        @OptionGroup var key: UpstreamKeyOptions
+
+        func validate() throws {
+            try UpstreamKeyOptions.check(name: name ?? clientID)
+        }
 
         func run() async throws {
-            let options = [("--max-in-flight", maxInFlight.map(String.init)), ("--rate", rate.map { "\($0)" }), ("--secret-file", secretFile),
-                           ("--database", store.database)]
-            var add = try Upstream.Add.parse([name ?? clientID, "--client", clientID] + options.flatMap { name, value in value.map { [name, $0] } ?? [] })
-            try await add.run()
+            try await Upstream.Add.add(try key.read(name: name ?? clientID, clientID: clientID), store: store)
         }
     }
 

@@ -42,26 +42,14 @@ struct Upstream: AsyncParsableCommand {
         @Argument(help: "A name for the key: letters, digits, '-', '_' and '.'.") var name: String
         @Option(help: "The client whose tasks this key alone carries (default: shared by every client without a key of its own).")
         var client: String?
-        @Option(help: "Tasks in flight with this key at most, across all relays (the upstream account's concurrency).") var maxInFlight: Int?
-        @Option(help: "Requests per second with this key, on each relay.") var rate: Double?
-        @Option(help: "A file holding the key (e.g. a mounted secret) instead of standard input.") var secretFile: String?
+        @OptionGroup var key: UpstreamKeyOptions
 
         func validate() throws {
-            guard UpstreamKey.validName(name) else {
-                throw ValidationError("key names are 1 to 64 letters, digits, '-', '_' or '.', and not '\(UpstreamKey.configuredName)'")
-            }
-            if let maxInFlight, maxInFlight < 1 { throw ValidationError("--max-in-flight is at least 1") }
-            if let rate, !(rate > 0) { throw ValidationError("--rate is a number of requests per second above 0") }
+            try UpstreamKeyOptions.check(name: name)
         }
 
         func run() async throws {
-            let text = try secretFile.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? readLine(strippingNewline: true) ?? ""
-            let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !secret.isEmpty, !secret.contains(where: \.isNewline) else {
-                throw ValidationError("no key (one line) on " + (secretFile ?? "standard input"))
-            }
-            try await Self.add(UpstreamKey(name: name, secret: secret, clientID: client, maxInFlight: maxInFlight, rate: rate, createdAt: Date()),
-                               store: store)
+            try await Self.add(try key.read(name: name, clientID: client), store: store)
         }
 
         static func add(_ key: UpstreamKey, store: StoreOptions) async throws {
@@ -121,5 +109,33 @@ struct Upstream: AsyncParsableCommand {
             case .inUse(let tasks): throw ValidationError("\(tasks) unfinished task(s) were submitted with \(name); disable it and remove it once they end")
             }
         }
+    }
+}
+
+/// A new upstream key's limits and where its secret comes from, for `upstream keys add` and `keys upstream`.
+struct UpstreamKeyOptions: ParsableArguments {
+    @Option(help: "Tasks in flight with this key at most, across all relays (the upstream account's concurrency).") var maxInFlight: Int?
+    @Option(help: "Requests per second with this key, on each relay.") var rate: Double?
+    @Option(help: "A file holding the key (e.g. a mounted secret) instead of standard input.") var secretFile: String?
+
+    func validate() throws {
+        if let maxInFlight, maxInFlight < 1 { throw ValidationError("--max-in-flight is at least 1") }
+        if let rate, !(rate > 0) { throw ValidationError("--rate is a number of requests per second above 0") }
+    }
+
+    static func check(name: String) throws {
+        guard UpstreamKey.validName(name) else {
+            throw ValidationError("key names are 1 to 64 letters, digits, '-', '_' or '.', and not '\(UpstreamKey.configuredName)'")
+        }
+    }
+
+    /// The key named `name`, its secret read (one line) from `--secret-file` or standard input.
+    func read(name: String, clientID: String?) throws -> UpstreamKey {
+        let text = try secretFile.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? readLine(strippingNewline: true) ?? ""
+        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !secret.isEmpty, !secret.contains(where: \.isNewline) else {
+            throw ValidationError("no key (one line) on " + (secretFile ?? "standard input"))
+        }
+        return UpstreamKey(name: name, secret: secret, clientID: clientID, maxInFlight: maxInFlight, rate: rate, createdAt: Date())
     }
 }
