@@ -61,4 +61,10 @@ public struct KeyShare: Sendable, Equatable {
     public init(_ key: UpstreamKey) {
         self.init(key: key.name, clientID: key.clientID, maxInFlight: key.maxInFlight)
     }
+
+    /// How many queued tasks a claim of at most `limit` may take with this key, `inFlight` of its
+    /// tasks being in flight already.
+    func capacity(limit: Int, inFlight: Int) -> Int {
+        max(0, min(limit, (maxInFlight ?? limit) - inFlight))
+    }
 }

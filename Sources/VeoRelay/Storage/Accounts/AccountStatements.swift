@@ -43,19 +43,18 @@ enum AccountStatements {
         DELETE FROM upstream_keys WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM tasks WHERE upstream_key = $1 AND state IN ('submitting', 'running'))
         RETURNING name
         """)
-    /// What a key's `max_in_flight` counts: tasks sent with it that the upstream may still be working
-    /// on, and queued tasks claimed to be sent with it under a live lease (1 now).
-    static let inFlight = Statement("""
-        SELECT upstream_key, count(*) AS tasks FROM tasks
-        WHERE state IN ('queued', 'submitting', 'running') AND upstream_key IS NOT NULL
-          AND (state <> 'queued' OR lease_expires_at >= $1)
-        GROUP BY upstream_key
+    /// What a key's `max_in_flight` counts (`now` the placeholder of the time): tasks sent with it that the
+    /// upstream may still be working on, and queued tasks claimed to be sent with it under a live lease.
+    static func inFlight(now: String) -> String {
+        "state IN ('queued', 'submitting', 'running') AND (state <> 'queued' OR lease_expires_at >= \(now))"
+    }
+
+    /// Each key's tasks in flight (1 now).
+    static let inFlightByKey = Statement("""
+        SELECT upstream_key, count(*) AS tasks FROM tasks WHERE upstream_key IS NOT NULL AND \(inFlight(now: "$1")) GROUP BY upstream_key
         """)
-    /// The same for one key (1 key, 2 now), as a claim counts it under the key's lock.
-    static let keyInFlight = Statement("""
-        SELECT count(*) AS tasks FROM tasks
-        WHERE upstream_key = $1 AND state IN ('queued', 'submitting', 'running') AND (state <> 'queued' OR lease_expires_at >= $2)
-        """)
+    /// One key's (1 key, 2 now), as a claim counts them under the key's lock.
+    static let keyInFlight = Statement("SELECT count(*) AS tasks FROM tasks WHERE upstream_key = $1 AND \(inFlight(now: "$2"))")
     /// Serialises claims with one key on PostgreSQL until the transaction ends (SQLite has one writer
     /// anyway); a lock on the name, as the configured key has no row.
     static let lockKey = Statement("SELECT pg_advisory_xact_lock(7318202, hashtext($1)) AS locked")
@@ -98,6 +97,6 @@ extension UpstreamAccounts where Self: StatementRunner {
     }
 
     public func upstreamKeysInFlight(now: Date) async throws -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: try await rows(AccountStatements.inFlight, [now]) { (try $0.text("upstream_key"), try $0.integer("tasks")) })
+        Dictionary(uniqueKeysWithValues: try await rows(AccountStatements.inFlightByKey, [now]) { (try $0.text("upstream_key"), try $0.integer("tasks")) })
     }
 }

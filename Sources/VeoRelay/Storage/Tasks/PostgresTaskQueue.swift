@@ -152,13 +152,13 @@ extension PostgresStore: TaskQueue {
             }
         }
         let claimed: [PostgresRandomAccessRow]
-        if let share = work.share, let maximum = share.maxInFlight {
+        if let share = work.share, share.maxInFlight != nil {
             // A key with a limit: its name locked, so that relays claiming with it count one after another,
             // each seeing what the one before claimed (a fresh snapshot per statement).
             claimed = try await transaction(repeatable: true) { connection in
                 _ = try await self.rows(AccountStatements.lockKey, [share.key], on: connection)
                 let inFlight = try await self.rows(AccountStatements.keyInFlight, [share.key, now], on: connection).first?.integer("tasks") ?? 0
-                return try await claim(on: connection, capacity: max(0, min(limit, maximum - inFlight)))
+                return try await claim(on: connection, capacity: share.capacity(limit: limit, inFlight: inFlight))
             }
         } else {
             claimed = try await claim(on: nil, capacity: limit)

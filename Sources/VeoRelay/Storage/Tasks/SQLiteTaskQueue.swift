@@ -103,7 +103,7 @@ extension SQLiteStore: TaskQueue {
             if let share = work.share {
                 // One writer at a time: what is counted here is what is in flight when the claim writes.
                 let inFlight: Int = try share.maxInFlight == nil ? 0 : db.first(AccountStatements.keyInFlight, [share.key, now])?["tasks"] ?? 0
-                arguments += ["capacity": max(0, min(limit, (share.maxInFlight ?? limit) - inFlight))]
+                arguments += ["capacity": share.capacity(limit: limit, inFlight: inFlight)]
             }
             return try Row.fetchAll(db.cachedStatement(sql: Self.claimStatement(work)), arguments: arguments)
                 .map(RowMapping.task)
