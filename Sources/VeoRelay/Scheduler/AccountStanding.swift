@@ -16,11 +16,12 @@ struct AccountStanding: Sendable {
     func refused(key: String, status: Int, message: String) async throws -> Date {
         let now = clock.now()
         let reason = "HTTP \(status): \(message)"
-        if try await store.holdAccount(key: key, reason: reason, at: now, firstProbeAt: now.addingTimeInterval(AccountProbes.first)) {
+        let hold = try await store.holdAccount(key: key, reason: reason, at: now, firstProbeAt: now.addingTimeInterval(AccountProbes.first))
+        if hold.began {
             logger.error("the upstream account refuses work: submissions with this key held until a probe is accepted",
                          metadata: ["key": "\(key)", "reason": "\(reason)", "first_probe_in": "\(AccountProbes.first) s"])
         }
-        return try await store.accountHolds().first { $0.key == key }?.nextProbeAt ?? now.addingTimeInterval(AccountProbes.first)
+        return hold.nextProbeAt
     }
 
     /// The held keys among `keys` whose probe is due now and that this relay took (at most one relay

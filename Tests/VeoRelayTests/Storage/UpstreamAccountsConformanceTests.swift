@@ -13,9 +13,11 @@ struct UpstreamAccountsConformanceTests {
         let t0 = fixture.t0
         for prompt in ["first", "second", "third"] { _ = try await store.insert(try fixture.task(prompt, due: 0), idempotency: nil) }
         #expect(try await store.accountHolds().isEmpty)
-        #expect(try await store.holdAccount(key: "default", reason: "HTTP 402: broke", at: t0, firstProbeAt: t0.addingTimeInterval(5)))
-        #expect(try await store.holdAccount(key: "default", reason: "HTTP 402: still broke", at: t0.addingTimeInterval(1),
-                                            firstProbeAt: t0.addingTimeInterval(6)) == false, "a hold under way is not begun again")
+        let began = try await store.holdAccount(key: "default", reason: "HTTP 402: broke", at: t0, firstProbeAt: t0.addingTimeInterval(5))
+        #expect(began.began && began.nextProbeAt == t0.addingTimeInterval(5))
+        let again = try await store.holdAccount(key: "default", reason: "HTTP 402: still broke", at: t0.addingTimeInterval(1),
+                                                firstProbeAt: t0.addingTimeInterval(6))
+        #expect(!again.began && again.nextProbeAt == t0.addingTimeInterval(5), "a hold under way is not begun again, nor its probe moved")
         let hold = try #require(try await store.accountHolds().first)
         #expect(hold == AccountHold(key: "default", reason: "HTTP 402: still broke", since: t0, nextProbeAt: t0.addingTimeInterval(5), probes: 0))
 

@@ -6,14 +6,16 @@ import PostgresNIO
 /// way): a hold begins or ends, and the clients whose tasks the key carries are told
 /// (`upstream.unavailable`, `upstream.restored`), in one transaction.
 extension SQLiteStore {
-    public func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> Bool {
+    public func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> (began: Bool, nextProbeAt: Date) {
         try await write { db in
-            guard try db.first(AccountStatements.hold, [key, reason, now, firstProbeAt])?["began"] == 1 else { return false }
+            guard let held = try db.first(AccountStatements.hold, [key, reason, now, firstProbeAt]) else { throw StoreError.missingValue("upstream_accounts") }
+            let nextProbeAt = try held.date("next_probe_at")
+            guard try held.integer("began") == 1 else { return (false, nextProbeAt) }
             for row in try db.rows(AccountStatements.toldOfStanding, AccountStatements.toldArguments(.upstreamUnavailable, key: key)) {
                 try Self.writeClientEvent(try UpstreamStandingEvent.unavailable(key: key, reason: reason, at: now, nextProbeAt: firstProbeAt),
                                           clientID: row["client_id"], db: db)
             }
-            return true
+            return (true, nextProbeAt)
         }
     }
 
@@ -30,17 +32,19 @@ extension SQLiteStore {
 }
 
 extension PostgresStore {
-    public func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> Bool {
+    public func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> (began: Bool, nextProbeAt: Date) {
         try await transaction { connection in
-            guard try await self.rows(AccountStatements.hold, [key, reason, now, firstProbeAt], on: connection).first?.integer("began") == 1
-            else { return false }
+            guard let held = try await self.rows(AccountStatements.hold, [key, reason, now, firstProbeAt], on: connection).first
+            else { throw StoreError.missingValue("upstream_accounts") }
+            let nextProbeAt = try held.date("next_probe_at")
+            guard try held.integer("began") == 1 else { return (false, nextProbeAt) }
             let told = try await self.rows(AccountStatements.toldOfStanding, AccountStatements.toldArguments(.upstreamUnavailable, key: key),
                                            on: connection)
             try await self.insertEvents(try told.map { row in
                 NewEventRow(try UpstreamStandingEvent.unavailable(key: key, reason: reason, at: now, nextProbeAt: firstProbeAt),
                             clientID: try row.text("client_id"))
             }, on: connection)
-            return true
+            return (true, nextProbeAt)
         }
     }
 

@@ -7,7 +7,7 @@ enum AccountStatements {
     static let hold = Statement("""
         INSERT INTO upstream_accounts (key_id, reason, held_since, next_probe_at, probes) VALUES ($1, $2, $3, $4, 0)
         ON CONFLICT (key_id) DO UPDATE SET reason = excluded.reason
-        RETURNING CASE WHEN held_since = $3 THEN 1 ELSE 0 END AS began
+        RETURNING CASE WHEN held_since = $3 THEN 1 ELSE 0 END AS began, next_probe_at
         """)
     static let holds = Statement("SELECT key_id, reason, held_since, next_probe_at, probes FROM upstream_accounts ORDER BY key_id")
     /// 1 key, 2 the probe's due time as read, 3 its count as read, 4 the next probe's time.

@@ -6,9 +6,9 @@ import Foundation
 /// upstream accepts ends the hold. Other keys go on working.
 public protocol UpstreamAccounts: Sendable {
     /// Records an account refusal of `key`: begins a hold (its first probe at `firstProbeAt`), or updates
-    /// the reason of the hold under way. True when it began one; then the clients whose tasks the key
-    /// carries are told (`upstream.unavailable`) in the same transaction.
-    func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> Bool
+    /// the reason of the hold under way. Whether it began one (then the clients whose tasks the key
+    /// carries are told, `upstream.unavailable`, in the same transaction), and when the key is next tried.
+    func holdAccount(key: String, reason: String, at now: Date, firstProbeAt: Date) async throws -> (began: Bool, nextProbeAt: Date)
     /// The holds under way, by key name.
     func accountHolds() async throws -> [AccountHold]
     /// Takes the probe that `hold` made due, and sets the one after at `next`: true for one caller only.
