@@ -131,8 +131,8 @@ struct UpstreamKeyOptions: ParsableArguments {
 
     /// The key named `name`, its secret read (one line) from `--secret-file` or standard input.
     func read(name: String, clientID: String?) throws -> UpstreamKey {
-        let text = try secretFile.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? readLine(strippingNewline: true) ?? ""
-        let secret = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let secret = try Serve.secret(fromFile: secretFile, named: "upstream key")
+            ?? (readLine(strippingNewline: true) ?? "").trimmingCharacters(in: .whitespaces)
         guard !secret.isEmpty, !secret.contains(where: \.isNewline) else {
             throw ValidationError("no key (one line) on " + (secretFile ?? "standard input"))
         }

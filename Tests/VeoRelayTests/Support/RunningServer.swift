@@ -19,8 +19,10 @@ struct RunningServer: Sendable {
         let service = try await make { port in continuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [service], logger: TestLog.logger))
         let task = Task { try await group.run() }
-        let server = RunningServer(port: 0, group: group, task: task)
-        ServerScope.enrol { try? await server.stop() }
+        ServerScope.enrol {
+            await group.triggerGracefulShutdown()
+            _ = try? await task.value
+        }
         guard let port = await ports.first(where: { _ in true }) else { throw TestFailure("server did not start") }
         return RunningServer(port: port, group: group, task: task)
     }
